@@ -1,0 +1,159 @@
+/**
+ * The command line: parses arguments with Optique, runs the chosen command,
+ * and turns every failure into `virtdev: <message>`, hints, and an exit code.
+ *
+ * @module
+ */
+import { or } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { run } from "@optique/run";
+import type { Environment } from "../core/config.ts";
+import { ExitCode, VirtdevError } from "../core/errors.ts";
+import { colorModes } from "../ui/color.ts";
+import { type Io, Ui } from "../ui/io.ts";
+import type { CommandSpec, Invocation } from "./command.ts";
+import { Context } from "./context.ts";
+
+/** The program name in help and messages. */
+export const programName = "virtdev";
+
+class _Exit {
+  constructor(readonly code: number) {}
+}
+
+/** Options for {@link runCli}. */
+export interface RunCliOptions {
+  /** Streams to use. */
+  readonly io: Io;
+  /** Environment variables. */
+  readonly env: Environment;
+  /** The commands to offer. */
+  readonly commands: readonly CommandSpec[];
+  /** The version shown by `--version`. */
+  readonly version: string;
+}
+
+/**
+ * Runs one virtdev command line.
+ *
+ * @returns the exit code.
+ */
+export async function runCli(args: readonly string[], options: RunCliOptions): Promise<number> {
+  const { io, env, commands } = options;
+  const colorArgument = args.find((arg) => arg.startsWith("--color="))?.slice("--color=".length);
+  const earlyUi = new Ui(io, {
+    color: colorModes.find((mode) => mode === colorArgument) ?? "auto",
+    env,
+  });
+  if (args.length === 0) {
+    io.err(_shortUsage(commands));
+    return ExitCode.usage;
+  }
+
+  let parsed = _parse(args, options);
+  if (parsed instanceof _ParseFailure) {
+    // A dash token where a project name belongs is reported as the invalid
+    // name it is (exit 2), not as an unknown option.
+    const retry = _asProjectName(args, parsed.text, commands);
+    if (retry) {
+      const second = _parse(retry, options);
+      if (!(second instanceof _ParseFailure)) parsed = second;
+    }
+  }
+  if (parsed instanceof _Exit) return parsed.code;
+  if (parsed instanceof _ParseFailure) {
+    const command = commands.find((spec) => spec.name === args[0]);
+    const text = parsed.text.replace(/^Error:\s*/, "").trim();
+    io.err(`${programName}: ${text}\n`);
+    io.err(`hint: see '${programName} help${command ? ` ${command.name}` : ""}'.\n`);
+    return ExitCode.usage;
+  }
+
+  const ui = new Ui(io, { color: parsed.color, env });
+  const context = new Context(ui, env);
+  try {
+    return await parsed.execute(context);
+  } catch (error) {
+    return reportError(error, ui ?? earlyUi);
+  }
+}
+
+/** Prints `error` as `virtdev: <message>` with its hints; returns the exit code. */
+export function reportError(error: unknown, ui: Ui): number {
+  if (error instanceof VirtdevError) {
+    ui.io.err(`${ui.colors.red(`${programName}:`)} ${error.message}\n`);
+    for (const hint of error.hints) ui.io.err(`${ui.colors.dim("hint:")} ${hint}\n`);
+    return error.exitCode;
+  }
+  if (error instanceof Deno.errors.NotCapable) {
+    ui.io.err(`${programName}: not permitted: ${error.message}\n`);
+    ui.io.err("hint: this build of virtdev may not touch that path; check VIRTDEV_HOME and the deno task flags.\n");
+    return ExitCode.toolFailed;
+  }
+  const text = error instanceof Error ? error.message : String(error);
+  ui.io.err(`${programName}: unexpected error: ${text}\n`);
+  if (ui.debug && error instanceof Error && error.stack) ui.io.err(`${error.stack}\n`);
+  else ui.io.err("hint: set VIRTDEV_DEBUG=1 for a stack trace, and report it if it looks like a bug.\n");
+  return ExitCode.toolFailed;
+}
+
+class _ParseFailure {
+  constructor(readonly text: string) {}
+}
+
+function _parse(args: readonly string[], options: RunCliOptions): Invocation | _Exit | _ParseFailure {
+  const { io, commands } = options;
+  let errorText = "";
+  const parser = or(...commands.map((spec) => spec.parser));
+  try {
+    return run(parser, {
+      programName,
+      args,
+      stdout: (text) => io.out(`${text}\n`),
+      stderr: (text) => {
+        errorText += `${text}\n`;
+      },
+      onExit: (code) => {
+        throw new _Exit(code);
+      },
+      help: "both",
+      version: { value: options.version, option: true },
+      completion: "command",
+      errorExitCode: ExitCode.usage,
+      aboveError: "none",
+      colors: false,
+      brief: message`One KVM/QEMU virtual machine per project: isolation with the convenience of a container.`,
+      footer: message`Run 'virtdev help <command>' for a command's options. Exit codes are listed in the README.`,
+    });
+  } catch (thrown) {
+    if (thrown instanceof _Exit) {
+      return thrown.code === 0 ? thrown : new _ParseFailure(errorText);
+    }
+    throw thrown;
+  }
+}
+
+function _asProjectName(
+  args: readonly string[],
+  errorText: string,
+  commands: readonly CommandSpec[],
+): string[] | undefined {
+  const spec = commands.find((command) => command.name === args[0]);
+  const token = /`(-[^`]*)`/.exec(errorText)?.[1];
+  if (!spec?.takesProject || token === undefined || args.includes("--")) return undefined;
+  const index = args.indexOf(token, 1);
+  if (index === -1) return undefined;
+  return [...args.slice(0, index), ...args.slice(index + 1), "--", token];
+}
+
+function _shortUsage(commands: readonly CommandSpec[]): string {
+  const names = commands.map((spec) => spec.name).sort();
+  return [
+    `usage: ${programName} <command> [<args>]`,
+    `       ${programName} help <command>`,
+    "",
+    `commands: ${names.join(", ")}`,
+    `Run '${programName} --help' for details.`,
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,13 @@
+/**
+ * Runs a piece of work under the store lock.
+ *
+ * @module
+ */
+import { acquireLock } from "../core/lock.ts";
+import type { Context } from "./context.ts";
+
+/** Runs `work` holding the store lock, recorded as `virtdev <what>`. */
+export async function withLock<T>(context: Context, what: string, work: () => Promise<T>): Promise<T> {
+  using _lock = await acquireLock(context.store, what);
+  return await work();
+}

@@ -1,0 +1,45 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { withDefault } from "@optique/core/modifiers";
+import { flag } from "@optique/core/primitives";
+import { defineCommand } from "../cli/command.ts";
+import { withLock } from "../cli/locked.ts";
+import { projectArgument } from "../cli/project_argument.ts";
+import { VirtdevError } from "../core/errors.ts";
+import { countSnapshots } from "../core/nuke.ts";
+import { DestroyExit, destroyProject, listProjectFiles, requireProject, requireStopped } from "../core/project.ts";
+import { formatSize } from "../core/size.ts";
+import { validateProjectName } from "../core/store.ts";
+
+/** `virtdev destroy [-y] <project>`: deletes a project; backups stay. */
+export const destroyCommand = defineCommand("destroy", {
+  brief: message`Delete a project VM (type its name to confirm). Backups are kept.`,
+  takesProject: true,
+  parser: object({
+    yes: withDefault(flag("-y", "--yes", { description: message`Do not ask for confirmation.` }), false),
+    project: projectArgument(),
+  }),
+  async run({ project, yes }, context) {
+    const { ui, store } = context;
+    validateProjectName(project);
+    await withLock(context, `destroy ${project}`, async () => {
+      const paths = await requireProject(store, project);
+      await requireStopped(store, project, DestroyExit.running);
+      ui.info("This will permanently delete:");
+      ui.info(`  ${paths.dir}`);
+      for (const file of await listProjectFiles(paths)) {
+        ui.info(`    ${formatSize(file.bytes).padStart(10)}  ${file.name}`);
+      }
+      const snapshots = (await countSnapshots(store)).get(project) ?? 0;
+      if (snapshots > 0) ui.info(`Backups preserved: ${snapshots} snapshot(s) at ${store.backups(project)}`);
+      if (!yes) {
+        ui.info("This cannot be undone.");
+        if (!await ui.confirmTyped(project)) {
+          throw new VirtdevError("Aborted; nothing was deleted.", { exitCode: DestroyExit.aborted });
+        }
+      }
+      await destroyProject(store, project);
+    });
+    ui.success(`Project destroyed: ${project}`);
+  },
+});

@@ -1,0 +1,44 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { withDefault } from "@optique/core/modifiers";
+import { flag } from "@optique/core/primitives";
+import { defineCommand } from "../cli/command.ts";
+import { withLock } from "../cli/locked.ts";
+import { projectArgument } from "../cli/project_argument.ts";
+import { VirtdevError } from "../core/errors.ts";
+import { DetachExit, detachProject, planDetach } from "../core/project.ts";
+import { validateProjectName } from "../core/store.ts";
+import { startStage } from "../ui/progress.ts";
+
+/** `virtdev detach [--in-place] [-y] <project>`: makes a project independent of the base. */
+export const detachCommand = defineCommand("detach", {
+  brief: message`Turn a project's deltas into standalone images, independent of the base.`,
+  description:
+    message`Converts each delta to a standalone image beside it, checks it and swaps it in; an interrupted detach is repaired by the next detach or start. With --in-place the deltas are rebased in place instead, which needs no extra space.`,
+  takesProject: true,
+  parser: object({
+    inPlace: withDefault(
+      flag("--in-place", { description: message`Rebase the deltas in place instead of converting copies.` }),
+      false,
+    ),
+    yes: withDefault(flag("-y", "--yes", { description: message`Do not ask for confirmation.` }), false),
+    project: projectArgument(),
+  }),
+  async run({ project, inPlace, yes }, context) {
+    const { ui, store } = context;
+    validateProjectName(project);
+    await withLock(context, `detach ${project}`, async () => {
+      const plan = await planDetach(store, project);
+      if (plan.recovered) ui.warn(`An interrupted detach was found and ${plan.recovered.replace("-", " ")}.`);
+      ui.info(`Detaching ${project} from the base (generation ${plan.generation}):`);
+      for (const disk of plan.disks) ui.info(`  ${disk.label}: ${disk.path} (backing: ${disk.backing})`);
+      ui.info(`  mode: ${inPlace ? "in place" : "convert, then swap"}`);
+      ui.info("No backup is taken; consider 'virtdev backup' first.");
+      if (!yes && !await ui.confirmYesNo("Proceed?")) {
+        throw new VirtdevError("Aborted; the project is unchanged.", { exitCode: DetachExit.aborted });
+      }
+      await detachProject(plan, { inPlace, onStage: (label) => startStage(ui, label) });
+    });
+    ui.success(`Project detached: ${project}`);
+  },
+});

@@ -1,0 +1,63 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { withDefault } from "@optique/core/modifiers";
+import { flag } from "@optique/core/primitives";
+import { basename } from "node:path";
+import { defineCommand } from "../cli/command.ts";
+import { projectArgument } from "../cli/project_argument.ts";
+import { allocatedBytes } from "../core/disk_usage.ts";
+import { readGeneration } from "../core/generation.ts";
+import { imageInfo } from "../core/images.ts";
+import { requireProject } from "../core/project.ts";
+import { formatSize } from "../core/size.ts";
+import { pathExists } from "../core/store.ts";
+
+/** `virtdev disk [--json] <project>`: how much disk a project uses. */
+export const diskCommand = defineCommand("disk", {
+  brief: message`Show a project's disk usage: allocated and virtual size of each disk.`,
+  takesProject: true,
+  parser: object({
+    json: withDefault(flag("--json", { description: message`Print JSON instead of text.` }), false),
+    project: projectArgument(),
+  }),
+  async run({ project, json }, { store, ui }) {
+    const paths = await requireProject(store, project);
+    const detached = (await readGeneration(paths.generation)).kind === "detached";
+    const disks = [];
+    for (const [label, path] of [["system", paths.systemImage], ["home", paths.homeImage]] as const) {
+      if (!await pathExists(path)) {
+        disks.push({ label, path, exists: false, allocated: 0, virtualSize: null, backing: null });
+        continue;
+      }
+      const info = await imageInfo(path);
+      disks.push({
+        label,
+        path,
+        exists: true,
+        allocated: await allocatedBytes(path),
+        virtualSize: info.virtualSize,
+        backing: info.backingFile ?? null,
+      });
+    }
+    const total = await allocatedBytes(paths.dir);
+    if (json) {
+      ui.result(JSON.stringify({ project, mode: detached ? "detached" : "delta", disks, total }));
+      return;
+    }
+    ui.info(ui.colors.bold(project));
+    ui.info(`  mode: ${detached ? "detached (standalone)" : "delta"}`);
+    for (const disk of disks) {
+      if (!disk.exists) {
+        ui.warn(`${disk.label} disk not found: ${disk.path}`);
+        continue;
+      }
+      const backing = disk.backing ? ` (backing: ${basename(disk.backing)})` : "";
+      ui.result(
+        `  ${disk.label.padEnd(8)} ${formatSize(disk.allocated).padStart(10)} / ${
+          formatSize(disk.virtualSize ?? 0).padEnd(10)
+        } ${basename(disk.path)}${backing}`,
+      );
+    }
+    ui.info(`  total: ${formatSize(total)}`);
+  },
+});

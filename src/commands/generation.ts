@@ -1,0 +1,37 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { optional } from "@optique/core/modifiers";
+import { defineCommand } from "../cli/command.ts";
+import { projectArgument } from "../cli/project_argument.ts";
+import { VirtdevError } from "../core/errors.ts";
+import { readOptionalText } from "../core/store.ts";
+import { requireProject } from "../core/project.ts";
+
+/** `virtdev generation [project]`: prints a generation counter. */
+export const generationCommand = defineCommand("generation", {
+  brief: message`Print the base generation, or a project's (a number or 'detached').`,
+  takesProject: true,
+  parser: object({ project: optional(projectArgument()) }),
+  async run({ project }, { store, ui }) {
+    if (project === undefined) {
+      const text = await readOptionalText(store.base.generation);
+      if (text === undefined) {
+        throw new VirtdevError("There is no sealed base.", {
+          exitCode: 3,
+          hint: "Install and seal one: 'virtdev install --image <cloud image>', then 'virtdev seal'.",
+        });
+      }
+      ui.result(text.trim());
+      return;
+    }
+    const paths = await requireProject(store, project);
+    const text = await readOptionalText(paths.generation);
+    if (text === undefined) {
+      throw new VirtdevError(`Project ${project} has no generation file.`, {
+        exitCode: 4,
+        hint: `Rebuild it on the base: virtdev destroy ${project} && virtdev create ${project}`,
+      });
+    }
+    ui.result(text.trim());
+  },
+});

@@ -1,0 +1,40 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { defineCommand } from "../cli/command.ts";
+import { withLock } from "../cli/locked.ts";
+import { allocatedBytes } from "../core/disk_usage.ts";
+import { VirtdevError } from "../core/errors.ts";
+import { countSnapshots, executeNuke, NukeExit, planNuke } from "../core/nuke.ts";
+import { formatSize } from "../core/size.ts";
+
+/** `virtdev nuke`: deletes all virtdev data (type 'nuke' to confirm). */
+export const nukeCommand = defineCommand("nuke", {
+  brief: message`Delete all virtdev data: projects, backups, base, keys, cache (type 'nuke' to confirm).`,
+  description:
+    message`Deletes VIRTDEV_HOME and VIRTDEV_CACHE after checking that both lie inside your home directory and hold only what virtdev made there. Your configuration (manifests, provision scripts) is kept.`,
+  parser: object({}),
+  async run(_args, context) {
+    const { ui, config, store } = context;
+    const unsafeFirst = await planNuke(config);
+    await withLock(context, "nuke", async () => {
+      const plan = await planNuke(config);
+      if (plan.roots.length === 0 && unsafeFirst.roots.length === 0) {
+        ui.info("Nothing to delete.");
+        return;
+      }
+      ui.info("This will permanently delete:");
+      for (const root of plan.roots) ui.info(`  ${root} (${formatSize(await allocatedBytes(root))})`);
+      const snapshots = await countSnapshots(store);
+      if (snapshots.size > 0) {
+        ui.info("Including backup snapshots:");
+        for (const [project, count] of snapshots) ui.info(`  ${project}: ${count} snapshot(s)`);
+      }
+      ui.info("That is every project, disk image, backup, the base, the SSH key and the cache.");
+      if (!await ui.confirmTyped("nuke")) {
+        throw new VirtdevError("Aborted; nothing was deleted.", { exitCode: NukeExit.aborted });
+      }
+      await executeNuke(plan);
+      ui.success("All virtdev data deleted.");
+    });
+  },
+});

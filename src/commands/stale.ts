@@ -1,0 +1,16 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { defineCommand } from "../cli/command.ts";
+import { isStale, readGeneration } from "../core/generation.ts";
+
+/** `virtdev stale`: lists projects made on another base generation. */
+export const staleCommand = defineCommand("stale", {
+  brief: message`List projects whose generation differs from the base's (one per line).`,
+  parser: object({}),
+  async run(_args, { store, ui }) {
+    const base = await readGeneration(store.base.generation);
+    for (const name of await store.listProjects()) {
+      if (isStale(await readGeneration(store.project(name).generation), base)) ui.result(name);
+    }
+  },
+});

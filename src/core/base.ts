@@ -1,0 +1,108 @@
+/**
+ * The sealed base: turning an installation into it, and reading it.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { writeFileAtomic } from "./atomic_write.ts";
+import { crashPoint } from "./crash_point.ts";
+import { VirtdevError } from "./errors.ts";
+import { checkImage } from "./images.ts";
+import { pathExists, type Store } from "./store.ts";
+
+/** Exit codes of `seal`. */
+export const SealExit = {
+  noInstallation: 3,
+  baseExists: 4,
+  fileMissing: 5,
+  systemCheckFailed: 6,
+  homeCheckFailed: 7,
+  leftovers: 8,
+} as const;
+
+const _baseFiles = ["system.qcow2", "home.qcow2", "nvram"] as const;
+
+/**
+ * Seals `installation/` into the read-only base `system/` at generation 1.
+ * The files move into a staging directory that is renamed to `system/` in
+ * one step, so a crash leaves either no base or a complete one.
+ */
+export async function sealBase(
+  store: Store,
+  options: { readonly onProgress?: (line: string) => void } = {},
+): Promise<void> {
+  const progress = options.onProgress ?? (() => {});
+  const installation = store.installation;
+  const base = store.base;
+  const staging = join(store.root, "system.sealing");
+  await _recoverInterruptedSeal(store, staging);
+
+  if (!await pathExists(installation.dir)) {
+    throw new VirtdevError(`No installation to seal: ${installation.dir} does not exist.`, {
+      exitCode: SealExit.noInstallation,
+      hint: "Install a base first with 'virtdev install --image <cloud image>'.",
+    });
+  }
+  if (await pathExists(base.dir)) {
+    throw new VirtdevError(`A sealed base already exists: ${base.dir}.`, {
+      exitCode: SealExit.baseExists,
+      hint: "Update it with 'virtdev maintain', or remove everything with 'virtdev nuke'.",
+    });
+  }
+  for (const file of _baseFiles) {
+    if (!await pathExists(join(installation.dir, file))) {
+      throw new VirtdevError(`The installation is incomplete: ${file} is missing in ${installation.dir}.`, {
+        exitCode: SealExit.fileMissing,
+        hint: "Run 'virtdev install' again.",
+      });
+    }
+  }
+  progress("Checking image integrity...");
+  if (!await checkImage(installation.systemImage)) {
+    throw new VirtdevError(`The system disk fails 'qemu-img check': ${installation.systemImage}.`, {
+      exitCode: SealExit.systemCheckFailed,
+      hint: "Run 'qemu-img check' on it for details, or install again.",
+    });
+  }
+  if (!await checkImage(installation.homeImage)) {
+    throw new VirtdevError(`The home disk fails 'qemu-img check': ${installation.homeImage}.`, {
+      exitCode: SealExit.homeCheckFailed,
+      hint: "Run 'qemu-img check' on it for details, or install again.",
+    });
+  }
+
+  await Deno.mkdir(staging, { mode: 0o755 });
+  for (const file of _baseFiles) {
+    await Deno.rename(join(installation.dir, file), join(staging, file));
+    crashPoint(`seal.moved-${file}`);
+  }
+  await writeFileAtomic(join(staging, "generation"), "1\n", { mode: 0o444 });
+  for (const file of _baseFiles) await Deno.chmod(join(staging, file), 0o444);
+  await Deno.rename(staging, base.dir);
+
+  try {
+    await Deno.remove(installation.dir);
+  } catch {
+    const leftovers: string[] = [];
+    for await (const entry of Deno.readDir(installation.dir)) leftovers.push(entry.name);
+    throw new VirtdevError(
+      `The base is sealed at ${base.dir}, but ${installation.dir} still holds: ${leftovers.sort().join(", ")}.`,
+      { exitCode: SealExit.leftovers, hint: `Look at them, then remove the directory: rm -r '${installation.dir}'.` },
+    );
+  }
+}
+
+/** Puts the files of an interrupted seal back into the installation. */
+async function _recoverInterruptedSeal(store: Store, staging: string): Promise<void> {
+  if (!await pathExists(staging)) return;
+  await Deno.mkdir(store.installation.dir, { recursive: true });
+  for (const file of _baseFiles) {
+    const from = join(staging, file);
+    const to = join(store.installation.dir, file);
+    if (await pathExists(from) && !await pathExists(to)) {
+      await Deno.chmod(from, 0o644);
+      await Deno.rename(from, to);
+    }
+  }
+  await Deno.remove(staging, { recursive: true });
+}

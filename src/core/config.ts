@@ -1,0 +1,326 @@
+/**
+ * Configuration from the environment: every variable virtdev reads, its
+ * default, and its validation. Values are checked here, up front, so that a
+ * bad value never reaches QEMU.
+ *
+ * @module
+ */
+import { isAbsolute, join } from "node:path";
+import { ConfigError, VirtdevError } from "./errors.ts";
+import { parseSize } from "./size.ts";
+
+/** Which hardware acceleration QEMU uses. */
+export type Accel = "auto" | "kvm" | "tcg";
+
+/** Which supervisor runs project VMs. */
+export type SupervisorKind = "auto" | "systemd" | "process";
+
+/** The validated configuration. Sizes are bytes, timeouts seconds. */
+export interface Config {
+  /** `VIRTDEV_HOME`: where bases, projects, backups and keys live. */
+  readonly home: string;
+  /** `VIRTDEV_SSH_KEY`: the private key; the public key is `<key>.pub`. */
+  readonly sshKey: string;
+  /** `VIRTDEV_CACHE`: downloads and build products. */
+  readonly cache: string;
+  /** `${XDG_CONFIG_HOME}/virtdev`: manifests and provision scripts. */
+  readonly configDir: string;
+  /** `VIRTDEV_TIMEZONE`: the guest's time zone. */
+  readonly timezone: string;
+  /** `VIRTDEV_ISO_PROFILE`, when set. */
+  readonly isoProfile: string | undefined;
+  /** `VIRTDEV_ISO`: the installer image. */
+  readonly iso: string;
+  /** `VIRTDEV_SYSTEM_DISK_SIZE` in bytes. */
+  readonly systemDiskSize: number;
+  /** `VIRTDEV_HOME_DISK_SIZE` in bytes. */
+  readonly homeDiskSize: number;
+  /** `VIRTDEV_VM_MEMORY` in MiB. */
+  readonly vmMemoryMiB: number;
+  /** `VIRTDEV_VM_CPUS`. */
+  readonly vmCpus: number;
+  /** `VIRTDEV_STOP_TIMEOUT` in seconds. */
+  readonly stopTimeout: number;
+  /** `VIRTDEV_WAIT_TIMEOUT` in seconds. */
+  readonly waitTimeout: number;
+  /** `OVMF_CODE`, when set; otherwise detected by {@link resolveFirmware}. */
+  readonly ovmfCode: string | undefined;
+  /** `OVMF_VARS`, when set; otherwise detected by {@link resolveFirmware}. */
+  readonly ovmfVars: string | undefined;
+  /** `VIRTDEV_ACCEL`. */
+  readonly accel: Accel;
+  /** `VIRTDEV_SUPERVISOR`. */
+  readonly supervisor: SupervisorKind;
+  /** The user's home directory (`HOME`). */
+  readonly userHome: string;
+}
+
+/** The environment variables virtdev reads, for the README and `--allow-env`. */
+export const configVariables = [
+  "VIRTDEV_HOME",
+  "VIRTDEV_SSH_KEY",
+  "VIRTDEV_CACHE",
+  "VIRTDEV_TIMEZONE",
+  "VIRTDEV_ISO_PROFILE",
+  "VIRTDEV_ISO",
+  "VIRTDEV_SYSTEM_DISK_SIZE",
+  "VIRTDEV_HOME_DISK_SIZE",
+  "VIRTDEV_VM_MEMORY",
+  "VIRTDEV_VM_CPUS",
+  "VIRTDEV_STOP_TIMEOUT",
+  "VIRTDEV_WAIT_TIMEOUT",
+  "OVMF_CODE",
+  "OVMF_VARS",
+  "VIRTDEV_ACCEL",
+  "VIRTDEV_SUPERVISOR",
+  "XDG_DATA_HOME",
+  "XDG_CACHE_HOME",
+  "XDG_CONFIG_HOME",
+  "HOME",
+] as const;
+
+/**
+ * Every environment variable virtdev reads: the configuration, plus those
+ * that steer colour, debugging, tests and the tools it runs. The `virtdev`
+ * task's `--allow-env` lists exactly these (a test keeps them equal).
+ */
+export const environmentVariables: readonly string[] = [
+  ...configVariables,
+  "NO_COLOR",
+  "TERM",
+  "USER",
+  "PATH",
+  "XDG_RUNTIME_DIR",
+  "DBUS_SESSION_BUS_ADDRESS",
+  "VIRTDEV_DEBUG",
+  "VIRTDEV_TEST_CRASH_AT",
+];
+
+/** A read-only view of environment variables. */
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+/** Reads the variables of {@link environmentVariables} from the process. */
+export function processEnvironment(): Environment {
+  const env: Record<string, string | undefined> = {};
+  for (const name of environmentVariables) env[name] = Deno.env.get(name);
+  return env;
+}
+
+/**
+ * Reads and validates the configuration from `env`.
+ *
+ * @throws {ConfigError} naming the first variable with an unusable value.
+ */
+export function loadConfig(env: Environment): Config {
+  const get = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value === "" ? undefined : value;
+  };
+  const userHome = get("HOME");
+  const xdg = (name: string, fallback: string): string => {
+    const value = get(name);
+    if (value !== undefined) return _absolute(name, value);
+    if (userHome === undefined) {
+      throw new ConfigError("HOME", `HOME is not set, so ${name} has no default.`, {
+        hint: `Set HOME, or set ${name} to an absolute path.`,
+      });
+    }
+    return join(_absolute("HOME", userHome), fallback);
+  };
+  const path = (name: string, fallback: () => string): string => {
+    const value = get(name);
+    return value === undefined ? fallback() : _absolute(name, value);
+  };
+
+  const home = path("VIRTDEV_HOME", () => join(xdg("XDG_DATA_HOME", ".local/share"), "virtdev"));
+  const cache = path("VIRTDEV_CACHE", () => join(xdg("XDG_CACHE_HOME", ".cache"), "virtdev"));
+  const configDir = join(xdg("XDG_CONFIG_HOME", ".config"), "virtdev");
+  const isoProfileValue = get("VIRTDEV_ISO_PROFILE");
+  const ovmfCode = get("OVMF_CODE");
+  const ovmfVars = get("OVMF_VARS");
+
+  return {
+    home,
+    sshKey: path("VIRTDEV_SSH_KEY", () => join(home, "ssh", "id")),
+    cache,
+    configDir,
+    timezone: _timezone(get("VIRTDEV_TIMEZONE") ?? "UTC"),
+    isoProfile: isoProfileValue === undefined ? undefined : _absolute("VIRTDEV_ISO_PROFILE", isoProfileValue),
+    iso: path("VIRTDEV_ISO", () => join(cache, "virtdev.iso")),
+    systemDiskSize: _diskSize("VIRTDEV_SYSTEM_DISK_SIZE", get("VIRTDEV_SYSTEM_DISK_SIZE") ?? "24G"),
+    homeDiskSize: _diskSize("VIRTDEV_HOME_DISK_SIZE", get("VIRTDEV_HOME_DISK_SIZE") ?? "48G"),
+    vmMemoryMiB: _memory(get("VIRTDEV_VM_MEMORY") ?? "4096"),
+    vmCpus: _integer("VIRTDEV_VM_CPUS", get("VIRTDEV_VM_CPUS") ?? "4", { min: 1, max: 255, unit: "CPUs" }),
+    stopTimeout: _integer("VIRTDEV_STOP_TIMEOUT", get("VIRTDEV_STOP_TIMEOUT") ?? "60", {
+      min: 1,
+      max: 86400,
+      unit: "seconds",
+    }),
+    waitTimeout: _integer("VIRTDEV_WAIT_TIMEOUT", get("VIRTDEV_WAIT_TIMEOUT") ?? "120", {
+      min: 1,
+      max: 86400,
+      unit: "seconds",
+    }),
+    ovmfCode: ovmfCode === undefined ? undefined : _absolute("OVMF_CODE", ovmfCode),
+    ovmfVars: ovmfVars === undefined ? undefined : _absolute("OVMF_VARS", ovmfVars),
+    accel: _choice("VIRTDEV_ACCEL", get("VIRTDEV_ACCEL") ?? "auto", ["auto", "kvm", "tcg"] as const),
+    supervisor: _choice(
+      "VIRTDEV_SUPERVISOR",
+      get("VIRTDEV_SUPERVISOR") ?? "auto",
+      [
+        "auto",
+        "systemd",
+        "process",
+      ] as const,
+    ),
+    userHome: userHome === undefined ? "/" : _absolute("HOME", userHome),
+  };
+}
+
+/** UEFI firmware: the read-only code and the template for a VM's variables. */
+export interface Firmware {
+  /** Path of the OVMF code image. */
+  readonly code: string;
+  /** Path of the OVMF variable-store template. */
+  readonly vars: string;
+}
+
+/** Firmware locations of the distributions we know, most specific first. */
+export const firmwareCandidates: readonly Firmware[] = [
+  // Arch (edk2-ovmf)
+  { code: "/usr/share/edk2/x64/OVMF_CODE.4m.fd", vars: "/usr/share/edk2/x64/OVMF_VARS.4m.fd" },
+  // Debian and Ubuntu (ovmf)
+  { code: "/usr/share/OVMF/OVMF_CODE_4M.fd", vars: "/usr/share/OVMF/OVMF_VARS_4M.fd" },
+  { code: "/usr/share/OVMF/OVMF_CODE.fd", vars: "/usr/share/OVMF/OVMF_VARS.fd" },
+  // Fedora (edk2-ovmf)
+  { code: "/usr/share/edk2/ovmf/OVMF_CODE.fd", vars: "/usr/share/edk2/ovmf/OVMF_VARS.fd" },
+  { code: "/usr/share/edk2/x64/OVMF_CODE.fd", vars: "/usr/share/edk2/x64/OVMF_VARS.fd" },
+];
+
+/** Exit code when no firmware can be found. */
+export const firmwareMissingExitCode = 5;
+
+/**
+ * Finds the OVMF firmware: the configured paths when set, otherwise the
+ * first complete pair among {@link firmwareCandidates}.
+ *
+ * @throws {VirtdevError} exit 5 when a file is missing.
+ */
+export function resolveFirmware(
+  config: Pick<Config, "ovmfCode" | "ovmfVars">,
+  options: { readonly candidates?: readonly Firmware[] } = {},
+): Firmware {
+  const exists = (path: string): boolean => {
+    try {
+      return Deno.statSync(path).isFile;
+    } catch {
+      return false;
+    }
+  };
+  const candidates = options.candidates ?? firmwareCandidates;
+  const detected = candidates.find((pair) => exists(pair.code) && exists(pair.vars));
+  const code = config.ovmfCode ?? detected?.code;
+  const vars = config.ovmfVars ?? detected?.vars;
+  for (const [name, value] of [["OVMF_CODE", code], ["OVMF_VARS", vars]] as const) {
+    if (value === undefined) {
+      throw new VirtdevError("No UEFI firmware (OVMF) found.", {
+        exitCode: firmwareMissingExitCode,
+        hint: [
+          "Install it: 'pacman -S edk2-ovmf' (Arch), 'apt install ovmf' (Debian), 'dnf install edk2-ovmf' (Fedora),",
+          `or set ${name} to the firmware file.`,
+        ],
+      });
+    }
+    if (!exists(value)) {
+      throw new VirtdevError(`${name} does not exist: '${value}'.`, {
+        exitCode: firmwareMissingExitCode,
+        hint: `Point ${name} at an OVMF firmware file, or unset it to detect one.`,
+      });
+    }
+  }
+  return { code: code!, vars: vars! };
+}
+
+function _absolute(name: string, value: string): string {
+  if (!isAbsolute(value)) {
+    throw new ConfigError(name, `${name} must be an absolute path, not '${value}'.`);
+  }
+  if (value.includes("\0") || value.includes("\n")) {
+    throw new ConfigError(name, `${name} contains a control character.`);
+  }
+  return value.length > 1 ? value.replace(/\/+$/, "") : value;
+}
+
+function _diskSize(name: string, value: string): number {
+  let bytes: number;
+  try {
+    bytes = parseSize(value);
+  } catch {
+    throw new ConfigError(name, `${name} is not a size: '${value}'.`, {
+      hint: `Use a number with a unit, such as ${name}=24G.`,
+    });
+  }
+  if (bytes < 64 * 1024 ** 2) {
+    throw new ConfigError(name, `${name} is too small: '${value}' (at least 64M).`);
+  }
+  if (bytes > 64 * 1024 ** 4) {
+    throw new ConfigError(name, `${name} is too large: '${value}' (at most 64T).`);
+  }
+  return bytes;
+}
+
+function _memory(value: string): number {
+  const name = "VIRTDEV_VM_MEMORY";
+  // A bare number is MiB, as QEMU's -m reads it; a unit may be given.
+  let mib: number;
+  if (/^\d+$/.test(value)) {
+    mib = Number(value);
+  } else {
+    try {
+      mib = parseSize(value) / 1024 ** 2;
+    } catch {
+      throw new ConfigError(name, `${name} is not a memory size: '${value}'.`, {
+        hint: `Use MiB as a whole number (${name}=4096) or a size with a unit (${name}=4G).`,
+      });
+    }
+  }
+  if (!Number.isInteger(mib)) {
+    throw new ConfigError(name, `${name} must be a whole number of MiB: '${value}'.`);
+  }
+  if (mib < 128 || mib > 16 * 1024 * 1024) {
+    throw new ConfigError(name, `${name} is out of range: '${value}' (128 MiB to 16 TiB).`);
+  }
+  return mib;
+}
+
+function _integer(
+  name: string,
+  value: string,
+  range: { readonly min: number; readonly max: number; readonly unit: string },
+): number {
+  if (!/^\d+$/.test(value)) {
+    throw new ConfigError(name, `${name} must be a whole number of ${range.unit}: '${value}'.`);
+  }
+  const number = Number(value);
+  if (number < range.min || number > range.max) {
+    throw new ConfigError(name, `${name} is out of range: '${value}' (${range.min} to ${range.max} ${range.unit}).`);
+  }
+  return number;
+}
+
+function _choice<const T extends string>(name: string, value: string, choices: readonly T[]): T {
+  const found = choices.find((choice) => choice === value);
+  if (found === undefined) {
+    throw new ConfigError(name, `${name} must be one of ${choices.join(", ")}: '${value}'.`);
+  }
+  return found;
+}
+
+function _timezone(value: string): string {
+  if (!/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/.test(value)) {
+    throw new ConfigError("VIRTDEV_TIMEZONE", `VIRTDEV_TIMEZONE is not a time zone name: '${value}'.`, {
+      hint: "Use a name from the tz database, such as UTC or Europe/Berlin.",
+    });
+  }
+  return value;
+}

@@ -1,0 +1,89 @@
+/**
+ * Disk images through qemu-img: create, inspect, check, convert, rebase.
+ *
+ * @module
+ */
+import { runTool } from "./process.ts";
+
+const _hint = "Install QEMU's image tools: 'pacman -S qemu-img' (Arch) or 'apt install qemu-utils' (Debian).";
+
+/** What qemu-img says of one image. */
+export interface ImageInfo {
+  /** The image file. */
+  readonly filename: string;
+  /** The format, e.g. `qcow2`. */
+  readonly format: string;
+  /** The size the guest sees, in bytes. */
+  readonly virtualSize: number;
+  /** The bytes the file occupies on the host. */
+  readonly actualSize: number;
+  /** The absolute backing file, if any. */
+  readonly backingFile: string | undefined;
+}
+
+interface _RawInfo {
+  readonly filename: string;
+  readonly format: string;
+  readonly "virtual-size": number;
+  readonly "actual-size"?: number;
+  readonly "full-backing-filename"?: string;
+  readonly "backing-filename"?: string;
+}
+
+function _toInfo(raw: _RawInfo): ImageInfo {
+  return {
+    filename: raw.filename,
+    format: raw.format,
+    virtualSize: raw["virtual-size"],
+    actualSize: raw["actual-size"] ?? 0,
+    backingFile: raw["full-backing-filename"] ?? raw["backing-filename"],
+  };
+}
+
+/** Creates an empty qcow2 image of `sizeBytes`. */
+export async function createImage(path: string, sizeBytes: number): Promise<void> {
+  await runTool("qemu-img", ["create", "-q", "-f", "qcow2", path, String(sizeBytes)], { missingHint: _hint });
+}
+
+/** Creates a thin qcow2 delta of `path` over the absolute `backing` image. */
+export async function createDelta(path: string, backing: string): Promise<void> {
+  await runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-b", backing, "-F", "qcow2", path], {
+    missingHint: _hint,
+  });
+}
+
+/**
+ * Reads the image's metadata. `-U` lets it read an image a running VM holds.
+ */
+export async function imageInfo(path: string): Promise<ImageInfo> {
+  const { stdout } = await runTool("qemu-img", ["info", "-U", "--output=json", path], { missingHint: _hint });
+  return _toInfo(JSON.parse(stdout) as _RawInfo);
+}
+
+/** The image and every image below it, top first. */
+export async function backingChain(path: string): Promise<ImageInfo[]> {
+  const { stdout } = await runTool("qemu-img", ["info", "-U", "--backing-chain", "--output=json", path], {
+    missingHint: _hint,
+  });
+  return (JSON.parse(stdout) as _RawInfo[]).map(_toInfo);
+}
+
+/** Whether `qemu-img check` finds the image consistent. */
+export async function checkImage(path: string): Promise<boolean> {
+  const { code } = await runTool("qemu-img", ["check", "-q", path], { allowFailure: true, missingHint: _hint });
+  return code === 0;
+}
+
+/** Writes a standalone copy of `source` (backing data merged in) to `target`. */
+export async function convertStandalone(source: string, target: string): Promise<void> {
+  await runTool("qemu-img", ["convert", "-O", "qcow2", source, target], { missingHint: _hint });
+}
+
+/**
+ * Merges the backing data into `path` itself and drops the backing link.
+ * qemu-img's safe rebase copies data first and rewrites the header last, so
+ * an interruption leaves a valid image that still has its backing file.
+ */
+export async function rebaseStandalone(path: string): Promise<void> {
+  await runTool("qemu-img", ["rebase", "-f", "qcow2", "-b", "", path], { missingHint: _hint });
+}

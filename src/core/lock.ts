@@ -1,0 +1,121 @@
+/**
+ * The store lock: a non-blocking exclusive flock(2) on `VIRTDEV_HOME/lock`.
+ * The holder writes its PID and command line into the file so that a loser
+ * can say who holds it. The kernel releases the lock when the holder exits,
+ * however it exits.
+ *
+ * @module
+ */
+import { LockBusyError } from "./errors.ts";
+import type { Store } from "./store.ts";
+
+/** Length of the holder record; fixed so that it is replaced in one write. */
+const _recordLength = 256;
+
+/** A held store lock; release it, or let process exit release it. */
+export interface StoreLock extends Disposable {
+  /** Releases the lock. */
+  release(): void;
+}
+
+/** Who holds the lock, as far as the lock file tells. */
+export interface LockHolder {
+  /** The holder's PID, if the record names a live process. */
+  readonly pid: number | undefined;
+  /** The holder's command, e.g. `create foo`. */
+  readonly command: string | undefined;
+}
+
+/**
+ * Takes the store lock without waiting.
+ *
+ * @param command what this process is doing, e.g. `create foo`; shown to
+ *   anyone who finds the lock held.
+ * @throws {LockBusyError} exit 75 when another process holds it.
+ */
+export async function acquireLock(store: Store, command: string): Promise<StoreLock> {
+  await Deno.mkdir(store.root, { recursive: true, mode: 0o700 });
+  const file = await Deno.open(store.lockFile, { read: true, write: true, create: true, mode: 0o644 });
+  let locked = false;
+  try {
+    locked = await file.tryLock(true);
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+  if (!locked) {
+    file.close();
+    const holder = await readLockHolder(store);
+    throw lockBusyError(store, holder);
+  }
+  const record = `${Deno.pid} ${command.replace(/\s+/g, " ")}`.slice(0, _recordLength - 1).padEnd(
+    _recordLength - 1,
+    " ",
+  ) + "\n";
+  await file.seek(0, Deno.SeekMode.Start);
+  await file.write(new TextEncoder().encode(record));
+  await file.truncate(_recordLength);
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    try {
+      file.unlockSync();
+    } finally {
+      file.close();
+    }
+  };
+  return { release, [Symbol.dispose]: release };
+}
+
+/**
+ * Reads the holder record. A record is written right after the lock is
+ * taken, so an empty or stale record is read again for a short while.
+ */
+export async function readLockHolder(store: Store): Promise<LockHolder> {
+  let last: LockHolder = { pid: undefined, command: undefined };
+  for (let attempt = 0; attempt < 25; attempt++) {
+    let text = "";
+    try {
+      text = await Deno.readTextFile(store.lockFile);
+    } catch {
+      // Treated as an empty record.
+    }
+    const match = /^(\d+) (.*)$/.exec(text.trim());
+    if (match) {
+      const pid = Number(match[1]);
+      last = { pid, command: match[2].trim() || undefined };
+      if (_isAlive(pid)) return last;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return { pid: last.pid !== undefined && _isAlive(last.pid) ? last.pid : undefined, command: last.command };
+}
+
+/** The exit-75 error for a held lock, with a message that names the holder. */
+export function lockBusyError(store: Store, holder: LockHolder): LockBusyError {
+  const who = holder.pid === undefined ? "PID unknown" : `PID ${holder.pid}`;
+  if (holder.command?.startsWith("maintain")) {
+    return new LockBusyError(`Base system maintenance is in progress (virtdev maintain, ${who}).`, {
+      holderPid: holder.pid,
+      hint: [
+        "Project commands wait until the maintenance session ends.",
+        "Reach the maintenance VM with 'virtdev ssh maintenance', or end it with 'virtdev stop maintenance'.",
+      ],
+    });
+  }
+  const what = holder.command ? `'virtdev ${holder.command}'` : "another virtdev command";
+  return new LockBusyError(`Another virtdev operation is in progress: ${what} (${who}).`, {
+    holderPid: holder.pid,
+    hint: `Try again when it has finished. The lock is ${store.lockFile}.`,
+  });
+}
+
+function _isAlive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Deleting all of virtdev's data, guarded so that a wrong variable can
+ * never point it at anything else.
+ *
+ * @module
+ */
+import { join, relative } from "node:path";
+import type { Config } from "./config.ts";
+import { VirtdevError } from "./errors.ts";
+import { projectRunState } from "./runtime_state.ts";
+import { pathExists, Store } from "./store.ts";
+
+/** Exit codes of `nuke`. */
+export const NukeExit = { unsafe: 3, running: 4, aborted: 5 } as const;
+
+/** The entries virtdev itself makes at the top of `VIRTDEV_HOME`. */
+export const knownHomeEntries: readonly string[] = [
+  "lock",
+  "ssh",
+  "system",
+  "system.sealing",
+  "system.old",
+  "system.old.trash",
+  "installation",
+  "maintenance",
+  "projects",
+  "backups",
+  "run",
+  "tmp",
+];
+
+/** What `nuke` would delete. */
+export interface NukePlan {
+  /** Directories to delete, each checked to be safe. */
+  readonly roots: readonly string[];
+}
+
+/**
+ * Checks that deleting `VIRTDEV_HOME` and `VIRTDEV_CACHE` touches nothing
+ * else: each must resolve to a directory strictly inside the user's home,
+ * and `VIRTDEV_HOME` may hold only what virtdev puts there.
+ *
+ * @throws {VirtdevError} exit 3 when a root is unsafe.
+ */
+export async function planNuke(config: Config): Promise<NukePlan> {
+  const userHome = await _realpath(config.userHome);
+  const roots: string[] = [];
+  for (const [variable, path] of [["VIRTDEV_HOME", config.home], ["VIRTDEV_CACHE", config.cache]] as const) {
+    if (!await pathExists(path)) continue;
+    const real = await _realpath(path);
+    const inside = userHome === undefined || real === undefined ? "" : relative(userHome, real);
+    if (inside === "" || inside === ".." || inside.startsWith("../")) {
+      throw new VirtdevError(`Refusing to delete ${path}: ${variable} is not inside your home directory.`, {
+        exitCode: NukeExit.unsafe,
+        hint: `Nuke deletes only directories below ${config.userHome}. Delete this one by hand if you mean it.`,
+      });
+    }
+    if ((await Deno.lstat(path)).isSymlink) {
+      throw new VirtdevError(`Refusing to delete ${path}: ${variable} is a symbolic link.`, {
+        exitCode: NukeExit.unsafe,
+        hint: `Point ${variable} at the directory itself (${real}).`,
+      });
+    }
+    roots.push(path);
+  }
+  if (await pathExists(config.home)) {
+    const strangers: string[] = [];
+    for await (const entry of Deno.readDir(config.home)) {
+      if (!knownHomeEntries.includes(entry.name) && !entry.name.startsWith(".")) strangers.push(entry.name);
+    }
+    if (strangers.length > 0) {
+      throw new VirtdevError(
+        `Refusing to delete ${config.home}: it holds entries virtdev did not make: ${strangers.sort().join(", ")}.`,
+        {
+          exitCode: NukeExit.unsafe,
+          hint: "Check that VIRTDEV_HOME is right, and move those entries out first.",
+        },
+      );
+    }
+  }
+  const store = new Store(config.home);
+  for (const name of await store.listProjects()) {
+    if (await projectRunState(store, name) === "running") {
+      throw new VirtdevError(`Project ${name} is running.`, {
+        exitCode: NukeExit.running,
+        hint: `Stop every project VM first: virtdev stop ${name}`,
+      });
+    }
+  }
+  return { roots };
+}
+
+/** Deletes the roots of `plan`. Symbolic links inside are removed, never followed. */
+export async function executeNuke(plan: NukePlan): Promise<void> {
+  for (const root of plan.roots) {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+/** Counts backup snapshots per project under `backups/`. */
+export async function countSnapshots(store: Store): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  try {
+    for await (const project of Deno.readDir(store.backupsDir)) {
+      if (!project.isDirectory) continue;
+      let count = 0;
+      for await (const day of Deno.readDir(join(store.backupsDir, project.name))) {
+        if (!day.isDirectory || !/^\d{4}-\d{2}-\d{2}$/.test(day.name)) continue;
+        for await (const time of Deno.readDir(join(store.backupsDir, project.name, day.name))) {
+          if (time.isDirectory && /^\d{2}-\d{2}-\d{2}(\.\d+)?$/.test(time.name)) count++;
+        }
+      }
+      counts.set(project.name, count);
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return counts;
+}
+
+async function _realpath(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The one wrapper virtdev uses to run another program. Arguments are always
+ * an argv array: no shell ever sees a string built from input.
+ *
+ * @module
+ */
+import { ExitCode, ToolError } from "./errors.ts";
+
+/** Options for {@link runTool}. */
+export interface RunToolOptions {
+  /** Extra environment variables for the child. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Working directory of the child. */
+  readonly cwd?: string;
+  /** Data written to the child's stdin; stdin is closed otherwise. */
+  readonly stdin?: string | Uint8Array;
+  /** When true, a non-zero exit is returned instead of thrown. */
+  readonly allowFailure?: boolean;
+  /** Hint shown when the program is not installed. */
+  readonly missingHint?: string;
+}
+
+/** What a finished program left behind. */
+export interface ToolResult {
+  /** The exit code (128 + signal number when killed by a signal). */
+  readonly code: number;
+  /** Standard output, decoded as UTF-8. */
+  readonly stdout: string;
+  /** Standard error, decoded as UTF-8. */
+  readonly stderr: string;
+}
+
+const _signalNumbers: Readonly<Record<string, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGKILL: 9,
+  SIGTERM: 15,
+};
+
+/** Maps a child's status to one shell-style exit code. */
+export function exitCodeOf(status: Deno.CommandStatus): number {
+  if (status.signal !== null) return 128 + (_signalNumbers[status.signal] ?? 0);
+  return status.code;
+}
+
+/**
+ * Runs `program` with `args`, captures its output and returns it.
+ *
+ * @throws {ToolError} exit 69 when the program is not installed, exit 70
+ *   when it exits non-zero (unless `allowFailure`).
+ */
+export async function runTool(
+  program: string,
+  args: readonly string[],
+  options: RunToolOptions = {},
+): Promise<ToolResult> {
+  const command = new Deno.Command(program, {
+    args: [...args],
+    env: options.env ? { ...options.env } : undefined,
+    cwd: options.cwd,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  let child: Deno.ChildProcess;
+  try {
+    child = command.spawn();
+  } catch (error) {
+    throw _spawnError(program, error, options.missingHint);
+  }
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    const data = typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin;
+    await writer.write(data).catch(() => {});
+    await writer.close().catch(() => {});
+  }
+  const output = await child.output();
+  const decoder = new TextDecoder();
+  const result: ToolResult = {
+    code: exitCodeOf(output),
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+  if (result.code !== 0 && !options.allowFailure) {
+    const detail = result.stderr.trim().split("\n").slice(-5).join("\n");
+    throw new ToolError(
+      `${program} ${args.join(" ")} failed with exit ${result.code}${detail ? `:\n${detail}` : "."}`,
+      { exitCode: ExitCode.toolFailed },
+    );
+  }
+  return result;
+}
+
+/**
+ * Runs `program` with the terminal's stdin, stdout and stderr, and returns
+ * its exit code. Used where the user talks to the program directly.
+ */
+export async function runInteractive(
+  program: string,
+  args: readonly string[],
+  options: { readonly missingHint?: string; readonly env?: Readonly<Record<string, string>> } = {},
+): Promise<number> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(program, {
+      args: [...args],
+      env: options.env ? { ...options.env } : undefined,
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+  } catch (error) {
+    throw _spawnError(program, error, options.missingHint);
+  }
+  return exitCodeOf(await child.status);
+}
+
+function _spawnError(program: string, error: unknown, hint: string | undefined): ToolError {
+  if (error instanceof Deno.errors.NotFound) {
+    return new ToolError(`${program} is not installed or not on PATH.`, {
+      exitCode: ExitCode.toolMissing,
+      hint: hint ?? `Install ${program} and try again.`,
+      cause: error,
+    });
+  }
+  return new ToolError(`Could not run ${program}: ${error instanceof Error ? error.message : String(error)}`, {
+    exitCode: ExitCode.toolFailed,
+    cause: error,
+  });
+}

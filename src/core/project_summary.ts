@@ -1,0 +1,41 @@
+/**
+ * One line of facts per project, as `list` and `status` show them.
+ *
+ * @module
+ */
+import { describeGeneration, type Generation, isStale, readGeneration } from "./generation.ts";
+import { projectRunState, type RunState } from "./runtime_state.ts";
+import { readOptionalText, type Store } from "./store.ts";
+
+/** What `list` shows of a project. */
+export interface ProjectSummary {
+  readonly name: string;
+  readonly status: RunState;
+  readonly port: number | null;
+  readonly generation: string;
+  readonly detached: boolean;
+  readonly stale: boolean;
+}
+
+/** Summarises every project, and the base generation. */
+export async function summariseProjects(
+  store: Store,
+): Promise<{ readonly base: Generation; readonly projects: ProjectSummary[] }> {
+  const base = await readGeneration(store.base.generation);
+  const projects = await Promise.all((await store.listProjects()).map(async (name) => {
+    const paths = store.project(name);
+    const generation = await readGeneration(paths.generation);
+    const status = await projectRunState(store, name);
+    const portText = status === "running" ? await readOptionalText(paths.port) : undefined;
+    const port = portText !== undefined && /^\d+$/.test(portText.trim()) ? Number(portText.trim()) : null;
+    return {
+      name,
+      status,
+      port,
+      generation: describeGeneration(generation),
+      detached: generation.kind === "detached",
+      stale: isStale(generation, base),
+    };
+  }));
+  return { base, projects };
+}

@@ -1,0 +1,175 @@
+/**
+ * The on-disk layout of `VIRTDEV_HOME`, the project-name rule, and project
+ * enumeration. Every path virtdev touches under its home is spelled here.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { InvalidNameError } from "./errors.ts";
+
+/** The name rule: 1 to 64 (HOST_NAME_MAX) letters, digits, `_` and `-`. */
+export const projectNamePattern: RegExp = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Names that refer to virtdev's own things and cannot be projects. */
+export const reservedNames: readonly string[] = ["maintenance", "base"];
+
+/** Whether `name` obeys the project-name rule (reserved names included). */
+export function isValidProjectName(name: string): boolean {
+  // A leading '-' would read as an option to every tool the name reaches,
+  // and hostnames may not start with one.
+  return projectNamePattern.test(name) && !name.startsWith("-");
+}
+
+/**
+ * Checks `name` against the project-name rule.
+ *
+ * @throws {InvalidNameError} exit 2, with the rule in the hint.
+ */
+export function validateProjectName(name: string): string {
+  if (!isValidProjectName(name)) {
+    const shown = JSON.stringify(name);
+    throw new InvalidNameError(`Invalid project name: ${shown}.`, {
+      hint: "A project name is 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-', and does not start with '-'.",
+    });
+  }
+  return name;
+}
+
+/** Paths of one project's files. */
+export interface ProjectPaths {
+  /** The project directory. */
+  readonly dir: string;
+  /** The system-disk delta. */
+  readonly systemImage: string;
+  /** The home-disk delta. */
+  readonly homeImage: string;
+  /** The UEFI variable store. */
+  readonly nvram: string;
+  /** The copy of the base generation, or `detached`. */
+  readonly generation: string;
+  /** The project-local backup manifest. */
+  readonly manifest: string;
+  /** The SSH port file, present while the VM runs. */
+  readonly port: string;
+  /** Runtime files removed when the VM stops. */
+  readonly runtimeFiles: readonly string[];
+}
+
+/** Paths of the sealed base (or of a staging copy with the same shape). */
+export interface BasePaths {
+  /** The base directory. */
+  readonly dir: string;
+  /** The system disk. */
+  readonly systemImage: string;
+  /** The home disk. */
+  readonly homeImage: string;
+  /** The UEFI variable-store template. */
+  readonly nvram: string;
+  /** The generation counter. */
+  readonly generation: string;
+}
+
+/** The layout of one `VIRTDEV_HOME`. */
+export class Store {
+  /** The root, `VIRTDEV_HOME`. */
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  /** The lock file. */
+  get lockFile(): string {
+    return join(this.root, "lock");
+  }
+
+  /** The directory of project directories. */
+  get projectsDir(): string {
+    return join(this.root, "projects");
+  }
+
+  /** The directory of backup snapshots. */
+  get backupsDir(): string {
+    return join(this.root, "backups");
+  }
+
+  /** The sealed base. */
+  get base(): BasePaths {
+    return _basePaths(join(this.root, "system"));
+  }
+
+  /** The installation staging area that `seal` turns into the base. */
+  get installation(): BasePaths {
+    return _basePaths(join(this.root, "installation"));
+  }
+
+  /** Paths of project `name` (which must already be validated). */
+  project(name: string): ProjectPaths {
+    const dir = join(this.projectsDir, name);
+    return {
+      dir,
+      systemImage: join(dir, "system.qcow2"),
+      homeImage: join(dir, "home.qcow2"),
+      nvram: join(dir, "nvram"),
+      generation: join(dir, "generation"),
+      manifest: join(dir, "manifest"),
+      port: join(dir, "port"),
+      runtimeFiles: ["port", "pid", "monitor.sock", "qmp.sock", "console.sock"].map((file) => join(dir, file)),
+    };
+  }
+
+  /** Backups of project `name`. */
+  backups(name: string): string {
+    return join(this.backupsDir, name);
+  }
+
+  /**
+   * The projects, sorted. Entries that are not directories, break the name
+   * rule or carry a reserved name are skipped.
+   */
+  async listProjects(): Promise<string[]> {
+    const names: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(this.projectsDir)) {
+        if (!entry.isDirectory) continue;
+        if (!isValidProjectName(entry.name) || reservedNames.includes(entry.name)) continue;
+        names.push(entry.name);
+      }
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return [];
+      throw error;
+    }
+    return names.sort();
+  }
+}
+
+function _basePaths(dir: string): BasePaths {
+  return {
+    dir,
+    systemImage: join(dir, "system.qcow2"),
+    homeImage: join(dir, "home.qcow2"),
+    nvram: join(dir, "nvram"),
+    generation: join(dir, "generation"),
+  };
+}
+
+/** Whether `path` exists (without following a final symlink). */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** Reads a small text file, or `undefined` when it does not exist. */
+export async function readOptionalText(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}

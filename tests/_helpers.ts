@@ -1,0 +1,130 @@
+/**
+ * Shared test fixtures: a throw-away HOME with its own VIRTDEV_HOME, and a
+ * runner for the real CLI with exactly the `virtdev` task's permissions.
+ */
+import { join } from "node:path";
+
+const _root = new URL("..", import.meta.url).pathname;
+const _denoDir = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
+
+/** The repository root. */
+export const repoRoot: string = _root;
+
+/** A temporary user home with virtdev's default directories under it. */
+export interface Sandbox extends AsyncDisposable {
+  readonly root: string;
+  readonly home: string;
+  readonly virtdevHome: string;
+  readonly env: Record<string, string>;
+}
+
+/** Makes a sandbox; dispose of it to delete it. */
+export async function makeSandbox(extraEnv: Record<string, string> = {}): Promise<Sandbox> {
+  const root = await Deno.makeTempDir({ prefix: "virtdev-test-" });
+  const home = join(root, "home");
+  await Deno.mkdir(home);
+  const env = {
+    HOME: home,
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    DENO_DIR: _denoDir,
+    DENO_NO_UPDATE_CHECK: "1",
+    NO_COLOR: "1",
+    ...extraEnv,
+  };
+  return {
+    root,
+    home,
+    virtdevHome: join(home, ".local/share/virtdev"),
+    env,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** The `deno run` flags of the `virtdev` task, with `$HOME` filled in. */
+export function taskArguments(home: string): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(join(_root, "deno.json")));
+  const command: string = config.tasks.virtdev.command;
+  const words = command.replaceAll("$HOME", home).split(/\s+/);
+  // "deno run ... src/main.ts" → the arguments after "deno".
+  return words.slice(1).map((word) => word === "src/main.ts" ? join(_root, "src/main.ts") : word);
+}
+
+/** What a finished virtdev process left behind. */
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the real CLI as its own process in `sandbox`. */
+export async function virtdev(
+  sandbox: Sandbox,
+  args: readonly string[],
+  options: { readonly stdin?: string; readonly env?: Record<string, string> } = {},
+): Promise<CliResult> {
+  const child = spawnVirtdev(sandbox, args, options);
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  } else {
+    await child.stdin.close();
+  }
+  const output = await child.output();
+  return {
+    code: output.signal === "SIGKILL" ? 137 : output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
+
+/** Starts the real CLI without waiting for it. */
+export function spawnVirtdev(
+  sandbox: Sandbox,
+  args: readonly string[],
+  options: { readonly env?: Record<string, string> } = {},
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: [...taskArguments(sandbox.home), ...args],
+    env: { ...sandbox.env, ...options.env },
+    clearEnv: true,
+    cwd: sandbox.root,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** Runs a program and returns its stdout; throws on failure. */
+export async function sh(program: string, args: readonly string[]): Promise<string> {
+  const output = await new Deno.Command(program, { args: [...args], stdout: "piped", stderr: "piped" }).output();
+  if (!output.success) {
+    throw new Error(`${program} ${args.join(" ")} failed: ${new TextDecoder().decode(output.stderr)}`);
+  }
+  return new TextDecoder().decode(output.stdout);
+}
+
+/** Makes `installation/` as `virtdev install` leaves it, with small real images. */
+export async function makeInstallation(sandbox: Sandbox, options: { readonly pattern?: number } = {}): Promise<void> {
+  const dir = join(sandbox.virtdevHome, "installation");
+  await Deno.mkdir(dir, { recursive: true });
+  await sh("qemu-img", ["create", "-q", "-f", "qcow2", join(dir, "system.qcow2"), "64M"]);
+  await sh("qemu-img", ["create", "-q", "-f", "qcow2", join(dir, "home.qcow2"), "64M"]);
+  if (options.pattern !== undefined) {
+    await sh("qemu-io", ["-c", `write -P ${options.pattern} 0 1M`, join(dir, "system.qcow2")]);
+    await sh("qemu-io", ["-c", `write -P ${options.pattern} 0 1M`, join(dir, "home.qcow2")]);
+  }
+  await Deno.writeFile(join(dir, "nvram"), new Uint8Array(4096));
+}
+
+/** Whether a path exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
