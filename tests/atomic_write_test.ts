@@ -10,7 +10,7 @@ Deno.test("writeFileAtomic replaces content, sets the mode and leaves no tempora
     await writeFileAtomic(path, "2\n", { mode: 0o444 });
     assert.equal(await Deno.readTextFile(path), "2\n");
     assert.equal((await Deno.stat(path)).mode! & 0o777, 0o444);
-    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["generation"]);
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name), ["generation"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -25,7 +25,7 @@ Deno.test("a failed writeFileAtomic keeps the old target and cleans up", async (
     await Deno.writeTextFile(join(path, "inside"), "kept");
     await assert.rejects(() => writeFileAtomic(path, "new"));
     assert.equal(await Deno.readTextFile(join(path, "inside")), "kept");
-    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["target"]);
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name), ["target"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

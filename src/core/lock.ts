@@ -36,17 +36,17 @@ export interface LockHolder {
 export async function acquireLock(store: Store, command: string): Promise<StoreLock> {
   await Deno.mkdir(store.root, { recursive: true, mode: 0o700 });
   const file = await Deno.open(store.lockFile, { read: true, write: true, create: true, mode: 0o644 });
-  let locked = false;
   try {
-    locked = await file.tryLock(true);
+    // A holder that has exited by the time its record is read has released
+    // the lock: try again rather than blame a process that is gone.
+    for (let attempt = 0;; attempt++) {
+      if (await file.tryLock(true)) break;
+      const holder = await readLockHolder(store);
+      if (holder.pid !== undefined || attempt >= 20) throw lockBusyError(store, holder);
+    }
   } catch (error) {
     file.close();
     throw error;
-  }
-  if (!locked) {
-    file.close();
-    const holder = await readLockHolder(store);
-    throw lockBusyError(store, holder);
   }
   const record = `${Deno.pid} ${command.replace(/\s+/g, " ")}`.slice(0, _recordLength - 1).padEnd(
     _recordLength - 1,
@@ -74,7 +74,7 @@ export async function acquireLock(store: Store, command: string): Promise<StoreL
  */
 export async function readLockHolder(store: Store): Promise<LockHolder> {
   let last: LockHolder = { pid: undefined, command: undefined };
-  for (let attempt = 0; attempt < 25; attempt++) {
+  for (let attempt = 0; attempt < 10; attempt++) {
     let text = "";
     try {
       text = await Deno.readTextFile(store.lockFile);

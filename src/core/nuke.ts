@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { join, relative } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Config } from "./config.ts";
 import { VirtdevError } from "./errors.ts";
 import { projectRunState } from "./runtime_state.ts";
@@ -43,22 +43,23 @@ export interface NukePlan {
  * @throws {VirtdevError} exit 3 when a root is unsafe.
  */
 export async function planNuke(config: Config): Promise<NukePlan> {
-  const userHome = await _realpath(config.userHome);
+  const userHome = resolve(config.userHome);
   const roots: string[] = [];
   for (const [variable, path] of [["VIRTDEV_HOME", config.home], ["VIRTDEV_CACHE", config.cache]] as const) {
-    if (!await pathExists(path)) continue;
-    const real = await _realpath(path);
-    const inside = userHome === undefined || real === undefined ? "" : relative(userHome, real);
-    if (inside === "" || inside === ".." || inside.startsWith("../")) {
+    // Checked on the path as written: virtdev may not read outside its own
+    // directories, so the user's home itself is never resolved.
+    const inside = relative(userHome, resolve(path));
+    if (inside === "" || inside === ".." || inside.startsWith("../") || isAbsolute(inside)) {
       throw new VirtdevError(`Refusing to delete ${path}: ${variable} is not inside your home directory.`, {
         exitCode: NukeExit.unsafe,
         hint: `Nuke deletes only directories below ${config.userHome}. Delete this one by hand if you mean it.`,
       });
     }
+    if (!await pathExists(path)) continue;
     if ((await Deno.lstat(path)).isSymlink) {
       throw new VirtdevError(`Refusing to delete ${path}: ${variable} is a symbolic link.`, {
         exitCode: NukeExit.unsafe,
-        hint: `Point ${variable} at the directory itself (${real}).`,
+        hint: `Point ${variable} at the directory itself.`,
       });
     }
     roots.push(path);
@@ -116,12 +117,4 @@ export async function countSnapshots(store: Store): Promise<Map<string, number>>
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   return counts;
-}
-
-async function _realpath(path: string): Promise<string | undefined> {
-  try {
-    return await Deno.realPath(path);
-  } catch {
-    return undefined;
-  }
 }

@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { runCli } from "../src/cli/app.ts";
+import { commands } from "../src/cli/commands.ts";
+import { environmentVariables } from "../src/core/config.ts";
+import { dispatchArguments } from "../src/main.ts";
+import type { Io } from "../src/ui/io.ts";
+import { repoRoot } from "./_helpers.ts";
+
+function memoryIo(stdin = ""): Io & { stdout: string; stderr: string } {
+  const lines = stdin === "" ? [] : stdin.split("\n");
+  const io = {
+    stdout: "",
+    stderr: "",
+    out(text: string) {
+      io.stdout += text;
+    },
+    err(text: string) {
+      io.stderr += text;
+    },
+    readLine: () => Promise.resolve(lines.length ? lines.shift()! : null),
+    stderrIsTerminal: false,
+    stdinIsTerminal: false,
+    stdoutIsTerminal: false,
+  };
+  return io;
+}
+
+async function cli(args: string[], env: Record<string, string> = { HOME: "/nonexistent" }) {
+  const io = memoryIo();
+  const code = await runCli(args, { io, env, commands, version: "test" });
+  return { code, stdout: io.stdout, stderr: io.stderr };
+}
+
+Deno.test("--help lists every command with its synopsis on stdout", async () => {
+  const { code, stdout, stderr } = await cli(["--help"]);
+  assert.equal(code, 0);
+  assert.equal(stderr, "");
+  for (const spec of commands) {
+    assert.match(stdout, new RegExp(`virtdev ${spec.name}\\b`), spec.name);
+    assert.match(stdout, new RegExp(`^  ${spec.name} +\\S`, "m"), spec.name);
+  }
+});
+
+Deno.test("help <command> and <command> --help print that command's usage and options", async () => {
+  for (const args of [["help", "detach"], ["detach", "--help"]]) {
+    const { code, stdout } = await cli(args);
+    assert.equal(code, 0);
+    assert.match(stdout, /Usage: virtdev detach \[--in-place\] \[-y\/--yes\] \[--color WHEN\] PROJECT/);
+    assert.match(stdout, /--in-place/);
+  }
+});
+
+Deno.test("usage errors exit 64 with a message and a hint on stderr", async () => {
+  for (
+    const args of [[], ["bogus"], ["create"], ["destroy", "-z", "p"], ["list", "--color=pink"], ["status", "a", "b"]]
+  ) {
+    const { code, stdout, stderr } = await cli(args);
+    assert.equal(code, 64, args.join(" "));
+    assert.equal(stdout, "");
+    assert.match(stderr, /virtdev|usage/);
+  }
+  const { stderr } = await cli(["destroy", "-z", "p"]);
+  assert.equal(stderr, "virtdev: Unexpected option or subcommand: `-z`.\nhint: see 'virtdev help destroy'.\n");
+});
+
+Deno.test("a dash token in the project position is an invalid name (exit 2)", async () => {
+  const { code, stderr } = await cli(["create", "-x"]);
+  assert.equal(code, 2);
+  assert.match(stderr, /Invalid project name: "-x"\./);
+});
+
+Deno.test("--color accepts yes, no and auto on every command", async () => {
+  for (const spec of commands) {
+    const { code } = await cli([spec.name, "--color=no", "--help"]);
+    assert.equal(code, 0, spec.name);
+  }
+});
+
+Deno.test("a bad environment variable is reported with exit 65 before any work", async () => {
+  const { code, stderr } = await cli(["list"], { HOME: "/h", VIRTDEV_VM_CPUS: "many" });
+  assert.equal(code, 65);
+  assert.equal(stderr, "virtdev: VIRTDEV_VM_CPUS must be a whole number of CPUs: 'many'.\n");
+});
+
+Deno.test("completion scripts for bash, zsh and fish complete virtdev", async () => {
+  for (const shell of ["bash", "zsh", "fish"]) {
+    const { code, stdout } = await cli(["completion", shell]);
+    assert.equal(code, 0, shell);
+    assert.match(stdout, /virtdev/);
+    assert.ok(stdout.length > 200, shell);
+  }
+  const { stdout } = await cli(["completion", "bash", "de"]);
+  assert.match(stdout, /destroy/);
+  assert.match(stdout, /detach/);
+  const flags = await cli(["completion", "bash", "detach", "--"]);
+  assert.match(flags.stdout, /--in-place/);
+});
+
+Deno.test("virtdev-<command> names dispatch to <command>", () => {
+  assert.deepEqual(dispatchArguments("/usr/bin/virtdev-start", ["web"]), ["start", "web"]);
+  assert.deepEqual(dispatchArguments("virtdev", ["list"]), ["list"]);
+  assert.deepEqual(dispatchArguments("/usr/bin/deno", ["list"]), ["list"]);
+});
+
+Deno.test("the virtdev task allows exactly the environment variables virtdev reads", async () => {
+  const config = JSON.parse(await Deno.readTextFile(`${repoRoot}/deno.json`));
+  const allowEnv = /--allow-env=(\S+)/.exec(config.tasks.virtdev.command)![1].split(",");
+  assert.deepEqual([...allowEnv].sort(), [...environmentVariables].sort());
+});
