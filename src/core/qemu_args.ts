@@ -1,0 +1,105 @@
+/**
+ * The QEMU command line of a virtdev VM, as a pure function of its inputs.
+ *
+ * @module
+ */
+
+/** Everything that decides a VM's QEMU command line. */
+export interface VmSpec {
+  /** The VM's name: the project, or `maintenance`. */
+  readonly name: string;
+  /** Hardware acceleration: `kvm`, or software emulation with `tcg`. */
+  readonly accel: "kvm" | "tcg";
+  /** Guest memory in MiB. */
+  readonly memoryMiB: number;
+  /** Guest CPUs. */
+  readonly cpus: number;
+  /** UEFI code (read-only) and this VM's variable store. */
+  readonly firmware: { readonly code: string; readonly nvram: string };
+  /** The system and home disks (qcow2). */
+  readonly disks: { readonly system: string; readonly home: string };
+  /** The host loopback port forwarded to the guest's SSH, if any. */
+  readonly sshPort?: number;
+  /** Unix sockets and the console log, when the VM runs in the background. */
+  readonly runtime?: {
+    readonly monitorSocket: string;
+    readonly qmpSocket: string;
+    readonly consoleSocket: string;
+    readonly consoleLog: string;
+  };
+  /** Strings and files passed to the guest through fw_cfg, by name under `opt/virtdev/`. */
+  readonly fwCfg?: readonly FwCfgItem[];
+  /** SMBIOS type-1 serial (cloud-init reads its NoCloud seed location from it). */
+  readonly smbiosSerial?: string;
+}
+
+/** One fw_cfg item. */
+export type FwCfgItem =
+  | { readonly name: string; readonly string: string }
+  | { readonly name: string; readonly file: string };
+
+/** Escapes a value for a comma-separated QEMU option (`,` becomes `,,`). */
+export function escapeOptionValue(value: string): string {
+  return value.replaceAll(",", ",,");
+}
+
+/** The arguments after `qemu-system-x86_64` for `spec`. */
+export function qemuArguments(spec: VmSpec): string[] {
+  const e = escapeOptionValue;
+  const args = [
+    "-name",
+    `${e(spec.name)},process=virtdev-${e(spec.name)}`,
+    "-machine",
+    `q35,accel=${spec.accel}`,
+    "-cpu",
+    spec.accel === "kvm" ? "host" : "max",
+    "-m",
+    String(spec.memoryMiB),
+    "-smp",
+    String(spec.cpus),
+    "-nodefaults",
+    "-display",
+    "none",
+    "-drive",
+    `if=pflash,format=raw,readonly=on,file=${e(spec.firmware.code)}`,
+    "-drive",
+    `if=pflash,format=raw,file=${e(spec.firmware.nvram)}`,
+    "-drive",
+    `file=${e(spec.disks.system)},if=virtio,format=qcow2,discard=unmap`,
+    "-drive",
+    `file=${e(spec.disks.home)},if=virtio,format=qcow2,discard=unmap`,
+    "-netdev",
+    spec.sshPort === undefined ? "user,id=net0" : `user,id=net0,hostfwd=tcp:127.0.0.1:${spec.sshPort}-:22`,
+    "-device",
+    "virtio-net-pci,netdev=net0",
+    "-device",
+    "virtio-rng-pci",
+    "-device",
+    "virtio-balloon-pci,free-page-reporting=on",
+  ];
+  if (spec.runtime) {
+    const r = spec.runtime;
+    args.push(
+      "-chardev",
+      `socket,id=monitor,path=${e(r.monitorSocket)},server=on,wait=off`,
+      "-mon",
+      "chardev=monitor,mode=readline",
+      "-chardev",
+      `socket,id=qmp,path=${e(r.qmpSocket)},server=on,wait=off`,
+      "-mon",
+      "chardev=qmp,mode=control",
+      "-chardev",
+      `socket,id=serial,path=${e(r.consoleSocket)},server=on,wait=off,logfile=${e(r.consoleLog)},logappend=on`,
+      "-serial",
+      "chardev:serial",
+    );
+  } else {
+    args.push("-serial", "stdio", "-monitor", "none");
+  }
+  for (const item of spec.fwCfg ?? []) {
+    const value = "string" in item ? `string=${e(item.string)}` : `file=${e(item.file)}`;
+    args.push("-fw_cfg", `name=opt/virtdev/${e(item.name)},${value}`);
+  }
+  if (spec.smbiosSerial !== undefined) args.push("-smbios", `type=1,serial=${e(spec.smbiosSerial)}`);
+  return args;
+}
