@@ -35,26 +35,6 @@ export function validateProjectName(name: string): string {
   return name;
 }
 
-/** Paths of one project's files. */
-export interface ProjectPaths {
-  /** The project directory. */
-  readonly dir: string;
-  /** The system-disk delta. */
-  readonly systemImage: string;
-  /** The home-disk delta. */
-  readonly homeImage: string;
-  /** The UEFI variable store. */
-  readonly nvram: string;
-  /** The copy of the base generation, or `detached`. */
-  readonly generation: string;
-  /** The project-local backup manifest. */
-  readonly manifest: string;
-  /** The SSH port file, present while the VM runs. */
-  readonly port: string;
-  /** Runtime files removed when the VM stops. */
-  readonly runtimeFiles: readonly string[];
-}
-
 /** Paths of the sealed base (or of a staging copy with the same shape). */
 export interface BasePaths {
   /** The base directory. */
@@ -67,6 +47,16 @@ export interface BasePaths {
   readonly nvram: string;
   /** The generation counter. */
   readonly generation: string;
+}
+
+/** Paths of one project's files: the base's shape plus its own. */
+export interface ProjectPaths extends BasePaths {
+  /** The project-local backup manifest. */
+  readonly manifest: string;
+  /** The SSH port file, present while the VM runs. */
+  readonly port: string;
+  /** Runtime files removed when the VM stops. */
+  readonly runtimeFiles: readonly string[];
 }
 
 /** The layout of one `VIRTDEV_HOME`. */
@@ -107,11 +97,7 @@ export class Store {
   project(name: string): ProjectPaths {
     const dir = join(this.projectsDir, name);
     return {
-      dir,
-      systemImage: join(dir, "system.qcow2"),
-      homeImage: join(dir, "home.qcow2"),
-      nvram: join(dir, "nvram"),
-      generation: join(dir, "generation"),
+      ..._basePaths(dir),
       manifest: join(dir, "manifest"),
       port: join(dir, "port"),
       runtimeFiles: ["port", "pid", "monitor.sock", "qmp.sock", "console.sock"].map((file) => join(dir, file)),
