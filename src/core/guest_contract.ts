@@ -1,0 +1,189 @@
+/**
+ * The guest contract: what every virtdev guest provides, defined once.
+ * `install` applies it to a plain cloud image through cloud-init; the Arch
+ * installer is to render the same pieces.
+ *
+ * - user `dev`: key-only SSH, passwordless sudo, locked passwords;
+ * - the home disk (vdb, ext4, `LABEL=home`) mounted at `/home`;
+ * - a hardened sshd that uses the per-project host key passed by fw_cfg;
+ * - the hostname from fw_cfg `opt/virtdev/project`, set before sshd starts;
+ * - a serial getty on ttyS0 that logs `dev` in;
+ * - a readiness line on the serial console once sshd is up;
+ * - `fstrim.timer`, so discarded blocks return to the host.
+ *
+ * @module
+ */
+
+/** The line the guest writes to its serial console when sshd is up. */
+export const readinessLine = "VIRTDEV-READY";
+
+/** Where the guest keeps the host key it receives by fw_cfg. */
+export const guestHostKeyPath = "/run/virtdev/ssh_host_ed25519_key";
+
+/** fw_cfg names under `opt/virtdev/`. */
+export const fwCfgNames = { project: "project", hostKey: "host_key" } as const;
+
+/** A file the contract puts into the guest. */
+export interface GuestFile {
+  readonly path: string;
+  readonly permissions: string;
+  readonly content: string;
+}
+
+/** The hardened sshd settings (a drop-in; the distribution's defaults stay below it). */
+export const sshdConfig: string = [
+  `HostKey ${guestHostKeyPath}`,
+  "PubkeyAuthentication yes",
+  "AuthenticationMethods publickey",
+  "PasswordAuthentication no",
+  "KbdInteractiveAuthentication no",
+  "KerberosAuthentication no",
+  "GSSAPIAuthentication no",
+  "HostbasedAuthentication no",
+  "PermitRootLogin no",
+  "AllowUsers dev",
+  "PermitUserEnvironment no",
+  "PermitTunnel no",
+  "UsePAM yes",
+  "RequiredRSASize 4096",
+  "Ciphers -*-cbc",
+  "KexAlgorithms -ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group14-sha256",
+  "MACs -hmac-sha1,hmac-sha1-etm@openssh.com,hmac-sha2-256,hmac-sha2-512,umac-64@openssh.com,umac-128@openssh.com,umac-64-etm@openssh.com,umac-128-etm@openssh.com",
+  "StrictModes yes",
+  "UseDNS no",
+  "LogLevel VERBOSE",
+  "",
+].join("\n");
+
+const _identityScript = `#!/bin/sh
+# Sets the hostname and the SSH host key from what the host passed by fw_cfg.
+set -eu
+modprobe qemu_fw_cfg 2>/dev/null || true
+base=/sys/firmware/qemu_fw_cfg/by_name/opt/virtdev
+if [ -r "$base/${fwCfgNames.project}/raw" ]; then
+  name=$(tr -cd 'A-Za-z0-9_-' < "$base/${fwCfgNames.project}/raw" | cut -c1-64)
+  if [ -n "$name" ]; then
+    printf '%s\\n' "$name" > /etc/hostname
+    printf '%s' "$name" > /proc/sys/kernel/hostname
+    sed -i '/^127\\.0\\.1\\.1[[:space:]]/d' /etc/hosts
+    printf '127.0.1.1 %s\\n' "$name" >> /etc/hosts
+  fi
+fi
+install -d -m 700 /run/virtdev
+if [ -r "$base/${fwCfgNames.hostKey}/raw" ]; then
+  (umask 077 && cat "$base/${fwCfgNames.hostKey}/raw" > ${guestHostKeyPath})
+else
+  # No key from the host (a maintenance boot): a fresh one for this boot.
+  rm -f ${guestHostKeyPath}
+  ssh-keygen -q -t ed25519 -N '' -f ${guestHostKeyPath}
+fi
+ssh-keygen -y -f ${guestHostKeyPath} > ${guestHostKeyPath}.pub
+`;
+
+const _identityUnit = `[Unit]
+Description=virtdev: hostname and SSH host key from fw_cfg
+DefaultDependencies=no
+After=systemd-modules-load.service local-fs.target
+Before=sysinit.target network-pre.target systemd-hostnamed.service ssh.service sshd.service
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/lib/virtdev/identity
+
+[Install]
+WantedBy=sysinit.target
+`;
+
+const _readyUnit = `[Unit]
+Description=virtdev: tell the host that SSH is up
+After=ssh.service sshd.service home.mount
+Wants=ssh.service sshd.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo ${readinessLine} > /dev/ttyS0'
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+const _sshAfterHome = `[Unit]
+After=home.mount virtdev-identity.service
+Requires=virtdev-identity.service
+`;
+
+const _autologin = `[Service]
+ExecStart=
+ExecStart=-/sbin/agetty --autologin dev --noclear %I 115200 linux
+`;
+
+/** The files of the contract. */
+export function contractFiles(): GuestFile[] {
+  return [
+    { path: "/etc/ssh/sshd_config.d/10-virtdev.conf", permissions: "0644", content: sshdConfig },
+    { path: "/etc/modules-load.d/virtdev.conf", permissions: "0644", content: "qemu_fw_cfg\n" },
+    { path: "/usr/local/lib/virtdev/identity", permissions: "0755", content: _identityScript },
+    { path: "/etc/systemd/system/virtdev-identity.service", permissions: "0644", content: _identityUnit },
+    { path: "/etc/systemd/system/virtdev-ready.service", permissions: "0644", content: _readyUnit },
+    { path: "/etc/systemd/system/ssh.service.d/virtdev.conf", permissions: "0644", content: _sshAfterHome },
+    { path: "/etc/systemd/system/sshd.service.d/virtdev.conf", permissions: "0644", content: _sshAfterHome },
+    {
+      path: "/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf",
+      permissions: "0644",
+      content: _autologin,
+    },
+  ];
+}
+
+/** The units the contract enables, after its files are in place. */
+export const contractUnits: readonly string[] = [
+  "virtdev-identity.service",
+  "virtdev-ready.service",
+  "serial-getty@ttyS0.service",
+  "fstrim.timer",
+];
+
+/**
+ * The cloud-init user-data that applies the contract at install and then
+ * powers the guest off. JSON is valid YAML, so the document is written as
+ * JSON and no value ever needs YAML quoting.
+ */
+export function renderUserData(options: { readonly publicKey: string; readonly timezone: string }): string {
+  const document = {
+    users: [{
+      name: "dev",
+      gecos: "virtdev",
+      shell: "/bin/bash",
+      lock_passwd: true,
+      sudo: "ALL=(ALL:ALL) NOPASSWD: ALL",
+      ssh_authorized_keys: [options.publicKey.trim()],
+    }],
+    disable_root: true,
+    ssh_pwauth: false,
+    timezone: options.timezone,
+    locale: "C.UTF-8",
+    fs_setup: [{ label: "home", filesystem: "ext4", device: "/dev/vdb", partition: "none", overwrite: false }],
+    mounts: [["LABEL=home", "/home", "ext4", "defaults,nofail,x-systemd.device-timeout=30s", "0", "2"]],
+    write_files: contractFiles().map((file) => ({
+      path: file.path,
+      permissions: file.permissions,
+      content: file.content,
+    })),
+    runcmd: [
+      ["passwd", "-l", "root"],
+      // Files first, then enable: enabling a unit whose file is not there fails.
+      ["systemctl", "daemon-reload"],
+      ["systemctl", "enable", ...contractUnits],
+      ["touch", "/etc/cloud/cloud-init.disabled"],
+    ],
+    power_state: { mode: "poweroff", condition: true, timeout: 30 },
+  };
+  return `#cloud-config\n${JSON.stringify(document, null, 2)}\n`;
+}
+
+/** The cloud-init meta-data for the install boot. */
+export function renderMetaData(options: { readonly instanceId: string }): string {
+  return `${JSON.stringify({ "instance-id": options.instanceId, "local-hostname": "virtdev" })}\n`;
+}

@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import {
+  contractFiles,
+  contractUnits,
+  guestHostKeyPath,
+  readinessLine,
+  renderMetaData,
+  renderUserData,
+  sshdConfig,
+} from "../src/core/guest_contract.ts";
+
+const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBx virtdev";
+
+Deno.test("user-data is a cloud-config document that parses as JSON", () => {
+  const text = renderUserData({ publicKey: `${key}\n`, timezone: "Europe/Berlin" });
+  assert.ok(text.startsWith("#cloud-config\n"));
+  const document = JSON.parse(text.slice("#cloud-config\n".length));
+  assert.equal(document.users[0].name, "dev");
+  assert.equal(document.users[0].lock_passwd, true);
+  assert.equal(document.users[0].sudo, "ALL=(ALL:ALL) NOPASSWD: ALL");
+  assert.deepEqual(document.users[0].ssh_authorized_keys, [key]);
+  assert.equal(document.ssh_pwauth, false);
+  assert.equal(document.timezone, "Europe/Berlin");
+  assert.equal(document.power_state.mode, "poweroff");
+  assert.deepEqual(document.mounts[0].slice(0, 3), ["LABEL=home", "/home", "ext4"]);
+  assert.equal(document.fs_setup[0].label, "home");
+  assert.equal(document.fs_setup[0].overwrite, false);
+});
+
+Deno.test("units are enabled only after their files are written, and cloud-init is disabled for later boots", () => {
+  const document = JSON.parse(renderUserData({ publicKey: key, timezone: "UTC" }).replace(/^#cloud-config\n/, ""));
+  const written = new Set(document.write_files.map((file: { path: string }) => file.path));
+  for (const unit of contractUnits.filter((unit) => unit.startsWith("virtdev-"))) {
+    assert.ok(written.has(`/etc/systemd/system/${unit}`), unit);
+  }
+  const runcmd: string[][] = document.runcmd;
+  const reload = runcmd.findIndex((cmd) => cmd.join(" ") === "systemctl daemon-reload");
+  const enable = runcmd.findIndex((cmd) => cmd[0] === "systemctl" && cmd[1] === "enable");
+  assert.ok(reload !== -1 && reload < enable);
+  assert.deepEqual(runcmd[enable].slice(2), [...contractUnits]);
+  assert.ok(runcmd.some((cmd) => cmd.join(" ") === "touch /etc/cloud/cloud-init.disabled"));
+  assert.ok(contractUnits.includes("fstrim.timer"));
+});
+
+Deno.test("sshd accepts only keys, only for dev, with the fw_cfg host key", () => {
+  for (
+    const line of [
+      `HostKey ${guestHostKeyPath}`,
+      "AuthenticationMethods publickey",
+      "PasswordAuthentication no",
+      "PermitRootLogin no",
+      "AllowUsers dev",
+    ]
+  ) assert.match(sshdConfig, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`, "m"));
+});
+
+Deno.test("the identity script loads qemu_fw_cfg, reads the project name and the host key", () => {
+  const identity = contractFiles().find((file) => file.path.endsWith("/identity"))!;
+  assert.equal(identity.permissions, "0755");
+  assert.match(identity.content, /modprobe qemu_fw_cfg/);
+  assert.match(identity.content, /opt\/virtdev/);
+  assert.match(identity.content, /\/proc\/sys\/kernel\/hostname/);
+  const ready = contractFiles().find((file) => file.path.endsWith("virtdev-ready.service"))!;
+  assert.match(ready.content, new RegExp(readinessLine));
+  assert.match(ready.content, /After=ssh\.service sshd\.service/);
+});
+
+Deno.test("meta-data names the instance", () => {
+  assert.deepEqual(JSON.parse(renderMetaData({ instanceId: "virtdev-1" })), {
+    "instance-id": "virtdev-1",
+    "local-hostname": "virtdev",
+  });
+});
