@@ -9,7 +9,6 @@ import { message } from "@optique/core/message";
 import { run } from "@optique/run";
 import type { Environment } from "../core/config.ts";
 import { ExitCode, VirtdevError } from "../core/errors.ts";
-import { colorModes } from "../ui/color.ts";
 import { type Io, Ui } from "../ui/io.ts";
 import type { CommandSpec, Invocation } from "./command.ts";
 import { Context } from "./context.ts";
@@ -40,11 +39,6 @@ export interface RunCliOptions {
  */
 export async function runCli(args: readonly string[], options: RunCliOptions): Promise<number> {
   const { io, env, commands } = options;
-  const colorArgument = args.find((arg) => arg.startsWith("--color="))?.slice("--color=".length);
-  const earlyUi = new Ui(io, {
-    color: colorModes.find((mode) => mode === colorArgument) ?? "auto",
-    env,
-  });
   if (args.length === 0) {
     io.err(_shortUsage(commands));
     return ExitCode.usage;
@@ -74,7 +68,7 @@ export async function runCli(args: readonly string[], options: RunCliOptions): P
   try {
     return await parsed.execute(context);
   } catch (error) {
-    return reportError(error, ui ?? earlyUi);
+    return reportError(error, ui);
   }
 }
 

@@ -9,16 +9,15 @@ import { argument } from "@optique/core/primitives";
 import type { Suggestion } from "@optique/core/parser";
 import type { ValueParser } from "@optique/core/valueparser";
 import { loadConfig, processEnvironment } from "../core/config.ts";
-import { isValidProjectName, reservedNames } from "../core/store.ts";
+import { isProjectEntryName } from "../core/store.ts";
 
+// Completion is synchronous, so this is Store.listProjects() without await.
 function _projectNames(): string[] {
   try {
     const { home } = loadConfig(processEnvironment());
     const names: string[] = [];
     for (const entry of Deno.readDirSync(`${home}/projects`)) {
-      if (entry.isDirectory && isValidProjectName(entry.name) && !reservedNames.includes(entry.name)) {
-        names.push(entry.name);
-      }
+      if (entry.isDirectory && isProjectEntryName(entry.name)) names.push(entry.name);
     }
     return names.sort();
   } catch {

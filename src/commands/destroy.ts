@@ -6,9 +6,9 @@ import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
 import { projectArgument } from "../cli/project_argument.ts";
 import { VirtdevError } from "../core/errors.ts";
-import { countSnapshots } from "../core/nuke.ts";
 import { DestroyExit, destroyProject, listProjectFiles, requireProject, requireStopped } from "../core/project.ts";
 import { formatSize } from "../core/size.ts";
+import { countSnapshots } from "../core/snapshots.ts";
 import { validateProjectName } from "../core/store.ts";
 
 /** `virtdev destroy [-y] <project>`: deletes a project; backups stay. */
@@ -30,7 +30,7 @@ export const destroyCommand = defineCommand("destroy", {
       for (const file of await listProjectFiles(paths)) {
         ui.info(`    ${formatSize(file.bytes).padStart(10)}  ${file.name}`);
       }
-      const snapshots = (await countSnapshots(store)).get(project) ?? 0;
+      const snapshots = await countSnapshots(store, project);
       if (snapshots > 0) ui.info(`Backups preserved: ${snapshots} snapshot(s) at ${store.backups(project)}`);
       if (!yes) {
         ui.info("This cannot be undone.");

@@ -4,8 +4,9 @@ import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
 import { allocatedBytes } from "../core/disk_usage.ts";
 import { VirtdevError } from "../core/errors.ts";
-import { countSnapshots, executeNuke, NukeExit, planNuke } from "../core/nuke.ts";
+import { executeNuke, NukeExit, planNuke, requireRootsInsideHome } from "../core/nuke.ts";
 import { formatSize } from "../core/size.ts";
+import { countAllSnapshots } from "../core/snapshots.ts";
 
 /** `virtdev nuke`: deletes all virtdev data (type 'nuke' to confirm). */
 export const nukeCommand = defineCommand("nuke", {
@@ -15,16 +16,12 @@ export const nukeCommand = defineCommand("nuke", {
   parser: object({}),
   async run(_args, context) {
     const { ui, config, store } = context;
-    const unsafeFirst = await planNuke(config);
+    requireRootsInsideHome(config);
     await withLock(context, "nuke", async () => {
       const plan = await planNuke(config);
-      if (plan.roots.length === 0 && unsafeFirst.roots.length === 0) {
-        ui.info("Nothing to delete.");
-        return;
-      }
       ui.info("This will permanently delete:");
       for (const root of plan.roots) ui.info(`  ${root} (${formatSize(await allocatedBytes(root))})`);
-      const snapshots = await countSnapshots(store);
+      const snapshots = await countAllSnapshots(store);
       if (snapshots.size > 0) {
         ui.info("Including backup snapshots:");
         for (const [project, count] of snapshots) ui.info(`  ${project}: ${count} snapshot(s)`);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isAbsolute, join, relative, resolve } from "node:path";
+import { isAbsolute, relative, resolve } from "node:path";
 import type { Config } from "./config.ts";
 import { VirtdevError } from "./errors.ts";
 import { projectRunState } from "./runtime_state.ts";
@@ -43,18 +43,8 @@ export interface NukePlan {
  * @throws {VirtdevError} exit 3 when a root is unsafe.
  */
 export async function planNuke(config: Config): Promise<NukePlan> {
-  const userHome = resolve(config.userHome);
   const roots: string[] = [];
-  for (const [variable, path] of [["VIRTDEV_HOME", config.home], ["VIRTDEV_CACHE", config.cache]] as const) {
-    // Checked on the path as written: virtdev may not read outside its own
-    // directories, so the user's home itself is never resolved.
-    const inside = relative(userHome, resolve(path));
-    if (inside === "" || inside === ".." || inside.startsWith("../") || isAbsolute(inside)) {
-      throw new VirtdevError(`Refusing to delete ${path}: ${variable} is not inside your home directory.`, {
-        exitCode: NukeExit.unsafe,
-        hint: `Nuke deletes only directories below ${config.userHome}. Delete this one by hand if you mean it.`,
-      });
-    }
+  for (const [variable, path] of requireRootsInsideHome(config)) {
     if (!await pathExists(path)) continue;
     if ((await Deno.lstat(path)).isSymlink) {
       throw new VirtdevError(`Refusing to delete ${path}: ${variable} is a symbolic link.`, {
@@ -91,30 +81,34 @@ export async function planNuke(config: Config): Promise<NukePlan> {
   return { roots };
 }
 
+/**
+ * Checks, without touching the disk, that `VIRTDEV_HOME` and
+ * `VIRTDEV_CACHE` lie strictly inside the user's home. Run it before taking
+ * the lock, which would otherwise create a lock file wherever they point.
+ *
+ * @returns the roots with the variables that name them.
+ * @throws {VirtdevError} exit 3 naming the variable.
+ */
+export function requireRootsInsideHome(config: Config): readonly (readonly [string, string])[] {
+  const userHome = resolve(config.userHome);
+  const roots = [["VIRTDEV_HOME", config.home], ["VIRTDEV_CACHE", config.cache]] as const;
+  for (const [variable, path] of roots) {
+    // Checked on the path as written: virtdev may not read outside its own
+    // directories, so the user's home itself is never resolved.
+    const inside = relative(userHome, resolve(path));
+    if (inside === "" || inside === ".." || inside.startsWith("../") || isAbsolute(inside)) {
+      throw new VirtdevError(`Refusing to delete ${path}: ${variable} is not inside your home directory.`, {
+        exitCode: NukeExit.unsafe,
+        hint: `Nuke deletes only directories below ${config.userHome}. Delete this one by hand if you mean it.`,
+      });
+    }
+  }
+  return roots;
+}
+
 /** Deletes the roots of `plan`. Symbolic links inside are removed, never followed. */
 export async function executeNuke(plan: NukePlan): Promise<void> {
   for (const root of plan.roots) {
     await Deno.remove(root, { recursive: true });
   }
-}
-
-/** Counts backup snapshots per project under `backups/`. */
-export async function countSnapshots(store: Store): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  try {
-    for await (const project of Deno.readDir(store.backupsDir)) {
-      if (!project.isDirectory) continue;
-      let count = 0;
-      for await (const day of Deno.readDir(join(store.backupsDir, project.name))) {
-        if (!day.isDirectory || !/^\d{4}-\d{2}-\d{2}$/.test(day.name)) continue;
-        for await (const time of Deno.readDir(join(store.backupsDir, project.name, day.name))) {
-          if (time.isDirectory && /^\d{2}-\d{2}-\d{2}(\.\d+)?$/.test(time.name)) count++;
-        }
-      }
-      counts.set(project.name, count);
-    }
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  return counts;
 }

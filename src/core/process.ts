@@ -92,30 +92,6 @@ export async function runTool(
   return result;
 }
 
-/**
- * Runs `program` with the terminal's stdin, stdout and stderr, and returns
- * its exit code. Used where the user talks to the program directly.
- */
-export async function runInteractive(
-  program: string,
-  args: readonly string[],
-  options: { readonly missingHint?: string; readonly env?: Readonly<Record<string, string>> } = {},
-): Promise<number> {
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command(program, {
-      args: [...args],
-      env: options.env ? { ...options.env } : undefined,
-      stdin: "inherit",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
-  } catch (error) {
-    throw _spawnError(program, error, options.missingHint);
-  }
-  return exitCodeOf(await child.status);
-}
-
 function _spawnError(program: string, error: unknown, hint: string | undefined): ToolError {
   if (error instanceof Deno.errors.NotFound) {
     return new ToolError(`${program} is not installed or not on PATH.`, {

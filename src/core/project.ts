@@ -7,6 +7,7 @@
 import { basename, join } from "node:path";
 import { copyFileAtomic, syncDirectory, writeFileAtomic } from "./atomic_write.ts";
 import { crashPoint } from "./crash_point.ts";
+import { allocatedBytes } from "./disk_usage.ts";
 import { VirtdevError } from "./errors.ts";
 import { detachedMarker, readGeneration } from "./generation.ts";
 import { checkImage, convertStandalone, createDelta, imageInfo, rebaseStandalone } from "./images.ts";
@@ -145,8 +146,7 @@ export interface ProjectFile {
 export async function listProjectFiles(paths: ProjectPaths): Promise<ProjectFile[]> {
   const files: ProjectFile[] = [];
   for await (const entry of Deno.readDir(paths.dir)) {
-    const info = await Deno.lstat(join(paths.dir, entry.name));
-    files.push({ name: entry.name, bytes: (info.blocks ?? 0) * 512 });
+    files.push({ name: entry.name, bytes: await allocatedBytes(join(paths.dir, entry.name)) });
   }
   return files.sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -35,6 +35,11 @@ export function validateProjectName(name: string): string {
   return name;
 }
 
+/** Whether a directory named `name` under `projects/` is a project. */
+export function isProjectEntryName(name: string): boolean {
+  return isValidProjectName(name) && !reservedNames.includes(name);
+}
+
 /** Paths of the sealed base (or of a staging copy with the same shape). */
 export interface BasePaths {
   /** The base directory. */
@@ -55,8 +60,6 @@ export interface ProjectPaths extends BasePaths {
   readonly manifest: string;
   /** The SSH port file, present while the VM runs. */
   readonly port: string;
-  /** Runtime files removed when the VM stops. */
-  readonly runtimeFiles: readonly string[];
 }
 
 /** The layout of one `VIRTDEV_HOME`. */
@@ -100,7 +103,6 @@ export class Store {
       ..._basePaths(dir),
       manifest: join(dir, "manifest"),
       port: join(dir, "port"),
-      runtimeFiles: ["port", "pid", "monitor.sock", "qmp.sock", "console.sock"].map((file) => join(dir, file)),
     };
   }
 
@@ -117,9 +119,7 @@ export class Store {
     const names: string[] = [];
     try {
       for await (const entry of Deno.readDir(this.projectsDir)) {
-        if (!entry.isDirectory) continue;
-        if (!isValidProjectName(entry.name) || reservedNames.includes(entry.name)) continue;
-        names.push(entry.name);
+        if (entry.isDirectory && isProjectEntryName(entry.name)) names.push(entry.name);
       }
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return [];

@@ -106,17 +106,19 @@ export class Ui {
    * @returns whether the answer matched exactly.
    */
   async confirmTyped(expected: string): Promise<boolean> {
-    this.io.err(`Type '${expected}' to confirm: `);
-    const answer = await this.io.readLine();
-    if (answer === null) this.io.err("\n");
-    return answer !== null && answer.trim() === expected;
+    return (await this.#ask(`Type '${expected}' to confirm: `)) === expected;
   }
 
   /** Asks a yes/no question; only `y` or `yes` is a yes. */
   async confirmYesNo(question: string): Promise<boolean> {
-    this.io.err(`${question} [y/N] `);
+    return /^(y|yes)$/i.test(await this.#ask(`${question} [y/N] `) ?? "");
+  }
+
+  /** Prints `prompt` and reads the trimmed answer; `null` on EOF. */
+  async #ask(prompt: string): Promise<string | null> {
+    this.io.err(prompt);
     const answer = await this.io.readLine();
     if (answer === null) this.io.err("\n");
-    return answer !== null && /^(y|yes)$/i.test(answer.trim());
+    return answer?.trim() ?? null;
   }
 }
