@@ -33,7 +33,7 @@ log "cloud-init"
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d" && chmod 755 "$root/usr/sbin/policy-rc.d"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 { chroot "$root" apt-get update -qq && DEBIAN_FRONTEND=noninteractive chroot "$root" \
-  apt-get install -y -qq --no-install-recommends cloud-init; } >"$work/cloud-init.log" 2>&1 ||
+  apt-get install -y -qq --no-install-recommends cloud-init cloud-guest-utils; } >"$work/cloud-init.log" 2>&1 ||
   { tail -20 "$work/cloud-init.log" >&2; exit 1; }
 rm -f "$root/usr/sbin/policy-rc.d"
 

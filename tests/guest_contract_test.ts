@@ -3,6 +3,8 @@ import {
   contractFiles,
   contractUnits,
   guestHostKeyPath,
+  installedLine,
+  notReadyLine,
   readinessLine,
   renderMetaData,
   renderUserData,
@@ -34,11 +36,22 @@ Deno.test("units are enabled only after their files are written, and cloud-init 
     assert.ok(written.has(`/etc/systemd/system/${unit}`), unit);
   }
   const runcmd: string[][] = document.runcmd;
-  const reload = runcmd.findIndex((cmd) => cmd.join(" ") === "systemctl daemon-reload");
-  const enable = runcmd.findIndex((cmd) => cmd[0] === "systemctl" && cmd[1] === "enable");
-  assert.ok(reload !== -1 && reload < enable);
-  assert.deepEqual(runcmd[enable].slice(2), [...contractUnits]);
-  assert.ok(runcmd.some((cmd) => cmd.join(" ") === "touch /etc/cloud/cloud-init.disabled"));
+  // One `sh -e` script: the installed line is reached only if every step before it succeeded.
+  assert.equal(runcmd.length, 1);
+  assert.deepEqual(runcmd[0].slice(0, 2), ["sh", "-ec"]);
+  const steps = runcmd[0][2].trim().split("\n");
+  const reload = steps.indexOf("systemctl daemon-reload");
+  const enable = steps.indexOf(`systemctl enable ${contractUnits.join(" ")}`);
+  const disabled = steps.indexOf("touch /etc/cloud/cloud-init.disabled");
+  const installed = steps.indexOf(`echo ${installedLine} > /dev/ttyS0`);
+  assert.ok(reload !== -1 && reload < enable, "daemon-reload before enable");
+  assert.ok(enable < disabled && disabled < installed, "the installed line comes last");
+  assert.equal(installed, steps.length - 1);
+  for (const check of ["id dev", "mountpoint -q /home", "test -s /home/dev/.ssh/authorized_keys"]) {
+    assert.ok(steps.indexOf(check) !== -1 && steps.indexOf(check) < installed, check);
+  }
+  assert.equal(document.ssh_deletekeys, true);
+  assert.deepEqual(document.ssh_genkeytypes, []);
   assert.ok(contractUnits.includes("fstrim.timer"));
 });
 
@@ -60,9 +73,12 @@ Deno.test("the identity script loads qemu_fw_cfg, reads the project name and the
   assert.match(identity.content, /modprobe qemu_fw_cfg/);
   assert.match(identity.content, /opt\/virtdev/);
   assert.match(identity.content, /\/proc\/sys\/kernel\/hostname/);
-  const ready = contractFiles().find((file) => file.path.endsWith("virtdev-ready.service"))!;
-  assert.match(ready.content, new RegExp(readinessLine));
-  assert.match(ready.content, /After=ssh\.service sshd\.service/);
+  const readyUnit = contractFiles().find((file) => file.path.endsWith("virtdev-ready.service"))!;
+  assert.match(readyUnit.content, /After=ssh\.service sshd\.service/);
+  const ready = contractFiles().find((file) => file.path.endsWith("/ready"))!;
+  assert.match(ready.content, new RegExp(`echo ${readinessLine} > /dev/ttyS0`));
+  assert.match(ready.content, new RegExp(`echo ${notReadyLine} > /dev/ttyS0`));
+  assert.match(ready.content, /is-active --quiet ssh\.service/);
 });
 
 Deno.test("meta-data names the instance", () => {

@@ -75,3 +75,22 @@ Deno.test("paths with commas are escaped in every option", () => {
   assert.ok(args.includes("type=1,serial=ds=nocloud-net;s=http://10.0.2.2:8000/"));
   for (const arg of args) assert.doesNotMatch(arg, /[^,],[^,=]*dir/, arg);
 });
+
+Deno.test("the install boot logs its serial console to a file, serves its seed by SMBIOS and does not reboot", () => {
+  const args = qemuArguments({
+    ...spec,
+    runtime: undefined,
+    sshPort: undefined,
+    fwCfg: undefined,
+    serialLog: "/c/install,console.log",
+    smbiosSerial: "ds=nocloud-net;s=http://10.0.2.2:4321/",
+    noReboot: true,
+  });
+  assert.deepEqual(after(args, "-chardev"), ["file,id=serial,path=/c/install,,console.log"]);
+  assert.deepEqual(after(args, "-serial"), ["chardev:serial"]);
+  assert.deepEqual(after(args, "-monitor"), ["none"]);
+  assert.deepEqual(after(args, "-smbios"), ["type=1,serial=ds=nocloud-net;s=http://10.0.2.2:4321/"]);
+  assert.ok(args.includes("-no-reboot"));
+  assert.ok(!args.includes("-fw_cfg"));
+  assert.ok(!qemuArguments(spec).includes("-no-reboot"));
+});

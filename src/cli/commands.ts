@@ -3,6 +3,17 @@
  *
  * @module
  */
+import { installCommand } from "../commands/install.ts";
+import { startCommand } from "../commands/start.ts";
+import { stopCommand } from "../commands/stop.ts";
+import { waitCommand } from "../commands/wait.ts";
+import { sshCommand } from "../commands/ssh.ts";
+import { consoleCommand } from "../commands/console.ts";
+import { monitorCommand } from "../commands/monitor.ts";
+import { logCommand } from "../commands/log.ts";
+import { transferCommand } from "../commands/transfer.ts";
+import { portCommand } from "../commands/port.ts";
+import { pidCommand } from "../commands/pid.ts";
 import { createCommand } from "../commands/create.ts";
 import { destroyCommand } from "../commands/destroy.ts";
 import { detachCommand } from "../commands/detach.ts";
@@ -20,13 +31,24 @@ import type { CommandSpec } from "./command.ts";
 /** The registered commands. */
 export const commands: readonly CommandSpec[] = [
   keyCommand,
+  installCommand,
   sealCommand,
   createCommand,
+  startCommand,
+  waitCommand,
+  sshCommand,
+  transferCommand,
+  stopCommand,
+  consoleCommand,
+  monitorCommand,
+  logCommand,
   destroyCommand,
   detachCommand,
   nukeCommand,
   listCommand,
   statusCommand,
+  portCommand,
+  pidCommand,
   pathCommand,
   diskCommand,
   generationCommand,

@@ -27,7 +27,11 @@ export const listCommand = defineCommand("list", {
     const width = Math.max(7, ...projects.map((p) => p.name.length));
     ui.result(`${"PROJECT".padEnd(width)}  ${"PORT".padEnd(5)}  ${"STATUS".padEnd(8)}  GENERATION`);
     for (const p of projects) {
-      const status = p.status === "running" ? c.green(p.status) : c.red(p.status);
+      const status = p.status === "running"
+        ? c.green(p.status)
+        : p.status === "stopped"
+        ? c.red(p.status)
+        : c.yellow(p.status);
       const generation = p.detached ? c.yellow(p.generation) : p.stale ? c.red(p.generation) : p.generation;
       ui.result(
         `${p.name.padEnd(width)}  ${String(p.port ?? "-").padEnd(5)}  ${padVisible(status, 8)}  ${generation}`,

@@ -1,17 +1,35 @@
 import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
+import { withDefault } from "@optique/core/modifiers";
+import { flag } from "@optique/core/primitives";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
 import { requireProject } from "../core/project.ts";
-import { projectRunState } from "../core/runtime_state.ts";
+import { inspectVm } from "../core/runtime_state.ts";
 
-/** `virtdev status <project>`: prints the VM's run state. */
+/** `virtdev status [--json] <project>`: the VM's run state. */
 export const statusCommand = defineCommand("status", {
-  brief: message`Print a project VM's state: running or stopped.`,
+  brief: message`Print a project VM's state: running, starting, stopping or stopped.`,
+  description:
+    message`'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has. With --json, also the PID, port and supervisor.`,
   takesProject: true,
-  parser: object({ project: projectArgument() }),
-  async run({ project }, { store, ui }) {
-    await requireProject(store, project);
-    ui.result(await projectRunState(store, project));
+  parser: object({
+    json: withDefault(flag("--json", { description: message`Print a JSON object.` }), false),
+    project: projectArgument(),
+  }),
+  async run({ project, json }, { store, ui }) {
+    const status = await inspectVm(await requireProject(store, project));
+    if (!json) {
+      ui.result(status.state);
+      return;
+    }
+    ui.result(JSON.stringify({
+      project,
+      state: status.state,
+      pid: status.pid ?? null,
+      port: status.record?.port ?? null,
+      supervisor: status.record?.supervisor ?? null,
+      startedAt: status.record?.startedAt ?? null,
+    }));
   },
 });

@@ -43,6 +43,8 @@ export interface Config {
   readonly stopTimeout: number;
   /** `VIRTDEV_WAIT_TIMEOUT` in seconds. */
   readonly waitTimeout: number;
+  /** `VIRTDEV_INSTALL_TIMEOUT`: seconds the install boot may take. */
+  readonly installTimeout: number;
   /** `OVMF_CODE`, when set; otherwise detected by {@link resolveFirmware}. */
   readonly ovmfCode: string | undefined;
   /** `OVMF_VARS`, when set; otherwise detected by {@link resolveFirmware}. */
@@ -69,6 +71,7 @@ export const configVariables = [
   "VIRTDEV_VM_CPUS",
   "VIRTDEV_STOP_TIMEOUT",
   "VIRTDEV_WAIT_TIMEOUT",
+  "VIRTDEV_INSTALL_TIMEOUT",
   "OVMF_CODE",
   "OVMF_VARS",
   "VIRTDEV_ACCEL",
@@ -157,6 +160,11 @@ export function loadConfig(env: Environment): Config {
       unit: "seconds",
     }),
     waitTimeout: _integer("VIRTDEV_WAIT_TIMEOUT", get("VIRTDEV_WAIT_TIMEOUT") ?? "120", {
+      min: 1,
+      max: 86400,
+      unit: "seconds",
+    }),
+    installTimeout: _integer("VIRTDEV_INSTALL_TIMEOUT", get("VIRTDEV_INSTALL_TIMEOUT") ?? "1800", {
       min: 1,
       max: 86400,
       unit: "seconds",

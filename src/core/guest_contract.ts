@@ -17,6 +17,12 @@
 /** The line the guest writes to its serial console when sshd is up. */
 export const readinessLine = "VIRTDEV-READY";
 
+/** The line the guest writes instead when sshd failed to start. */
+export const notReadyLine = "VIRTDEV-NOT-READY";
+
+/** The line the install boot writes to its serial console once the contract is applied and checked. */
+export const installedLine = "VIRTDEV-INSTALLED";
+
 /** Where the guest keeps the host key it receives by fw_cfg. */
 export const guestHostKeyPath = "/run/virtdev/ssh_host_ed25519_key";
 
@@ -65,7 +71,11 @@ if [ -r "$base/${fwCfgNames.project}/raw" ]; then
   if [ -n "$name" ]; then
     printf '%s\\n' "$name" > /etc/hostname
     printf '%s' "$name" > /proc/sys/kernel/hostname
-    sed -i '/^127\\.0\\.1\\.1[[:space:]]/d' /etc/hosts
+    if [ -f /etc/hosts ]; then
+      sed -i '/^127\\.0\\.1\\.1[[:space:]]/d' /etc/hosts
+    else
+      printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost ip6-loopback\\n' > /etc/hosts
+    fi
     printf '127.0.1.1 %s\\n' "$name" >> /etc/hosts
   fi
 fi
@@ -78,6 +88,16 @@ else
   ssh-keygen -q -t ed25519 -N '' -f ${guestHostKeyPath}
 fi
 ssh-keygen -y -f ${guestHostKeyPath} > ${guestHostKeyPath}.pub
+`;
+
+// ssh.service on Debian and Ubuntu, sshd.service elsewhere.
+const _readyScript = `#!/bin/sh
+# Tells the host on the serial console whether sshd came up.
+if systemctl is-active --quiet ssh.service || systemctl is-active --quiet sshd.service; then
+  echo ${readinessLine} > /dev/ttyS0
+else
+  echo ${notReadyLine} > /dev/ttyS0
+fi
 `;
 
 const _identityUnit = `[Unit]
@@ -103,7 +123,7 @@ Wants=ssh.service sshd.service
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'echo ${readinessLine} > /dev/ttyS0'
+ExecStart=/usr/local/lib/virtdev/ready
 
 [Install]
 WantedBy=multi-user.target
@@ -125,6 +145,7 @@ export function contractFiles(): GuestFile[] {
     { path: "/etc/ssh/sshd_config.d/10-virtdev.conf", permissions: "0644", content: sshdConfig },
     { path: "/etc/modules-load.d/virtdev.conf", permissions: "0644", content: "qemu_fw_cfg\n" },
     { path: "/usr/local/lib/virtdev/identity", permissions: "0755", content: _identityScript },
+    { path: "/usr/local/lib/virtdev/ready", permissions: "0755", content: _readyScript },
     { path: "/etc/systemd/system/virtdev-identity.service", permissions: "0644", content: _identityUnit },
     { path: "/etc/systemd/system/virtdev-ready.service", permissions: "0644", content: _readyUnit },
     { path: "/etc/systemd/system/ssh.service.d/virtdev.conf", permissions: "0644", content: _sshAfterHome },
@@ -144,6 +165,24 @@ export const contractUnits: readonly string[] = [
   "serial-getty@ttyS0.service",
   "fstrim.timer",
 ];
+
+// One script, so that the installed line is written only if every step
+// and every check succeeded. Files first, then enable: enabling a unit whose
+// file is not there yet fails (the original's hostname-unit bug).
+const _finishScript = `passwd -l root
+systemctl daemon-reload
+systemctl enable ${contractUnits.join(" ")}
+id dev
+mountpoint -q /home
+test -s /home/dev/.ssh/authorized_keys
+rm -f /etc/ssh/ssh_host_*
+ssh-keygen -q -t ed25519 -N '' -f /run/virtdev-check-key
+sshd -t -h /run/virtdev-check-key
+rm -f /run/virtdev-check-key /run/virtdev-check-key.pub
+touch /etc/cloud/cloud-init.disabled
+sync
+echo ${installedLine} > /dev/ttyS0
+`;
 
 /**
  * The cloud-init user-data that applies the contract at install and then
@@ -171,13 +210,10 @@ export function renderUserData(options: { readonly publicKey: string; readonly t
       permissions: file.permissions,
       content: file.content,
     })),
-    runcmd: [
-      ["passwd", "-l", "root"],
-      // Files first, then enable: enabling a unit whose file is not there fails.
-      ["systemctl", "daemon-reload"],
-      ["systemctl", "enable", ...contractUnits],
-      ["touch", "/etc/cloud/cloud-init.disabled"],
-    ],
+    // No host keys in the base: each project's comes from the host.
+    ssh_deletekeys: true,
+    ssh_genkeytypes: [],
+    runcmd: [["sh", "-ec", _finishScript]],
     power_state: { mode: "poweroff", condition: true, timeout: 30 },
   };
   return `#cloud-config\n${JSON.stringify(document, null, 2)}\n`;

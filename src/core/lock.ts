@@ -7,6 +7,7 @@
  * @module
  */
 import { LockBusyError } from "./errors.ts";
+import { isProcessAlive } from "./processes.ts";
 import type { Store } from "./store.ts";
 
 /** Length of the holder record; fixed so that it is replaced in one write. */
@@ -27,21 +28,32 @@ export interface LockHolder {
 }
 
 /**
- * Takes the store lock without waiting.
+ * Takes the store lock, by default without waiting.
  *
  * @param command what this process is doing, e.g. `create foo`; shown to
  *   anyone who finds the lock held.
+ * @param options.waitSeconds how long to keep trying while the lock is
+ *   held; 0 (the default) fails at once.
  * @throws {LockBusyError} exit 75 when another process holds it.
  */
-export async function acquireLock(store: Store, command: string): Promise<StoreLock> {
+export async function acquireLock(
+  store: Store,
+  command: string,
+  options: { readonly waitSeconds?: number } = {},
+): Promise<StoreLock> {
   await Deno.mkdir(store.root, { recursive: true, mode: 0o700 });
   const file = await Deno.open(store.lockFile, { read: true, write: true, create: true, mode: 0o644 });
+  const deadline = Date.now() + (options.waitSeconds ?? 0) * 1000;
   try {
     // A holder that has exited by the time its record is read has released
     // the lock: try again rather than blame a process that is gone.
     for (let attempt = 0;; attempt++) {
       if (await file.tryLock(true)) break;
       const holder = await readLockHolder(store);
+      if (holder.pid !== undefined && Date.now() < deadline && !holder.command?.startsWith("maintain")) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
       if (holder.pid !== undefined || attempt >= 20) throw lockBusyError(store, holder);
     }
   } catch (error) {
@@ -85,11 +97,14 @@ export async function readLockHolder(store: Store): Promise<LockHolder> {
     if (match) {
       const pid = Number(match[1]);
       last = { pid, command: match[2].trim() || undefined };
-      if (_isAlive(pid)) return last;
+      if (await isProcessAlive(pid)) return last;
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  return { pid: last.pid !== undefined && _isAlive(last.pid) ? last.pid : undefined, command: last.command };
+  return {
+    pid: last.pid !== undefined && await isProcessAlive(last.pid) ? last.pid : undefined,
+    command: last.command,
+  };
 }
 
 /** The exit-75 error for a held lock, with a message that names the holder. */
@@ -109,13 +124,4 @@ export function lockBusyError(store: Store, holder: LockHolder): LockBusyError {
     holderPid: holder.pid,
     hint: `Try again when it has finished. The lock is ${store.lockFile}.`,
   });
-}
-
-function _isAlive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
 }

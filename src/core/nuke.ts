@@ -71,7 +71,7 @@ export async function planNuke(config: Config): Promise<NukePlan> {
   }
   const store = new Store(config.home);
   for (const name of await store.listProjects()) {
-    if (await projectRunState(store, name) === "running") {
+    if (await projectRunState(store, name) !== "stopped") {
       throw new VirtdevError(`Project ${name} is running.`, {
         exitCode: NukeExit.running,
         hint: `Stop every project VM first: virtdev stop ${name}`,

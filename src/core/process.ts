@@ -105,3 +105,29 @@ function _spawnError(program: string, error: unknown, hint: string | undefined):
     cause: error,
   });
 }
+
+/**
+ * Runs `program` attached to the user's terminal (stdin, stdout and stderr
+ * inherited) and returns its exit code. Ctrl-C reaches the child, which
+ * decides what it means; virtdev waits for the child either way.
+ */
+export async function runAttached(
+  program: string,
+  args: readonly string[],
+  options: { readonly missingHint?: string } = {},
+): Promise<number> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(program, { args: [...args], stdin: "inherit", stdout: "inherit", stderr: "inherit" })
+      .spawn();
+  } catch (error) {
+    throw _spawnError(program, error, options.missingHint);
+  }
+  const ignore = (): void => {};
+  Deno.addSignalListener("SIGINT", ignore);
+  try {
+    return exitCodeOf(await child.status);
+  } finally {
+    Deno.removeSignalListener("SIGINT", ignore);
+  }
+}

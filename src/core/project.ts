@@ -10,6 +10,7 @@ import { crashPoint } from "./crash_point.ts";
 import { allocatedBytes } from "./disk_usage.ts";
 import { VirtdevError } from "./errors.ts";
 import { detachedMarker, readGeneration } from "./generation.ts";
+import { generateHostKey } from "./host_key.ts";
 import { checkImage, convertStandalone, createDelta, imageInfo, rebaseStandalone } from "./images.ts";
 import { projectRunState } from "./runtime_state.ts";
 import { pathExists, type ProjectPaths, reservedNames, type Store, validateProjectName } from "./store.ts";
@@ -108,6 +109,7 @@ export async function createProject(store: Store, name: string): Promise<Project
     crashPoint("create.deltas-made");
     await copyFileAtomic(base.nvram, join(staging, "nvram"), { mode: 0o644 });
     await writeFileAtomic(join(staging, "generation"), `${generation.value}\n`, { mode: 0o644 });
+    await generateHostKey(staging, name);
     await Deno.rename(staging, paths.dir);
     await syncDirectory(store.projectsDir);
   } catch (error) {
@@ -153,7 +155,7 @@ export async function listProjectFiles(paths: ProjectPaths): Promise<ProjectFile
 
 /** Refuses to go on while the project's VM runs. */
 export async function requireStopped(store: Store, name: string, exitCode: number): Promise<void> {
-  if (await projectRunState(store, name) === "running") {
+  if (await projectRunState(store, name) !== "stopped") {
     throw new VirtdevError(`Project ${name} is running.`, {
       exitCode,
       hint: `Stop it first: virtdev stop ${name}`,

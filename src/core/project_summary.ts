@@ -4,8 +4,8 @@
  * @module
  */
 import { describeGeneration, type Generation, isStale, readGeneration } from "./generation.ts";
-import { projectRunState, type RunState } from "./runtime_state.ts";
-import { readOptionalText, type Store } from "./store.ts";
+import { inspectVm, type RunState } from "./runtime_state.ts";
+import type { Store } from "./store.ts";
 
 /** What `list` shows of a project. */
 export interface ProjectSummary {
@@ -25,9 +25,9 @@ export async function summariseProjects(
   const projects = await Promise.all((await store.listProjects()).map(async (name) => {
     const paths = store.project(name);
     const generation = await readGeneration(paths.generation);
-    const status = await projectRunState(store, name);
-    const portText = status === "running" ? await readOptionalText(paths.port) : undefined;
-    const port = portText !== undefined && /^\d+$/.test(portText.trim()) ? Number(portText.trim()) : null;
+    const vm = await inspectVm(paths);
+    const status = vm.state;
+    const port = vm.record?.port ?? null;
     return {
       name,
       status,

@@ -31,6 +31,10 @@ export interface VmSpec {
   readonly fwCfg?: readonly FwCfgItem[];
   /** SMBIOS type-1 serial (cloud-init reads its NoCloud seed location from it). */
   readonly smbiosSerial?: string;
+  /** Without `runtime`: a file that receives the serial console (else stdio). */
+  readonly serialLog?: string;
+  /** Exit instead of rebooting (the install boot must end, not loop). */
+  readonly noReboot?: boolean;
 }
 
 /** One fw_cfg item. */
@@ -93,9 +97,12 @@ export function qemuArguments(spec: VmSpec): string[] {
       "-serial",
       "chardev:serial",
     );
+  } else if (spec.serialLog !== undefined) {
+    args.push("-chardev", `file,id=serial,path=${e(spec.serialLog)}`, "-serial", "chardev:serial", "-monitor", "none");
   } else {
     args.push("-serial", "stdio", "-monitor", "none");
   }
+  if (spec.noReboot) args.push("-no-reboot");
   for (const item of spec.fwCfg ?? []) {
     const value = "string" in item ? `string=${e(item.string)}` : `file=${e(item.file)}`;
     args.push("-fw_cfg", `name=opt/virtdev/${e(item.name)},${value}`);

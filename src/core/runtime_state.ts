@@ -1,18 +1,122 @@
 /**
- * Whether a project's VM is running. This is the one place that decides it;
- * everything else asks here.
+ * Whether a project's VM runs, decided in one place from the process table
+ * rather than from files that a crash can leave behind: QEMU's pidfile
+ * names a process, and that process must be our QEMU (its command line
+ * carries this project's pidfile), so a reused PID never counts.
  *
  * @module
  */
-import { pathExists, type Store } from "./store.ts";
+import { notReadyLine, readinessLine } from "./guest_contract.ts";
+import { findProcesses, isProcessAlive } from "./processes.ts";
+import type { ProjectPaths, Store } from "./store.ts";
+import { readOptionalText } from "./store.ts";
 
 /** The run state of a project VM. */
-export type RunState = "running" | "stopped";
+export type RunState = "running" | "starting" | "stopping" | "stopped";
+
+/** How a running VM was launched; written by `start` before QEMU runs. */
+export interface RuntimeRecord {
+  /** The supervisor that owns the QEMU process. */
+  readonly supervisor: "process" | "systemd";
+  /** The systemd unit, for the systemd supervisor. */
+  readonly unit?: string;
+  /** The forwarded SSH port. */
+  readonly port: number;
+  /** When the VM was started (ISO 8601). */
+  readonly startedAt: string;
+}
+
+/** What is known of a project's VM. */
+export interface VmStatus {
+  readonly state: RunState;
+  /** QEMU's PID while it lives. */
+  readonly pid?: number;
+  /** The launch record while the VM lives. */
+  readonly record?: RuntimeRecord;
+  /** Runtime files are present although no VM lives (a crash or a reboot). */
+  readonly stale: boolean;
+}
 
 /**
- * The run state of project `name`. Until a supervisor is asked, a project
- * counts as running exactly when its runtime port file exists.
+ * Whether a command line (as `ps` shows it, arguments joined by spaces)
+ * is the QEMU that writes `pidFile`.
  */
+export function isOurQemu(args: string, pidFile: string): boolean {
+  const program = args.split(" ", 1)[0];
+  return /(^|\/)qemu-system-[^/ ]+$/.test(program) && `${args} `.includes(` -pidfile ${pidFile} `);
+}
+
+/** QEMU's PID when our QEMU for `paths` is alive. */
+export async function livePid(paths: ProjectPaths): Promise<number | undefined> {
+  const text = await readOptionalText(paths.runtime.pidFile);
+  const pid = Number(text?.trim());
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  return await isProcessOurQemu(pid, paths.runtime.pidFile) ? pid : undefined;
+}
+
+/** Whether process `pid` is alive and is the QEMU that writes `pidFile`. */
+export async function isProcessOurQemu(pid: number, pidFile: string): Promise<boolean> {
+  const entry = (await findProcesses([pid])).get(pid);
+  return entry !== undefined && isOurQemu(entry.args, pidFile);
+}
+
+/** Reads the launch record, if there is a readable one. */
+export async function readRuntimeRecord(paths: ProjectPaths): Promise<RuntimeRecord | undefined> {
+  const text = await readOptionalText(paths.runtime.record);
+  if (text === undefined) return undefined;
+  try {
+    const value = JSON.parse(text) as RuntimeRecord;
+    return typeof value.port === "number" ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the guest has said on its console since this boot began: SSH is up, it failed, or nothing yet. */
+export async function guestReadiness(paths: ProjectPaths): Promise<"ready" | "failed" | "pending"> {
+  const log = await readOptionalText(paths.consoleLog);
+  if (log === undefined) return "pending";
+  // The last word counts: a guest rebooted from inside logs to the same file.
+  const ready = log.lastIndexOf(readinessLine);
+  const failed = log.lastIndexOf(notReadyLine);
+  if (ready === -1 && failed === -1) return "pending";
+  return failed > ready ? "failed" : "ready";
+}
+
+/** The state of `paths`' VM. */
+export async function inspectVm(paths: ProjectPaths): Promise<VmStatus> {
+  const pid = await livePid(paths);
+  if (pid === undefined) {
+    let stale = false;
+    for (const file of Object.values(paths.runtime)) {
+      try {
+        await Deno.lstat(file);
+        stale = true;
+        break;
+      } catch {
+        // Absent, as it should be.
+      }
+    }
+    return { state: "stopped", stale };
+  }
+  const record = await readRuntimeRecord(paths);
+  const stopper = Number((await readOptionalText(paths.runtime.stopping))?.trim());
+  if (Number.isSafeInteger(stopper) && stopper > 0 && await isProcessAlive(stopper)) {
+    return { state: "stopping", pid, record, stale: false };
+  }
+  return { state: await guestReadiness(paths) === "pending" ? "starting" : "running", pid, record, stale: false };
+}
+
+/** The run state of project `name`. */
 export async function projectRunState(store: Store, name: string): Promise<RunState> {
-  return await pathExists(store.project(name).port) ? "running" : "stopped";
+  return (await inspectVm(store.project(name))).state;
+}
+
+/** Removes every runtime file of `paths`. Call only when no VM lives. */
+export async function clearRuntime(paths: ProjectPaths): Promise<void> {
+  for (const file of Object.values(paths.runtime)) {
+    await Deno.remove(file).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
+  }
 }

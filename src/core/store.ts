@@ -54,12 +54,40 @@ export interface BasePaths {
   readonly generation: string;
 }
 
+/** Files that exist only while a project's VM runs. */
+export interface RuntimePaths {
+  /** The HMP monitor socket. */
+  readonly monitorSocket: string;
+  /** The QMP (control) socket. */
+  readonly qmpSocket: string;
+  /** The serial console socket. */
+  readonly consoleSocket: string;
+  /** QEMU's pidfile. */
+  readonly pidFile: string;
+  /** How the VM was launched (supervisor, unit). */
+  readonly record: string;
+  /** Present while a stop is in progress; holds the stopping process's PID. */
+  readonly stopping: string;
+}
+
 /** Paths of one project's files: the base's shape plus its own. */
 export interface ProjectPaths extends BasePaths {
+  /** The project's name. */
+  readonly name: string;
   /** The project-local backup manifest. */
   readonly manifest: string;
-  /** The SSH port file, present while the VM runs. */
+  /** The SSH port, chosen at the first start and kept. */
   readonly port: string;
+  /** The guest's SSH host key (private; passed to the guest by fw_cfg). */
+  readonly hostKey: string;
+  /** The pinned public host key, as an OpenSSH known_hosts file. */
+  readonly knownHosts: string;
+  /** The serial console of the current (or last) boot. */
+  readonly consoleLog: string;
+  /** The supervisor's log: starts, stops, exits and QEMU's own errors. */
+  readonly vmLog: string;
+  /** Runtime files. */
+  readonly runtime: RuntimePaths;
 }
 
 /** The layout of one `VIRTDEV_HOME`. */
@@ -101,8 +129,21 @@ export class Store {
     const dir = join(this.projectsDir, name);
     return {
       ..._basePaths(dir),
+      name,
       manifest: join(dir, "manifest"),
       port: join(dir, "port"),
+      hostKey: join(dir, "host_key"),
+      knownHosts: join(dir, "known_hosts"),
+      consoleLog: join(dir, "console.log"),
+      vmLog: join(dir, "vm.log"),
+      runtime: {
+        monitorSocket: join(dir, "monitor.sock"),
+        qmpSocket: join(dir, "qmp.sock"),
+        consoleSocket: join(dir, "console.sock"),
+        pidFile: join(dir, "qemu.pid"),
+        record: join(dir, "runtime.json"),
+        stopping: join(dir, "stopping"),
+      },
     };
   }
 

@@ -1,0 +1,71 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { optional } from "@optique/core/modifiers";
+import { option } from "@optique/core/primitives";
+import { string } from "@optique/core/valueparser";
+import { defineCommand } from "../cli/command.ts";
+import { withLock } from "../cli/locked.ts";
+import { UsageError } from "../core/errors.ts";
+import { installBase, type InstallStage } from "../core/install.ts";
+import { parseSize } from "../core/size.ts";
+import { resolveAccel } from "../core/vm_lifecycle.ts";
+import { type Stage, startStage } from "../ui/progress.ts";
+
+const _stageLabels: Readonly<Record<InstallStage, string>> = {
+  copy: "Copying and resizing the image",
+  home: "Creating the home disk",
+  boot: "Booting the install VM (waiting for cloud-init to fetch its seed)",
+  contract: "Applying the guest contract (cloud-init)",
+  poweroff: "Powering off",
+};
+
+/** `virtdev install --image <file> [--home-size N]`: builds the installation from a cloud image. */
+export const installCommand = defineCommand("install", {
+  brief: message`Install the base from a cloud image (qcow2 or raw); then run 'virtdev seal'.`,
+  description:
+    message`Copies the image, grows it to VIRTDEV_SYSTEM_DISK_SIZE, makes the home disk and boots it once with a cloud-init seed that virtdev serves on loopback. The guest applies the virtdev contract (user dev, your key, hardened sshd, /home on its own disk) and powers off. Works with Debian, Ubuntu, Fedora and Arch cloud images.`,
+  parser: object({
+    image: option("--image", string({ metavar: "FILE" }), { description: message`The cloud image.` }),
+    homeSize: optional(
+      option("--home-size", string({ metavar: "SIZE" }), {
+        description: message`Size of the home disk, e.g. 48G (default VIRTDEV_HOME_DISK_SIZE).`,
+      }),
+    ),
+  }),
+  async run({ image, homeSize }, context) {
+    const { ui, store, config } = context;
+    let homeBytes: number | undefined;
+    try {
+      homeBytes = homeSize === undefined ? undefined : parseSize(homeSize);
+    } catch (error) {
+      throw new UsageError(`--home-size: ${(error as Error).message}`);
+    }
+    const result = await withLock(context, "install", async () => {
+      const accel = await resolveAccel(config, ui);
+      let current: Stage | undefined;
+      return await installBase(store, image, {
+        config,
+        accel,
+        homeSize: homeBytes,
+        progress: {
+          info: (line) => ui.info(line),
+          warn: (line) => ui.warn(line),
+          stage(stage) {
+            current?.done();
+            current = startStage(ui, _stageLabels[stage]);
+          },
+          failed(tail) {
+            current?.fail();
+            current = undefined;
+            if (tail.length === 0) return;
+            ui.info(`Last ${tail.length} console lines:`);
+            for (const line of tail) ui.info(`  | ${line}`);
+          },
+        },
+      }).finally(() => current?.done());
+    });
+    ui.success(`Installer finished in ${result.seconds.toFixed(0)}s.`);
+    ui.info(`Console log: ${result.consoleLog}`);
+    ui.info("Next: virtdev seal");
+  },
+});

@@ -1,0 +1,35 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { withDefault } from "@optique/core/modifiers";
+import { flag } from "@optique/core/primitives";
+import { defineCommand } from "../cli/command.ts";
+import { projectArgument } from "../cli/project_argument.ts";
+import { runAttached } from "../core/process.ts";
+import { requireProject } from "../core/project.ts";
+import { inspectVm } from "../core/runtime_state.ts";
+import { readOptionalText } from "../core/store.ts";
+import { supervisorFor } from "../core/supervisor.ts";
+import { followFile } from "../ui/follow.ts";
+
+/** `virtdev log [-f] <project>`: the supervisor's log of a project VM. */
+export const logCommand = defineCommand("log", {
+  brief: message`Show a project VM's log: journalctl for a systemd unit, vm.log otherwise.`,
+  description:
+    message`vm.log records starts, stops, crashes found and QEMU's errors. The guest's serial output of the current boot is in console.log beside it.`,
+  takesProject: true,
+  parser: object({
+    follow: withDefault(flag("-f", "--follow", { description: message`Keep printing new lines.` }), false),
+    project: projectArgument(),
+  }),
+  async run({ project, follow }, { store, ui }) {
+    const paths = await requireProject(store, project);
+    const status = await inspectVm(paths);
+    if (follow && status.state === "stopped") ui.warn(`${project} is not running; waiting for new lines anyway.`);
+    const viewer = supervisorFor(status.record).logCommand(project, { follow });
+    if (viewer) return await runAttached(viewer[0], viewer.slice(1));
+    if (follow) return await followFile(paths.vmLog, (text) => ui.io.out(text));
+    const text = await readOptionalText(paths.vmLog);
+    if (text === undefined) ui.info(`No log yet: ${project} has not been started.`);
+    else ui.io.out(text);
+  },
+});

@@ -1,0 +1,38 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { optional } from "@optique/core/modifiers";
+import { argument } from "@optique/core/primitives";
+import { string } from "@optique/core/valueparser";
+import { defineCommand } from "../cli/command.ts";
+import { withLock } from "../cli/locked.ts";
+import { projectArgument } from "../cli/project_argument.ts";
+import { validateProjectName } from "../core/store.ts";
+import { startProject } from "../core/vm_lifecycle.ts";
+
+/** `virtdev start <project> [port]`: boots a project's VM in the background. */
+export const startCommand = defineCommand("start", {
+  brief: message`Start a project VM in the background, with SSH on a loopback port.`,
+  description:
+    message`The port is kept per project: the first start takes the lowest free port from 2222 (or the one given), later starts reuse it while it is free. The command returns once QEMU runs and its port is bound; 'virtdev wait' waits for SSH.`,
+  takesProject: true,
+  parser: object({
+    project: projectArgument(),
+    port: optional(
+      argument(string({ metavar: "PORT" }), { description: message`SSH port on 127.0.0.1 (1024-65535).` }),
+    ),
+  }),
+  async run({ project, port }, context) {
+    const { ui, store, config, env } = context;
+    validateProjectName(project);
+    // Waiting for the lock lets parallel starts queue instead of failing:
+    // each holds it only until its QEMU has bound its port.
+    const result = await withLock(context, `start ${project}`, async () => {
+      ui.info(`Starting project virtual machine ${project}...`);
+      return await startProject(store, project, { config, env, reporter: ui, port });
+    }, { waitSeconds: 60 });
+    if (result.cleanedStale) ui.info("Cleaned up after a VM that had ended without stopping (crash or reboot).");
+    ui.success(`Virtual machine started (${result.supervisor} supervisor).`);
+    ui.info(`SSH at 127.0.0.1:${result.port} once the guest has booted: virtdev wait ${project}`);
+    ui.info(`Shut down cleanly with: virtdev stop ${project}`);
+  },
+});

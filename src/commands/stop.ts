@@ -1,0 +1,23 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { defineCommand } from "../cli/command.ts";
+import { withLock } from "../cli/locked.ts";
+import { projectArgument } from "../cli/project_argument.ts";
+import { validateProjectName } from "../core/store.ts";
+import { stopProject } from "../core/vm_lifecycle.ts";
+
+/** `virtdev stop <project>`: shuts a project's VM down cleanly. */
+export const stopCommand = defineCommand("stop", {
+  brief: message`Shut a project VM down (ACPI power-off; SIGTERM after VIRTDEV_STOP_TIMEOUT).`,
+  takesProject: true,
+  parser: object({ project: projectArgument() }),
+  async run({ project }, context) {
+    const { ui, store, config } = context;
+    validateProjectName(project);
+    const result = await withLock(context, `stop ${project}`, async () => {
+      ui.info(`Sending ACPI power-off to ${project}...`);
+      return await stopProject(store, project, { stopTimeout: config.stopTimeout, reporter: ui });
+    }, { waitSeconds: 60 });
+    ui.success(`Project virtual machine stopped: ${project} (${result.how}).`);
+  },
+});

@@ -1,0 +1,169 @@
+/**
+ * Reaching a running guest: the checks every SSH-based command makes, and
+ * `wait`, which blocks until the guest accepts an authenticated login.
+ *
+ * @module
+ */
+import type { Config } from "./config.ts";
+import { VirtdevError } from "./errors.ts";
+import { runTool } from "./process.ts";
+import { requireProject } from "./project.ts";
+import { guestReadiness, inspectVm, type VmStatus } from "./runtime_state.ts";
+import { sshArguments, type SshTarget } from "./ssh.ts";
+import { requireKey } from "./ssh_key.ts";
+import type { ProjectPaths, Store } from "./store.ts";
+
+/** Exit codes of `wait`. */
+export const WaitExit = { exited: 6, timeout: 7, hostKeyMismatch: 8, sshFailed: 9 } as const;
+
+/** A running project and how to reach it. */
+export interface RunningGuest {
+  readonly paths: ProjectPaths;
+  readonly status: VmStatus;
+  readonly target: SshTarget;
+}
+
+/**
+ * Checks that project `name` exists, its VM runs and the user's key is
+ * usable, and says how to reach it.
+ *
+ * @throws {VirtdevError} exit 3 for no project, `notRunningCode` when the
+ *   VM is not running, 77/78 for the key.
+ */
+export async function requireRunningGuest(
+  store: Store,
+  name: string,
+  options: { readonly config: Pick<Config, "sshKey">; readonly notRunningCode: number },
+): Promise<RunningGuest> {
+  const paths = await requireProject(store, name);
+  const status = await inspectVm(paths);
+  if (status.state === "stopped" || status.record === undefined) {
+    throw new VirtdevError(`Project ${name} is not running.`, {
+      exitCode: options.notRunningCode,
+      hint: `Start it with 'virtdev start ${name}', then 'virtdev wait ${name}'.`,
+    });
+  }
+  await requireKey(options.config.sshKey);
+  return {
+    paths,
+    status,
+    target: { project: name, port: status.record.port, identity: options.config.sshKey, knownHosts: paths.knownHosts },
+  };
+}
+
+/** Whether ssh's stderr says the server presented a key other than the pinned one. */
+export function isHostKeyFailure(stderr: string): boolean {
+  return /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No (ED25519|RSA|ECDSA) host key is known/i
+    .test(stderr);
+}
+
+/**
+ * Waits until project `name`'s guest has said it is ready on its serial
+ * console and then accepts one authenticated `ssh true`. The console log is
+ * watched for changes; SSH is not polled while the guest boots.
+ *
+ * @returns the seconds waited.
+ */
+export async function waitForGuest(
+  store: Store,
+  name: string,
+  options: { readonly config: Pick<Config, "sshKey" | "waitTimeout"> },
+): Promise<{ readonly port: number; readonly seconds: number }> {
+  const started = performance.now();
+  const guest = await requireRunningGuest(store, name, { config: options.config, notRunningCode: WaitExit.exited });
+  const deadline = Date.now() + options.config.waitTimeout * 1000;
+  // The console log, not the directory: the disks beside it change all the time.
+  const watcher = Deno.watchFs(guest.paths.consoleLog, { recursive: false });
+  const changes = _changeSignal(watcher);
+  try {
+    let retry = 50;
+    for (;;) {
+      const status = await inspectVm(guest.paths);
+      if (status.state === "stopped" || status.state === "stopping") {
+        throw new VirtdevError(
+          `Project ${name}'s VM ${status.state === "stopped" ? "exited" : "is stopping"} before SSH became available.`,
+          {
+            exitCode: WaitExit.exited,
+            hint: `See its console log: ${guest.paths.consoleLog}, and 'virtdev log ${name}'.`,
+          },
+        );
+      }
+      if (Date.now() > deadline) {
+        throw new VirtdevError(`Project ${name} did not become reachable within ${options.config.waitTimeout}s.`, {
+          exitCode: WaitExit.timeout,
+          hint: [`Raise VIRTDEV_WAIT_TIMEOUT, or look at the console: virtdev console ${name}`],
+        });
+      }
+      const readiness = await guestReadiness(guest.paths);
+      if (readiness === "failed") {
+        throw new VirtdevError(`Project ${name}'s guest reports that its SSH server failed to start.`, {
+          exitCode: WaitExit.sshFailed,
+          hint: [
+            `Look inside with 'virtdev console ${name}' (the console logs in as dev):`,
+            "  sudo systemctl status ssh virtdev-identity; sudo journalctl -b -u ssh",
+          ],
+        });
+      }
+      if (readiness === "ready") {
+        const result = await runTool("ssh", sshArguments(guest.target, ["true"], { batch: true }), {
+          allowFailure: true,
+        });
+        if (result.code === 0) break;
+        if (isHostKeyFailure(result.stderr)) {
+          throw new VirtdevError(
+            `Project ${name}'s guest presented an SSH host key other than the one pinned for it.`,
+            {
+              exitCode: WaitExit.hostKeyMismatch,
+              hint: [
+                "Something other than this project's VM may be answering on its port; virtdev refuses to log in.",
+                `The pinned key is in ${guest.paths.knownHosts}.`,
+              ],
+            },
+          );
+        }
+        // sshd is restarting or the login is not yet accepted: try again shortly.
+        await changes.next(retry);
+        retry = Math.min(retry * 2, 1000);
+      } else {
+        await changes.next(1000);
+      }
+    }
+  } finally {
+    watcher.close();
+  }
+  return { port: guest.target.port, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Resolves on the next change in a watched directory, or after `ms`. */
+function _changeSignal(watcher: Deno.FsWatcher): { next(ms: number): Promise<void> } {
+  let wake: (() => void) | undefined;
+  let pending = false;
+  (async () => {
+    try {
+      for await (const _event of watcher) {
+        pending = true;
+        wake?.();
+      }
+    } catch {
+      // Closed.
+    }
+  })();
+  return {
+    next(ms) {
+      if (pending) {
+        pending = false;
+        return Promise.resolve();
+      }
+      return new Promise((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done(): void {
+          clearTimeout(timer);
+          wake = undefined;
+          pending = false;
+          resolve();
+        }
+        wake = done;
+      });
+    },
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * `install`: turns a plain cloud image into an installation that `seal`
+ * makes the base. The image is copied and resized, a home disk is made, and
+ * the VM boots once with a cloud-init seed (served by virtdev on loopback)
+ * that applies the guest contract and powers off.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { copyFileAtomic } from "./atomic_write.ts";
+import { type Config, resolveFirmware } from "./config.ts";
+import { VirtdevError } from "./errors.ts";
+import { installedLine, renderMetaData, renderUserData } from "./guest_contract.ts";
+import { createImage } from "./images.ts";
+import { exitCodeOf, runTool } from "./process.ts";
+import { qemuArguments } from "./qemu_args.ts";
+import { startSeedServer } from "./seed_server.ts";
+import { requireKey } from "./ssh_key.ts";
+import { pathExists, readOptionalText, type Store } from "./store.ts";
+import { qemuProgram } from "./supervisor.ts";
+import type { Reporter } from "./vm_lifecycle.ts";
+
+/** Exit codes of `install`. */
+export const InstallExit = {
+  imageMissing: 3,
+  installationExists: 6,
+  systemExists: 7,
+  imageUnusable: 8,
+  qemuFailed: 9,
+  timeout: 10,
+  contractNotApplied: 11,
+  interrupted: 130,
+} as const;
+
+/** The stages an install goes through, for progress display. */
+export type InstallStage = "copy" | "home" | "boot" | "contract" | "poweroff";
+
+/** How install reports progress. */
+export interface InstallProgress extends Reporter {
+  /** A stage begins; the previous one (if any) has ended. */
+  stage(stage: InstallStage): void;
+  /** The install failed; `consoleTail` holds the last console lines. */
+  failed(consoleTail: readonly string[]): void;
+}
+
+/** How many console lines a failure shows. */
+export const consoleTailLines = 30;
+
+/** What a finished install produced. */
+export interface InstallResult {
+  readonly installationDir: string;
+  readonly consoleLog: string;
+  readonly seconds: number;
+}
+
+/** Installs `image` as the new installation. Call under the store lock. */
+export async function installBase(
+  store: Store,
+  image: string,
+  options: {
+    readonly config: Config;
+    readonly homeSize?: number;
+    readonly accel: "kvm" | "tcg";
+    readonly progress: InstallProgress;
+  },
+): Promise<InstallResult> {
+  const started = performance.now();
+  const { config, progress } = options;
+  const imageFormat = await _probeImage(image);
+  const firmware = resolveFirmware(config);
+  if (await pathExists(store.installation.dir)) {
+    throw new VirtdevError(`An installation already exists: ${store.installation.dir}.`, {
+      exitCode: InstallExit.installationExists,
+      hint: "Seal it with 'virtdev seal', or remove the directory to install again.",
+    });
+  }
+  if (await pathExists(store.base.dir)) {
+    throw new VirtdevError(`A sealed base already exists: ${store.base.dir}.`, {
+      exitCode: InstallExit.systemExists,
+      hint: "Update it with 'virtdev maintain', or start over with 'virtdev nuke'.",
+    });
+  }
+  await requireKey(config.sshKey);
+  const publicKey = await _publicKey(config.sshKey);
+
+  await Deno.mkdir(store.root, { recursive: true, mode: 0o700 });
+  await _removeAbandonedInstalls(store);
+  const work = join(store.root, `.installation-${Deno.pid}`);
+  await Deno.mkdir(work, { mode: 0o755 });
+  await Deno.mkdir(config.cache, { recursive: true, mode: 0o700 });
+  const consoleLog = join(config.cache, "install-console.log");
+  await Deno.writeTextFile(consoleLog, "");
+  let succeeded = false;
+  try {
+    const system = join(work, "system.qcow2");
+    progress.stage("copy");
+    await runTool("qemu-img", ["convert", "-f", imageFormat, "-O", "qcow2", image, system]);
+    const virtualSize = (JSON.parse((await runTool("qemu-img", ["info", "--output=json", system])).stdout) as {
+      "virtual-size": number;
+    })["virtual-size"];
+    if (virtualSize < config.systemDiskSize) {
+      await runTool("qemu-img", ["resize", "-q", system, String(config.systemDiskSize)]);
+    } else if (virtualSize > config.systemDiskSize) {
+      progress.warn(
+        "the image is larger than VIRTDEV_SYSTEM_DISK_SIZE; it keeps its own size (disks are never shrunk).",
+      );
+    }
+    progress.stage("home");
+    await createImage(join(work, "home.qcow2"), options.homeSize ?? config.homeDiskSize);
+    await copyFileAtomic(firmware.vars, join(work, "nvram"), { mode: 0o644 });
+
+    await using seed = startSeedServer({
+      "meta-data": renderMetaData({ instanceId: `virtdev-install-${crypto.randomUUID()}` }),
+      "user-data": renderUserData({ publicKey, timezone: config.timezone }),
+      "vendor-data": "",
+    });
+    const args = qemuArguments({
+      name: "virtdev-install",
+      accel: options.accel,
+      memoryMiB: config.vmMemoryMiB,
+      cpus: config.vmCpus,
+      firmware: { code: firmware.code, nvram: join(work, "nvram") },
+      disks: { system, home: join(work, "home.qcow2") },
+      smbiosSerial: seed.smbiosSerial,
+      serialLog: consoleLog,
+      noReboot: true,
+    });
+    progress.stage("boot");
+    seed.userDataFetched.then(() => progress.stage("contract"));
+    await _bootOnce(args, { consoleLog, timeoutSeconds: config.installTimeout, progress });
+    const log = (await readOptionalText(consoleLog)) ?? "";
+    if (!log.includes(installedLine)) {
+      throw new VirtdevError("The install VM powered off without confirming that the guest contract was applied.", {
+        exitCode: InstallExit.contractNotApplied,
+        hint: [
+          "Check that the image is a cloud image with cloud-init, and look at the console log: " + consoleLog,
+        ],
+      });
+    }
+    await Deno.rename(work, store.installation.dir);
+    succeeded = true;
+    return { installationDir: store.installation.dir, consoleLog, seconds: (performance.now() - started) / 1000 };
+  } catch (error) {
+    const log = (await readOptionalText(consoleLog)) ?? "";
+    progress.failed(_tail(log, consoleTailLines));
+    throw error;
+  } finally {
+    if (!succeeded) await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Boots the install VM in the foreground until it powers off. */
+async function _bootOnce(
+  args: readonly string[],
+  options: { readonly consoleLog: string; readonly timeoutSeconds: number; readonly progress: InstallProgress },
+): Promise<void> {
+  const child = new Deno.Command(qemuProgram, { args: [...args], stdin: "null", stdout: "piped", stderr: "piped" })
+    .spawn();
+  const stderr = new Response(child.stderr).text();
+  const stdout = new Response(child.stdout).text();
+  let interrupted = false;
+  const onInterrupt = (): void => {
+    interrupted = true;
+    child.kill("SIGTERM");
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill("SIGTERM");
+  }, options.timeoutSeconds * 1000);
+  // Power-off starts when the contract is confirmed on the console.
+  const poller = setInterval(async () => {
+    const log = await readOptionalText(options.consoleLog);
+    if (log?.includes(installedLine)) {
+      clearInterval(poller);
+      options.progress.stage("poweroff");
+    }
+  }, 500);
+  try {
+    const status = await child.status;
+    const message = (await stderr).trim() || (await stdout).trim();
+    if (interrupted) {
+      throw new VirtdevError("Install interrupted; nothing was kept.", { exitCode: InstallExit.interrupted });
+    }
+    if (timedOut) {
+      throw new VirtdevError(`The install VM did not power off within ${options.timeoutSeconds}s.`, {
+        exitCode: InstallExit.timeout,
+        hint: "Raise VIRTDEV_INSTALL_TIMEOUT (it is slow without KVM), or check the console log.",
+      });
+    }
+    const code = exitCodeOf(status);
+    if (code !== 0) {
+      throw new VirtdevError(`QEMU exited with ${code} during the install.${message ? `\n${message}` : ""}`, {
+        exitCode: InstallExit.qemuFailed,
+      });
+    }
+  } finally {
+    clearTimeout(timer);
+    clearInterval(poller);
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+}
+
+/** Returns the image's format, or fails with the install's codes. */
+async function _probeImage(image: string): Promise<string> {
+  // qemu-img reads the image, not virtdev: the image may be anywhere.
+  const result = await runTool("qemu-img", ["info", "--output=json", image], { allowFailure: true });
+  if (result.code !== 0) {
+    const missing = /No such file or directory/.test(result.stderr);
+    throw new VirtdevError(
+      missing ? `Image not found: ${image}.` : `Not a usable disk image: ${image}.`,
+      {
+        exitCode: missing ? InstallExit.imageMissing : InstallExit.imageUnusable,
+        hint: missing
+          ? "Download a cloud image (qcow2 or raw), e.g. Debian's genericcloud or Arch's arch-boxes cloudimg."
+          : result.stderr.trim().split("\n").slice(-1)[0] || "qemu-img could not read it.",
+      },
+    );
+  }
+  const format = (JSON.parse(result.stdout) as { format: string }).format;
+  if (format !== "qcow2" && format !== "raw") {
+    throw new VirtdevError(`Unsupported image format '${format}': ${image}.`, {
+      exitCode: InstallExit.imageUnusable,
+      hint: "Use a qcow2 or raw cloud image.",
+    });
+  }
+  return format;
+}
+
+async function _publicKey(privateKey: string): Promise<string> {
+  const stored = await readOptionalText(`${privateKey}.pub`);
+  if (stored?.trim()) return stored.trim();
+  return (await runTool("ssh-keygen", ["-y", "-f", privateKey])).stdout.trim();
+}
+
+async function _removeAbandonedInstalls(store: Store): Promise<void> {
+  for await (const entry of Deno.readDir(store.root)) {
+    if (/^\.installation-\d+$/.test(entry.name)) {
+      await Deno.remove(join(store.root, entry.name), { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+function _tail(text: string, lines: number): string[] {
+  // The guest's escape sequences and control bytes are not for our terminal.
+  // deno-lint-ignore no-control-regex -- matching control bytes is the point.
+  const clean = text.replace(/\x1b\[[0-9;?]*[ -\/]*[@-~]/g, "").replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "");
+  return clean.split("\n").filter((line) => line.trim() !== "").slice(-lines);
+}

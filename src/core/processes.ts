@@ -1,0 +1,37 @@
+/**
+ * What the process table says about PIDs. Deno grants reads of /proc/<pid>
+ * only with --allow-all, so `ps` (procps, present on every Linux desktop)
+ * is asked instead.
+ *
+ * @module
+ */
+import { runTool } from "./process.ts";
+
+/** One live process. */
+export interface ProcessEntry {
+  readonly pid: number;
+  /** The command line, its arguments joined by spaces. */
+  readonly args: string;
+}
+
+/** The live (non-zombie) processes among `pids`. */
+export async function findProcesses(pids: readonly number[]): Promise<Map<number, ProcessEntry>> {
+  const found = new Map<number, ProcessEntry>();
+  const valid = pids.filter((pid) => Number.isSafeInteger(pid) && pid > 0);
+  if (valid.length === 0) return found;
+  // ps exits 1 when none of the PIDs exists.
+  const { stdout } = await runTool("ps", ["-ww", "-o", "pid=,stat=,args=", "-p", valid.join(",")], {
+    allowFailure: true,
+    missingHint: "Install procps (it provides ps).",
+  });
+  for (const line of stdout.split("\n")) {
+    const match = /^\s*(\d+)\s+(\S+)\s+(.*)$/.exec(line);
+    if (match && !match[2].startsWith("Z")) found.set(Number(match[1]), { pid: Number(match[1]), args: match[3] });
+  }
+  return found;
+}
+
+/** Whether process `pid` is alive (a zombie is not). */
+export async function isProcessAlive(pid: number): Promise<boolean> {
+  return (await findProcesses([pid])).has(pid);
+}

@@ -1,0 +1,100 @@
+/**
+ * How virtdev reaches a guest over SSH: one option set, pinned to the
+ * project's own host key, used by `ssh`, `wait` and rsync alike.
+ *
+ * @module
+ */
+import { VirtdevError } from "./errors.ts";
+import { hostKeyAlias } from "./host_key.ts";
+
+/** The guest user every virtdev guest provides. */
+export const guestUser = "dev";
+
+/** Where a project's SSH server is reached, and how it is recognised. */
+export interface SshTarget {
+  /** The project name. */
+  readonly project: string;
+  /** The forwarded port on host loopback. */
+  readonly port: number;
+  /** The user's private key. */
+  readonly identity: string;
+  /** The project's known_hosts file, holding its pinned host key. */
+  readonly knownHosts: string;
+}
+
+/** The destination argument: the guest user at host loopback. */
+export const sshDestination = `${guestUser}@127.0.0.1`;
+
+/**
+ * The ssh options for `target`. The user's ssh_config is not read (`-F
+ * none`): a `Host *` entry that forwards the agent or X11 would hand the
+ * guest a way out of its isolation.
+ */
+export function sshOptions(target: SshTarget, options: { readonly batch?: boolean } = {}): string[] {
+  const args = [
+    "-F",
+    "none",
+    "-i",
+    target.identity,
+    "-p",
+    String(target.port),
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    `HostKeyAlias=${hostKeyAlias(target.project)}`,
+    "-o",
+    `UserKnownHostsFile=${_quoteConfigValue(target.knownHosts)}`,
+    "-o",
+    "GlobalKnownHostsFile=none",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "UpdateHostKeys=no",
+    "-o",
+    "CheckHostIP=no",
+    "-o",
+    "ForwardAgent=no",
+    "-o",
+    "ForwardX11=no",
+    "-o",
+    "LogLevel=ERROR",
+  ];
+  if (options.batch) args.push("-o", "BatchMode=yes", "-o", "ConnectTimeout=10");
+  return args;
+}
+
+/** The full `ssh` argv (after the program name) to run `command` in the guest. */
+export function sshArguments(
+  target: SshTarget,
+  command: readonly string[],
+  options: { readonly batch?: boolean } = {},
+): string[] {
+  return [...sshOptions(target, options), sshDestination, ...command];
+}
+
+/**
+ * The remote-shell string for `rsync -e`. rsync splits it on spaces and
+ * honours single quotes, so every word that needs it is single-quoted.
+ *
+ * @throws {VirtdevError} exit 70 when a path holds a single quote, which
+ *   rsync's splitter cannot carry.
+ */
+export function rsyncRemoteShell(target: SshTarget): string {
+  return ["ssh", ...sshOptions(target, { batch: true })].map(_quoteForRsync).join(" ");
+}
+
+function _quoteForRsync(word: string): string {
+  if (/^[A-Za-z0-9_./=@:,+-]+$/.test(word)) return word;
+  if (word.includes("'")) {
+    throw new VirtdevError(`A path virtdev passes to rsync contains a single quote: ${word}.`, {
+      exitCode: 70,
+      hint: "Move VIRTDEV_HOME or VIRTDEV_SSH_KEY to a path without quotes.",
+    });
+  }
+  return `'${word}'`;
+}
+
+/** Quotes a value inside an ssh `-o` option, where spaces split words. */
+function _quoteConfigValue(value: string): string {
+  return /[\s"]/.test(value) ? `"${value.replaceAll('"', '\\"')}"` : value;
+}

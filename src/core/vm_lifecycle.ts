@@ -1,0 +1,327 @@
+/**
+ * Starting and stopping a project's VM. The caller holds the store lock;
+ * `start` keeps it until QEMU has bound its port, so two starts never pick
+ * the same port.
+ *
+ * @module
+ */
+import { writeFileAtomic } from "./atomic_write.ts";
+import { type Config, type Environment, resolveFirmware } from "./config.ts";
+import { VirtdevError } from "./errors.ts";
+import { readGeneration } from "./generation.ts";
+import { fwCfgNames } from "./guest_contract.ts";
+import { ensureHostKey } from "./host_key.ts";
+import { choosePort, isPortFree, parsePort } from "./ports.ts";
+import { requireProject } from "./project.ts";
+import { QmpClient } from "./qmp.ts";
+import { qemuArguments, type VmSpec } from "./qemu_args.ts";
+import { clearRuntime, inspectVm, isProcessOurQemu, type RuntimeRecord, type VmStatus } from "./runtime_state.ts";
+import { pathExists, type ProjectPaths, readOptionalText, type Store } from "./store.ts";
+import { chooseSupervisor, supervisorFor } from "./supervisor.ts";
+import { appendVmLog } from "./vm_log.ts";
+
+/** Where progress and warnings go; `Ui` fits. */
+export interface Reporter {
+  info(line: string): void;
+  warn(line: string): void;
+}
+
+/** Exit codes of `start`. */
+export const StartExit = {
+  fileMissing: 4,
+  running: 6,
+  baseGenerationMissing: 9,
+  projectGenerationMissing: 10,
+  generationMismatch: 11,
+  baseGenerationCorrupt: 13,
+  projectGenerationCorrupt: 14,
+  socketPathTooLong: 15,
+} as const;
+
+/** Exit codes of `stop`. */
+export const StopExit = { notRunning: 4, stillRunning: 5 } as const;
+
+/** The longest path a unix socket can have (sun_path holds 108 bytes with the NUL). */
+const _maxSocketPath = 107;
+
+/** Picks the accelerator: KVM when `/dev/kvm` can be opened, else TCG. */
+export async function resolveAccel(config: Pick<Config, "accel">, reporter: Reporter): Promise<"kvm" | "tcg"> {
+  let accel: "kvm" | "tcg" = config.accel === "tcg" ? "tcg" : "kvm";
+  if (config.accel === "auto") {
+    try {
+      (await Deno.open("/dev/kvm", { read: true, write: true })).close();
+    } catch {
+      accel = "tcg";
+    }
+  }
+  if (accel === "tcg") {
+    reporter.warn("running without KVM (software emulation, VIRTDEV_ACCEL=tcg): the VM will be slow.");
+  }
+  return accel;
+}
+
+/** The VM description of a project. */
+export function projectVmSpec(
+  paths: ProjectPaths,
+  options: {
+    readonly config: Pick<Config, "vmMemoryMiB" | "vmCpus">;
+    readonly accel: "kvm" | "tcg";
+    readonly firmwareCode: string;
+    readonly port: number;
+  },
+): VmSpec {
+  return {
+    name: paths.name,
+    accel: options.accel,
+    memoryMiB: options.config.vmMemoryMiB,
+    cpus: options.config.vmCpus,
+    firmware: { code: options.firmwareCode, nvram: paths.nvram },
+    disks: { system: paths.systemImage, home: paths.homeImage },
+    sshPort: options.port,
+    runtime: {
+      monitorSocket: paths.runtime.monitorSocket,
+      qmpSocket: paths.runtime.qmpSocket,
+      consoleSocket: paths.runtime.consoleSocket,
+      consoleLog: paths.consoleLog,
+    },
+    fwCfg: [
+      { name: fwCfgNames.project, string: paths.name },
+      { name: fwCfgNames.hostKey, file: paths.hostKey },
+    ],
+  };
+}
+
+/**
+ * Refuses to boot a project on a base it was not made from; a detached
+ * project needs no base.
+ */
+export async function checkGenerationGate(store: Store, paths: ProjectPaths): Promise<void> {
+  const project = await readGeneration(paths.generation);
+  if (project.kind === "detached") return;
+  const base = await readGeneration(store.base.generation);
+  const rebuild = `virtdev recreate ${paths.name}  (or: virtdev destroy ${paths.name} && virtdev create ${paths.name})`;
+  if (base.kind === "missing") {
+    throw new VirtdevError(`The base generation file is missing: ${store.base.generation}.`, {
+      exitCode: StartExit.baseGenerationMissing,
+      hint: "The base is damaged or gone; install and seal it again.",
+    });
+  }
+  if (base.kind !== "number") {
+    throw new VirtdevError(`The base generation is not a number: ${store.base.generation}.`, {
+      exitCode: StartExit.baseGenerationCorrupt,
+      hint: "The base is damaged; install and seal it again.",
+    });
+  }
+  if (project.kind === "missing") {
+    throw new VirtdevError(`Project ${paths.name} has no generation file.`, {
+      exitCode: StartExit.projectGenerationMissing,
+      hint: `Rebuild it: ${rebuild}`,
+    });
+  }
+  if (project.kind !== "number") {
+    throw new VirtdevError(`Project ${paths.name} has an unreadable generation: ${paths.generation}.`, {
+      exitCode: StartExit.projectGenerationCorrupt,
+      hint: `Rebuild it: ${rebuild}`,
+    });
+  }
+  if (project.value !== base.value) {
+    throw new VirtdevError(
+      `The base has changed since project ${paths.name} was created (project generation ${project.value}, base ${base.value}).`,
+      {
+        exitCode: StartExit.generationMismatch,
+        hint: [
+          "Booting its disks on the new base may corrupt its filesystem.",
+          `Rebuild it: ${rebuild}`,
+          `Or keep it as it is, independent of the base: virtdev detach ${paths.name}`,
+        ],
+      },
+    );
+  }
+}
+
+/**
+ * Cleans the runtime files a VM that is gone left behind (after a crash,
+ * a SIGKILL or a host reboot).
+ */
+export async function cleanStaleRuntime(paths: ProjectPaths, status: VmStatus): Promise<boolean> {
+  if (status.state !== "stopped" || !status.stale) return false;
+  await clearRuntime(paths);
+  await appendVmLog(paths, "found the VM gone with its runtime files left behind; cleaned them");
+  return true;
+}
+
+/** What a successful start did. */
+export interface StartResult {
+  readonly port: number;
+  readonly supervisor: RuntimeRecord["supervisor"];
+  readonly cleanedStale: boolean;
+}
+
+/** Starts project `name`'s VM. Call under the store lock. */
+export async function startProject(
+  store: Store,
+  name: string,
+  options: {
+    readonly config: Config;
+    readonly env: Environment;
+    readonly reporter: Reporter;
+    readonly port?: string;
+  },
+): Promise<StartResult> {
+  const explicit = options.port === undefined ? undefined : parsePort(options.port);
+  const paths = await requireProject(store, name);
+  for (const file of [paths.systemImage, paths.homeImage, paths.nvram]) {
+    if (!await pathExists(file)) {
+      throw new VirtdevError(`Project ${name} is incomplete: ${file} is missing.`, {
+        exitCode: StartExit.fileMissing,
+        hint: `Rebuild it: virtdev destroy ${name} && virtdev create ${name}`,
+      });
+    }
+  }
+  const firmware = resolveFirmware(options.config);
+  await checkGenerationGate(store, paths);
+  const status = await inspectVm(paths);
+  if (status.state !== "stopped") {
+    throw new VirtdevError(`Project ${name} is already running (PID ${status.pid}).`, {
+      exitCode: StartExit.running,
+      hint: `Connect with 'virtdev ssh ${name}', or stop it with 'virtdev stop ${name}'.`,
+    });
+  }
+  const cleanedStale = await cleanStaleRuntime(paths, status);
+  const longest = Object.values(paths.runtime).reduce((a, b) => (a.length >= b.length ? a : b));
+  if (new TextEncoder().encode(longest).length > _maxSocketPath) {
+    throw new VirtdevError(`The project's socket paths are too long for unix sockets: ${longest}.`, {
+      exitCode: StartExit.socketPathTooLong,
+      hint: `Unix socket paths are limited to ${_maxSocketPath} bytes. Use a shorter VIRTDEV_HOME or project name.`,
+    });
+  }
+  await ensureHostKey(paths);
+
+  const keptText = (await readOptionalText(paths.port))?.trim();
+  const kept = keptText && /^[0-9]+$/.test(keptText) ? Number(keptText) : undefined;
+  const keptByOthers = new Set<number>();
+  for (const other of await store.listProjects()) {
+    if (other === name) continue;
+    const text = (await readOptionalText(store.project(other).port))?.trim();
+    if (text && /^[0-9]+$/.test(text)) keptByOthers.add(Number(text));
+  }
+  const choice = await choosePort({ explicit, kept }, { isFree: isPortFree, keptByOthers });
+  if (choice.source === "auto" && kept !== undefined) {
+    options.reporter.warn(`port ${kept} is taken by another program; this project moves to port ${choice.port}.`);
+  }
+  await writeFileAtomic(paths.port, `${choice.port}\n`, { mode: 0o644 });
+
+  const accel = await resolveAccel(options.config, options.reporter);
+  const supervisor = await chooseSupervisor(options.config.supervisor, options.env);
+  const record: RuntimeRecord = {
+    supervisor: supervisor.kind,
+    unit: supervisor.unitFor(name),
+    port: choice.port,
+    startedAt: new Date().toISOString(),
+  };
+  // Each boot gets a fresh console log, so readiness is judged on this boot only.
+  await Deno.rename(paths.consoleLog, `${paths.consoleLog}.1`).catch(() => {});
+  await writeFileAtomic(paths.runtime.record, `${JSON.stringify(record)}\n`, { mode: 0o644 });
+  const spec = projectVmSpec(paths, { config: options.config, accel, firmwareCode: firmware.code, port: choice.port });
+  try {
+    await supervisor.launch({
+      paths,
+      qemuArgs: qemuArguments(spec),
+      port: choice.port,
+      explicitPort: choice.source === "explicit",
+    });
+  } catch (error) {
+    await clearRuntime(paths);
+    throw error;
+  }
+  await appendVmLog(paths, `started: port ${choice.port}, ${accel}, supervisor ${supervisor.kind}`);
+  return { port: choice.port, supervisor: supervisor.kind, cleanedStale };
+}
+
+/** What a stop did. */
+export interface StopResult {
+  /** How the VM ended. */
+  readonly how: "powered off" | "terminated";
+}
+
+/**
+ * Stops project `name`'s VM: ACPI power-off through QMP, then SIGTERM after
+ * `stopTimeout` seconds. Waits for QEMU to exit. Call under the store lock.
+ */
+export async function stopProject(
+  store: Store,
+  name: string,
+  options: { readonly stopTimeout: number; readonly reporter: Reporter },
+): Promise<StopResult> {
+  const paths = await requireProject(store, name);
+  const status = await inspectVm(paths);
+  if (status.pid === undefined) {
+    await cleanStaleRuntime(paths, status);
+    throw new VirtdevError(`Project ${name} is not running.`, {
+      exitCode: StopExit.notRunning,
+      hint: `Start it with 'virtdev start ${name}'.`,
+    });
+  }
+  const pid = status.pid;
+  const supervisor = supervisorFor(status.record);
+  await writeFileAtomic(paths.runtime.stopping, `${Deno.pid}\n`, { mode: 0o644 });
+  let how: StopResult["how"] = "powered off";
+  let exited = await _powerDown(paths, pid, options.stopTimeout * 1000);
+  if (!exited) {
+    options.reporter.warn(`the guest did not halt within ${options.stopTimeout}s; sending SIGTERM.`);
+    how = "terminated";
+    await supervisor.terminate(paths, pid, status.record);
+    exited = await _waitForExit(paths.runtime.pidFile, pid, options.stopTimeout * 1000);
+  }
+  if (!exited) {
+    await Deno.remove(paths.runtime.stopping).catch(() => {});
+    throw new VirtdevError(`Project ${name}'s QEMU (PID ${pid}) is still running after SIGTERM.`, {
+      exitCode: StopExit.stillRunning,
+      hint: `Look at 'virtdev log ${name}'. As a last resort: kill -9 ${pid}`,
+    });
+  }
+  await supervisor.release(status.record);
+  await clearRuntime(paths);
+  await appendVmLog(paths, `stopped: ${how}`);
+  return { how };
+}
+
+/**
+ * Sends `system_powerdown` and waits until QEMU closes the QMP connection
+ * (it does when it exits) and the process is gone.
+ */
+async function _powerDown(paths: ProjectPaths, pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let client: QmpClient;
+  try {
+    client = await QmpClient.connect(paths.runtime.qmpSocket);
+  } catch {
+    return false;
+  }
+  try {
+    await client.execute("system_powerdown");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const closed = client.waitForEvent("virtdev-never").then(() => true);
+    const timedOut = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), timeoutMs));
+    const ended = await Promise.race([closed, timedOut]);
+    clearTimeout(timer);
+    if (!ended) return false;
+  } catch {
+    // QEMU went away mid-command: it is exiting.
+  } finally {
+    client.close();
+  }
+  return await _waitForExit(paths.runtime.pidFile, pid, Math.max(deadline - Date.now(), 1000));
+}
+
+/** Waits for `pid` to be gone; QEMU exits right after closing its sockets. */
+async function _waitForExit(pidFile: string, pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 5;
+  while (await isProcessOurQemu(pid, pidFile)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 100);
+  }
+  return true;
+}

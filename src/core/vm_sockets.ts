@@ -1,0 +1,38 @@
+/**
+ * The interactive sockets of a running VM, checked before use.
+ *
+ * @module
+ */
+import { VirtdevError } from "./errors.ts";
+import { requireProject } from "./project.ts";
+import { inspectVm } from "./runtime_state.ts";
+import type { Store } from "./store.ts";
+
+/** Exit codes shared by `console` and `monitor`. */
+export const SocketExit = { notRunning: 4, socketMissing: 5 } as const;
+
+/**
+ * The path of project `name`'s console or monitor socket.
+ *
+ * @throws {VirtdevError} exit 3 for no project, 4 when not running, 5 when
+ *   the socket is missing.
+ */
+export async function requireVmSocket(store: Store, name: string, which: "console" | "monitor"): Promise<string> {
+  const paths = await requireProject(store, name);
+  if ((await inspectVm(paths)).state === "stopped") {
+    throw new VirtdevError(`Project ${name} is not running.`, {
+      exitCode: SocketExit.notRunning,
+      hint: `Start it with 'virtdev start ${name}'.`,
+    });
+  }
+  const socket = which === "console" ? paths.runtime.consoleSocket : paths.runtime.monitorSocket;
+  try {
+    if ((await Deno.lstat(socket)).isSocket) return socket;
+  } catch {
+    // Reported below.
+  }
+  throw new VirtdevError(`The ${which} socket of ${name} is missing: ${socket}.`, {
+    exitCode: SocketExit.socketMissing,
+    hint: `Restart the VM: virtdev stop ${name} && virtdev start ${name}`,
+  });
+}

@@ -1,0 +1,187 @@
+/**
+ * End to end on a real Debian guest under QEMU (TCG here): install from a
+ * cloud image, seal, create, start, wait, ssh, transfer, stop, crash
+ * recovery, the port race, host-key pinning and the generation gate.
+ *
+ * Runs when VIRTDEV_E2E=1 (as .ci/run sets it); it builds the test guest
+ * with scripts/build_test_guest.sh (cached) and takes several minutes.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { exists, makeSandbox, repoRoot, sh, spawnVirtdev, virtdev } from "./_helpers.ts";
+
+const enabled = Deno.env.get("VIRTDEV_E2E") === "1";
+
+async function buildGuest(): Promise<string> {
+  const output = await new Deno.Command("bash", {
+    args: [join(repoRoot, "scripts/build_test_guest.sh")],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  assert.equal(output.code, 0, "the test guest builds");
+  return new TextDecoder().decode(output.stdout).trim().split("\n").pop()!;
+}
+
+Deno.test({
+  name: "e2e: from a cloud image to project VMs reachable over pinned SSH (real guest, TCG)",
+  ignore: !enabled,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  const image = await buildGuest();
+  await using sandbox = await makeSandbox({
+    VIRTDEV_ACCEL: "tcg",
+    VIRTDEV_SUPERVISOR: "process",
+    VIRTDEV_VM_CPUS: "1",
+    VIRTDEV_VM_MEMORY: "1024",
+    VIRTDEV_SYSTEM_DISK_SIZE: "4G",
+    VIRTDEV_HOME_DISK_SIZE: "2G",
+    VIRTDEV_WAIT_TIMEOUT: "400",
+    VIRTDEV_STOP_TIMEOUT: "60",
+    VIRTDEV_INSTALL_TIMEOUT: "1200",
+  });
+  const run = async (...args: string[]) => await virtdev(sandbox, args);
+  const ok = async (...args: string[]) => {
+    const result = await run(...args);
+    assert.equal(result.code, 0, `virtdev ${args.join(" ")} → ${result.code}\n${result.stderr}`);
+    return result;
+  };
+  const projectDir = (name: string) => join(sandbox.virtdevHome, "projects", name);
+  const runtimeFiles = ["monitor.sock", "qmp.sock", "console.sock", "qemu.pid", "runtime.json", "stopping"];
+
+  try {
+    await t.step("key → install --image → seal → create a, b", async () => {
+      await ok("key");
+      const install = await ok("install", "--image", image);
+      assert.match(install.stderr, /Applying the guest contract/);
+      assert.match(install.stderr, /Installer finished/);
+      await ok("seal");
+      await ok("create", "a");
+      await ok("create", "b");
+      const keyA = await Deno.readTextFile(join(projectDir("a"), "known_hosts"));
+      const keyB = await Deno.readTextFile(join(projectDir("b"), "known_hosts"));
+      assert.match(keyA, /^virtdev-a ssh-ed25519 /);
+      assert.notEqual(keyA.split(" ")[2], keyB.split(" ")[2], "each project has its own host key");
+    });
+
+    await t.step("two starts at once: different ports (or one exits 75), never a crash", async () => {
+      const starts = await Promise.all(["a", "b"].map((name) => spawnVirtdev(sandbox, ["start", name]).output()));
+      for (const result of starts) {
+        assert.ok([0, 75].includes(result.code), new TextDecoder().decode(result.stderr));
+      }
+      for (const [i, name] of ["a", "b"].entries()) {
+        if (starts[i].code === 75) await ok("start", name);
+      }
+      const portA = (await ok("port", "a")).stdout.trim();
+      const portB = (await ok("port", "b")).stdout.trim();
+      assert.match(portA, /^\d+$/);
+      assert.notEqual(portA, portB);
+    });
+
+    await t.step("wait: both guests accept pinned SSH, each with its own hostname", async () => {
+      await ok("wait", "a");
+      await ok("wait", "b");
+      assert.equal((await ok("ssh", "a", "hostname")).stdout.trim(), "a");
+      assert.equal((await ok("ssh", "b", "hostname")).stdout.trim(), "b");
+    });
+
+    await t.step("ssh: sudo, exit codes, stdin scripts", async () => {
+      await ok("ssh", "a", "--", "sudo", "-n", "true");
+      assert.equal((await run("ssh", "a", "--", "false")).code, 1);
+      assert.equal((await run("ssh", "a", "--", "exit", "7")).code, 7);
+      const script = await virtdev(sandbox, ["ssh", "a", "--", "bash", "-s"], {
+        stdin: 'echo "user=$(id -un) home=$HOME"\nmountpoint -q /home && echo home-mounted\n',
+      });
+      assert.equal(script.code, 0, script.stderr);
+      assert.equal(script.stdout, "user=dev home=/home/dev\nhome-mounted\n");
+    });
+
+    await t.step("transfer round-trips a file byte for byte", async () => {
+      const original = join(sandbox.root, "blob with space.bin");
+      await Deno.writeFile(original, crypto.getRandomValues(new Uint8Array(65536)));
+      await ok("transfer", "a", original, ":blob.bin");
+      const back = join(sandbox.root, "back.bin");
+      await ok("transfer", "a", ":blob.bin", back);
+      assert.deepEqual(await Deno.readFile(back), await Deno.readFile(original));
+      assert.equal((await run("transfer", "a", original, back)).code, 9);
+      assert.equal((await run("transfer", "a", ":x", ":y")).code, 10);
+    });
+
+    await t.step("status, port, pid, list and the monitor while running", async () => {
+      assert.equal((await ok("status", "a")).stdout.trim(), "running");
+      const pid = Number((await ok("pid", "a")).stdout.trim());
+      assert.ok(pid > 1);
+      const status = JSON.parse((await ok("status", "--json", "a")).stdout);
+      assert.equal(status.pid, pid);
+      assert.equal(status.supervisor, "process");
+      const list = JSON.parse((await ok("list", "--json")).stdout);
+      assert.deepEqual(list.map((p: { name: string; status: string }) => [p.name, p.status]), [
+        ["a", "running"],
+        ["b", "running"],
+      ]);
+      const monitor = await virtdev(sandbox, ["monitor", "a"], { stdin: "info status\n" });
+      assert.equal(monitor.code, 0, monitor.stderr);
+      assert.match(monitor.stdout, /VM status: running/);
+    });
+
+    await t.step("stop: status stopped and no runtime files left", async () => {
+      await ok("stop", "b");
+      assert.equal((await ok("status", "b")).stdout.trim(), "stopped");
+      for (const file of runtimeFiles) assert.equal(await exists(join(projectDir("b"), file)), false, file);
+      assert.equal((await run("stop", "b")).code, 4);
+      assert.equal((await run("ssh", "b", "true")).code, 5);
+    });
+
+    await t.step("crash: kill -9 of QEMU → stopped → start works again", async () => {
+      const pid = Number((await ok("pid", "a")).stdout.trim());
+      Deno.kill(pid, "SIGKILL");
+      for (let i = 0; i < 100 && (await ok("status", "a")).stdout.trim() !== "stopped"; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal((await ok("status", "a")).stdout.trim(), "stopped");
+      assert.equal(await exists(join(projectDir("a"), "qemu.pid")), true, "the crash left its pidfile behind");
+      const start = await ok("start", "a");
+      assert.match(start.stderr, /Cleaned up after a VM that had ended/);
+      await ok("wait", "a");
+      assert.equal((await ok("ssh", "a", "hostname")).stdout.trim(), "a");
+      await ok("stop", "a");
+      for (const file of runtimeFiles) assert.equal(await exists(join(projectDir("a"), file)), false, file);
+    });
+
+    await t.step("a guest presenting another host key is refused", async () => {
+      // The guest gets a new key by fw_cfg; the pinned known_hosts stays.
+      const dir = projectDir("a");
+      await Deno.remove(join(dir, "host_key"));
+      await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "host_key")]);
+      await Deno.remove(join(dir, "host_key.pub"));
+      await ok("start", "a");
+      const wait = await run("wait", "a");
+      assert.equal(wait.code, 8, wait.stderr);
+      assert.match(wait.stderr, /host key other than the one pinned/);
+      const ssh = await run("ssh", "a", "true");
+      assert.equal(ssh.code, 255);
+      assert.match(ssh.stderr, /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);
+      await ok("stop", "a");
+    });
+
+    await t.step("start refuses a project made on another base generation", async () => {
+      await Deno.writeTextFile(join(projectDir("b"), "generation"), "999\n");
+      const start = await run("start", "b");
+      assert.equal(start.code, 11, start.stderr);
+      assert.match(start.stderr, /project generation 999, base 1/);
+      assert.equal((await ok("status", "b")).stdout.trim(), "stopped");
+    });
+  } finally {
+    // Never leave a VM running behind a failed step.
+    for (const name of ["a", "b"]) {
+      const pid = await Deno.readTextFile(join(projectDir(name), "qemu.pid")).catch(() => "");
+      if (pid.trim()) {
+        try {
+          Deno.kill(Number(pid.trim()), "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+  }
+});

@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { choosePort, firstAutoPort, isPortFree, parsePort } from "../src/core/ports.ts";
+import { VirtdevError } from "../src/core/errors.ts";
+
+const exitOf = (fn: () => unknown): number | undefined => {
+  try {
+    fn();
+  } catch (error) {
+    return error instanceof VirtdevError ? error.exitCode : -1;
+  }
+  return undefined;
+};
+
+Deno.test("explicit ports: decimal digits in 1024-65535, leading zeros read as base 10", () => {
+  assert.equal(parsePort("2222"), 2222);
+  assert.equal(parsePort("02222"), 2222);
+  assert.equal(parsePort("65535"), 65535);
+  for (const bad of ["1023", "65536", "0x8ae", "22a", "", "-2222", "2222 ", "1e4"]) {
+    assert.equal(exitOf(() => parsePort(bad)), 7, bad);
+  }
+});
+
+const freeExcept = (...taken: number[]) => (port: number) => Promise.resolve(!taken.includes(port));
+
+Deno.test("auto ports: the lowest free from 2222, skipping ports other projects keep", async () => {
+  assert.deepEqual(await choosePort({}, { isFree: freeExcept(), keptByOthers: new Set() }), {
+    port: firstAutoPort,
+    source: "auto",
+  });
+  assert.equal((await choosePort({}, { isFree: freeExcept(2222, 2223), keptByOthers: new Set([2224]) })).port, 2225);
+});
+
+Deno.test("a kept port is reused while free, and replaced when something else took it", async () => {
+  assert.deepEqual(await choosePort({ kept: 2300 }, { isFree: freeExcept(), keptByOthers: new Set() }), {
+    port: 2300,
+    source: "kept",
+  });
+  assert.deepEqual(await choosePort({ kept: 2300 }, { isFree: freeExcept(2300), keptByOthers: new Set() }), {
+    port: 2222,
+    source: "auto",
+  });
+});
+
+Deno.test("an explicit port that is taken exits 8", async () => {
+  await assert.rejects(
+    () => choosePort({ explicit: 3000 }, { isFree: freeExcept(3000), keptByOthers: new Set() }),
+    (error: VirtdevError) => error.exitCode === 8 && /3000/.test(error.message),
+  );
+  assert.equal(
+    (await choosePort({ explicit: 3000 }, { isFree: freeExcept(), keptByOthers: new Set() })).source,
+    "explicit",
+  );
+});
+
+Deno.test("isPortFree sees a real listener on loopback", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  try {
+    assert.equal(await isPortFree(port), false);
+  } finally {
+    listener.close();
+  }
+  assert.equal(await isPortFree(port), true);
+});

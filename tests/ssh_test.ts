@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { rsyncRemoteShell, sshArguments, type SshTarget } from "../src/core/ssh.ts";
+import { VirtdevError } from "../src/core/errors.ts";
+
+const target: SshTarget = { project: "web", port: 2301, identity: "/h/key", knownHosts: "/h/p/known_hosts" };
+
+const optionValues = (args: readonly string[]): string[] =>
+  args.flatMap((arg, i) => (args[i - 1] === "-o" ? [arg] : []));
+
+Deno.test("ssh pins the project's host key under its alias, strictly, without the user's config", () => {
+  const args = sshArguments(target, ["hostname"]);
+  assert.deepEqual(args.slice(0, 6), ["-F", "none", "-i", "/h/key", "-p", "2301"]);
+  const options = optionValues(args);
+  for (
+    const expected of [
+      "HostKeyAlias=virtdev-web",
+      "UserKnownHostsFile=/h/p/known_hosts",
+      "StrictHostKeyChecking=yes",
+      "GlobalKnownHostsFile=none",
+      "ForwardAgent=no",
+      "IdentitiesOnly=yes",
+    ]
+  ) assert.ok(options.includes(expected), expected);
+  assert.ok(!options.some((option) => /StrictHostKeyChecking=no|UserKnownHostsFile=\/dev\/null/.test(option)));
+  assert.deepEqual(args.slice(-2), ["dev@127.0.0.1", "hostname"]);
+});
+
+Deno.test("dash arguments of the remote command stay after the destination", () => {
+  const args = sshArguments(target, ["sudo", "-n", "true"]);
+  assert.deepEqual(args.slice(-4), ["dev@127.0.0.1", "sudo", "-n", "true"]);
+});
+
+Deno.test("paths with spaces are quoted for ssh -o and for rsync's -e splitter", () => {
+  const spaced = { ...target, knownHosts: "/h/my projects/known_hosts", identity: "/h/my key" };
+  assert.ok(optionValues(sshArguments(spaced, [])).includes('UserKnownHostsFile="/h/my projects/known_hosts"'));
+  const shell = rsyncRemoteShell(spaced);
+  assert.match(shell, /^ssh -F none -i '\/h\/my key' -p 2301 /);
+  assert.match(shell, /'UserKnownHostsFile="\/h\/my projects\/known_hosts"'/);
+  assert.match(shell, /BatchMode=yes/);
+});
+
+Deno.test("a single quote in a path is refused rather than mis-split by rsync", () => {
+  assert.throws(
+    () => rsyncRemoteShell({ ...target, identity: "/h/o'key" }),
+    (error: VirtdevError) => error.exitCode === 70,
+  );
+});
