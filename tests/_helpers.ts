@@ -107,7 +107,10 @@ export async function sh(program: string, args: readonly string[]): Promise<stri
 }
 
 /** Makes `installation/` as `virtdev install` leaves it, with small real images. */
-export async function makeInstallation(sandbox: Sandbox, options: { readonly pattern?: number } = {}): Promise<void> {
+export async function makeInstallation(
+  sandbox: Sandbox,
+  options: { readonly pattern?: number; readonly firmwareVars?: string } = {},
+): Promise<void> {
   const dir = join(sandbox.virtdevHome, "installation");
   await Deno.mkdir(dir, { recursive: true });
   await sh("qemu-img", ["create", "-q", "-f", "qcow2", join(dir, "system.qcow2"), "64M"]);
@@ -116,7 +119,8 @@ export async function makeInstallation(sandbox: Sandbox, options: { readonly pat
     await sh("qemu-io", ["-c", `write -P ${options.pattern} 0 1M`, join(dir, "system.qcow2")]);
     await sh("qemu-io", ["-c", `write -P ${options.pattern} 0 1M`, join(dir, "home.qcow2")]);
   }
-  await Deno.writeFile(join(dir, "nvram"), new Uint8Array(4096));
+  if (options.firmwareVars) await Deno.copyFile(options.firmwareVars, join(dir, "nvram"));
+  else await Deno.writeFile(join(dir, "nvram"), new Uint8Array(4096));
 }
 
 /** Whether a path exists. */

@@ -18,7 +18,7 @@ import { startSeedServer } from "./seed_server.ts";
 import { requireKey } from "./ssh_key.ts";
 import { pathExists, readOptionalText, type Store } from "./store.ts";
 import { qemuProgram } from "./supervisor.ts";
-import type { Reporter } from "./vm_lifecycle.ts";
+import type { Reporter } from "./reporter.ts";
 
 /** Exit codes of `install`. */
 export const InstallExit = {

@@ -104,12 +104,15 @@ export async function createProject(store: Store, name: string): Promise<Project
   const staging = join(store.projectsDir, `.create-${name}-${Deno.pid}`);
   await Deno.mkdir(staging, { mode: 0o755 });
   try {
-    await createDelta(join(staging, "system.qcow2"), base.systemImage);
-    await createDelta(join(staging, "home.qcow2"), base.homeImage);
+    // Independent files, made at once: create is mostly waiting on tools.
+    await Promise.all([
+      createDelta(join(staging, "system.qcow2"), base.systemImage),
+      createDelta(join(staging, "home.qcow2"), base.homeImage),
+      copyFileAtomic(base.nvram, join(staging, "nvram"), { mode: 0o644 }),
+      writeFileAtomic(join(staging, "generation"), `${generation.value}\n`, { mode: 0o644 }),
+      generateHostKey(staging, name),
+    ]);
     crashPoint("create.deltas-made");
-    await copyFileAtomic(base.nvram, join(staging, "nvram"), { mode: 0o644 });
-    await writeFileAtomic(join(staging, "generation"), `${generation.value}\n`, { mode: 0o644 });
-    await generateHostKey(staging, name);
     await Deno.rename(staging, paths.dir);
     await syncDirectory(store.projectsDir);
   } catch (error) {

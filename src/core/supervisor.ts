@@ -7,12 +7,12 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { Environment, SupervisorKind } from "./config.ts";
 import { VirtdevError } from "./errors.ts";
 import { QmpClient } from "./qmp.ts";
 import { runTool } from "./process.ts";
 import type { RuntimeRecord } from "./runtime_state.ts";
+import type { Reporter } from "./reporter.ts";
 import type { ProjectPaths } from "./store.ts";
 import { appendVmLog } from "./vm_log.ts";
 
@@ -33,6 +33,10 @@ export interface Launch {
   readonly port: number;
   /** Whether the port was asked for explicitly. */
   readonly explicitPort: boolean;
+  /** Where warnings go. */
+  readonly reporter: Reporter;
+  /** The user, for systemd's linger check. */
+  readonly user: string | undefined;
 }
 
 /** One supervisor implementation. */
@@ -63,21 +67,20 @@ export function supervisorFor(record: RuntimeRecord | undefined): Supervisor {
 
 /**
  * Picks the supervisor for a new start: `systemd` or `process` as
- * configured; `auto` uses systemd when the user manager's socket exists.
+ * configured; `auto` uses systemd when a user manager answers.
  */
 export async function chooseSupervisor(kind: SupervisorKind, env: Environment): Promise<Supervisor> {
   if (kind === "process") return processSupervisor;
   if (kind === "systemd") return systemdSupervisor;
-  const runtimeDir = env.XDG_RUNTIME_DIR;
-  if (runtimeDir) {
-    try {
-      await Deno.stat(join(runtimeDir, "systemd", "private"));
-      return systemdSupervisor;
-    } catch {
-      // No user manager.
-    }
+  // Without a runtime directory there is no user manager to ask.
+  if (!env.XDG_RUNTIME_DIR) return processSupervisor;
+  try {
+    const answer = await runTool("systemctl", ["--user", "show-environment"], { allowFailure: true });
+    return answer.code === 0 ? systemdSupervisor : processSupervisor;
+  } catch {
+    // systemctl is not installed.
+    return processSupervisor;
   }
-  return processSupervisor;
 }
 
 /** Turns QEMU's complaint into the right error. */
@@ -111,13 +114,13 @@ export const processSupervisor: Supervisor = {
       throw _launchError(launch, detail, `exit ${result.code}`);
     }
   },
-  terminate(_paths, pid) {
-    try {
-      Deno.kill(pid, "SIGTERM");
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-    return Promise.resolve();
+  async terminate(_paths, pid) {
+    // kill(1), not Deno.kill: Deno grants signals only with an unscoped --allow-run.
+    // A process that is already gone is what we wanted.
+    await runTool("kill", ["-TERM", String(pid)], {
+      allowFailure: true,
+      missingHint: "Install procps (it provides kill).",
+    });
   },
   release: () => Promise.resolve(),
   logCommand: () => undefined,
@@ -147,15 +150,13 @@ export const systemdSupervisor: Supervisor = {
   async launch(launch) {
     const unit = `virtdev-${launch.paths.name}`;
     await runTool("systemctl", ["--user", "reset-failed", unit], { allowFailure: true });
-    const linger = await runTool(
-      "loginctl",
-      ["show-user", Deno.env.get("USER") ?? "", "--property=Linger", "--value"],
-      {
-        allowFailure: true,
-      },
-    ).catch(() => undefined);
-    if (linger && linger.stdout.trim() !== "yes") {
-      await appendVmLog(launch.paths, "warning: lingering is not enabled; the VM stops when you log out");
+    const linger = await runTool("loginctl", ["show-user", launch.user ?? "", "--property=Linger", "--value"], {
+      allowFailure: true,
+    }).catch(() => undefined);
+    if (launch.user && linger?.stdout.trim() !== "yes") {
+      launch.reporter.warn(
+        `lingering is not enabled for ${launch.user}: the VM stops when you log out. Keep it with: sudo loginctl enable-linger ${launch.user}`,
+      );
     }
     const args = [...launch.qemuArgs, "-pidfile", launch.paths.runtime.pidFile];
     await appendVmLog(launch.paths, `start (systemd unit ${unit}): ${qemuProgram} ${args.join(" ")}`);

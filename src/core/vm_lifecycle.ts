@@ -19,12 +19,7 @@ import { clearRuntime, inspectVm, isProcessOurQemu, type RuntimeRecord, type VmS
 import { pathExists, type ProjectPaths, readOptionalText, type Store } from "./store.ts";
 import { chooseSupervisor, supervisorFor } from "./supervisor.ts";
 import { appendVmLog } from "./vm_log.ts";
-
-/** Where progress and warnings go; `Ui` fits. */
-export interface Reporter {
-  info(line: string): void;
-  warn(line: string): void;
-}
+import type { Reporter } from "./reporter.ts";
 
 /** Exit codes of `start`. */
 export const StartExit = {
@@ -229,6 +224,8 @@ export async function startProject(
       qemuArgs: qemuArguments(spec),
       port: choice.port,
       explicitPort: choice.source === "explicit",
+      reporter: options.reporter,
+      user: options.env.USER,
     });
   } catch (error) {
     await clearRuntime(paths);
