@@ -6,7 +6,7 @@
  *   create      vs 2× qemu-img create + the nvram copy
  *   start→wait  vs a bare qemu-system-x86_64 + a 50 ms SSH-banner poll
  *   stop        vs QMP system_powerdown + waitpid
- *   list        with 200 projects, vs list with none
+ *   list        with 200 projects, vs list with 22
  *
  * Environment: VIRTDEV_BENCH_ROUNDS (boot rounds, default 2), VIRTDEV_ACCEL
  * (default tcg here; kvm where it works).
@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { resolveFirmware } from "../src/core/config.ts";
 import { QmpClient } from "../src/core/qmp.ts";
 import { qemuArguments } from "../src/core/qemu_args.ts";
+import { createProject } from "../src/core/project.ts";
 import { Store } from "../src/core/store.ts";
 import { projectVmSpec } from "../src/core/vm_lifecycle.ts";
 import { makeSandbox, repoRoot, sh, virtdev } from "../tests/_helpers.ts";
@@ -91,6 +92,7 @@ const base = store.base;
 // create
 const floorCreate: number[] = [];
 const oursCreate: number[] = [];
+const coreCreate: number[] = [];
 for (let i = 0; i < 10; i++) {
   const dir = join(sandbox.root, `floor-${i}`);
   await Deno.mkdir(dir);
@@ -112,6 +114,8 @@ for (let i = 0; i < 10; i++) {
     }))[0],
   );
   oursCreate.push((await timed(() => must(sandbox, "create", `c${i}`)))[0]);
+  // The same work in-process: what create costs without the CLI's start-up.
+  coreCreate.push((await timed(() => createProject(store, `k${i}`)))[0]);
 }
 
 // start → ready, and stop
@@ -122,8 +126,7 @@ const floorReady: number[] = [];
 const oursReady: number[] = [];
 const floorStop: number[] = [];
 const oursStop: number[] = [];
-for (let round = 0; round < rounds; round++) {
-  log(`bench: boot round ${round + 1}/${rounds}...`);
+async function floorRound(): Promise<void> {
   const paths = store.project("floor");
   const port = 2299;
   const args = qemuArguments(
@@ -141,7 +144,9 @@ for (let round = 0; round < rounds; round++) {
       qmp.close();
     }))[0],
   );
+}
 
+async function oursRound(): Promise<void> {
   oursReady.push(
     (await timed(async () => {
       await must(sandbox, "start", "bench");
@@ -151,15 +156,33 @@ for (let round = 0; round < rounds; round++) {
   oursStop.push((await timed(() => must(sandbox, "stop", "bench")))[0]);
 }
 
+for (let round = 0; round < rounds; round++) {
+  log(`bench: boot round ${round + 1}/${rounds}...`);
+  // Alternate who boots first, so neither always meets a cold page cache.
+  if (round % 2 === 0) {
+    await floorRound();
+    await oursRound();
+  } else {
+    await oursRound();
+    await floorRound();
+  }
+}
+
+// The CLI's own start-up, for reading the ratios above.
+const startup: number[] = [];
+for (let i = 0; i < 5; i++) startup.push((await timed(() => must(sandbox, "--version")))[0]);
+
 // list
 const listEmpty: number[] = [];
-for (let i = 0; i < 5; i++) listEmpty.push((await timed(() => must(sandbox, "list")))[0]);
+for (let i = 0; i < 5; i++) listEmpty.push((await timed(() => must(sandbox, "list", "--json")))[0]);
+const fewCount = (await store.listProjects()).length;
 log("bench: making 200 projects...");
-for (let i = 0; i < 188; i++) await must(sandbox, "create", `p${i}`);
+for (let i = fewCount; i < 200; i++) await createProject(store, `p${i}`);
 const listFull: number[] = [];
 for (let i = 0; i < 5; i++) listFull.push((await timed(() => must(sandbox, "list", "--json")))[0]);
 const count = (await store.listProjects()).length;
 
+const seconds = (values: readonly number[]): string => values.map((v) => `${(v / 1000).toFixed(1)}s`).join(", ");
 const row = (label: string, ours: number[], floor: number[], unit = "ms"): string => {
   const o = median(ours);
   const f = median(floor);
@@ -168,7 +191,10 @@ const row = (label: string, ours: number[], floor: number[], unit = "ms"): strin
   }x`;
 };
 print(`virtdev bench (${accel}, ${rounds} boot rounds, medians)`);
-print(row("create", oursCreate, floorCreate));
+print(row("create (CLI)", oursCreate, floorCreate));
+print(row("create (core, in-process)", coreCreate, floorCreate));
+print(row("CLI start-up (--version)", startup, floorCreate));
 print(row("start→wait (ready)", oursReady, floorReady));
+print(`  boot rounds: ours ${seconds(oursReady)}; floor ${seconds(floorReady)}`);
 print(row("stop", oursStop, floorStop));
-print(row(`list (${count} vs 0 projects)`, listFull, listEmpty));
+print(row(`list (${count} vs ${fewCount} projects)`, listFull, listEmpty));

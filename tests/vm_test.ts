@@ -179,3 +179,29 @@ Deno.test("monitor: piped HMP commands get their answers", async () => {
     await killAll(sandbox);
   }
 });
+
+Deno.test("install: a missing image exits 3; an image that never powers off times out (10) with its console tail, leaving nothing", async () => {
+  await using sandbox = await makeSandbox({
+    VIRTDEV_ACCEL: "tcg",
+    VIRTDEV_VM_MEMORY: "256",
+    VIRTDEV_VM_CPUS: "1",
+    VIRTDEV_INSTALL_TIMEOUT: "8",
+  });
+  assert.equal((await virtdev(sandbox, ["key"])).code, 0);
+  const missing = await virtdev(sandbox, ["install", "--image", join(sandbox.root, "nope.qcow2")]);
+  assert.equal(missing.code, 3, missing.stderr);
+  assert.match(missing.stderr, /Image not found/);
+  assert.equal((await virtdev(sandbox, ["install", "--image", "x", "--home-size", "lots"])).code, 64);
+
+  // A blank disk: the firmware finds nothing to boot and the VM never powers off.
+  const blank = join(sandbox.root, "blank.qcow2");
+  await new Deno.Command("qemu-img", { args: ["create", "-q", "-f", "qcow2", blank, "64M"] }).output();
+  const install = await virtdev(sandbox, ["install", "--image", blank]);
+  assert.equal(install.code, 10, install.stderr);
+  assert.match(install.stderr, /did not power off within 8s/);
+  assert.match(install.stderr, /Last \d+ console lines:\n {2}\| /);
+  assert.match(install.stderr, /Booting the install VM.*: failed/);
+  const left = [];
+  for await (const entry of Deno.readDir(sandbox.virtdevHome)) left.push(entry.name);
+  assert.deepEqual(left.sort(), ["lock", "ssh"], "no installation/ and no hidden work directory");
+});
