@@ -14,6 +14,9 @@ import { logCommand } from "../commands/log.ts";
 import { transferCommand } from "../commands/transfer.ts";
 import { portCommand } from "../commands/port.ts";
 import { pidCommand } from "../commands/pid.ts";
+import { backupCommand } from "../commands/backup.ts";
+import { restoreCommand } from "../commands/restore.ts";
+import { recreateCommand } from "../commands/recreate.ts";
 import { createCommand } from "../commands/create.ts";
 import { destroyCommand } from "../commands/destroy.ts";
 import { detachCommand } from "../commands/detach.ts";
@@ -39,6 +42,9 @@ export const commands: readonly CommandSpec[] = [
   sshCommand,
   transferCommand,
   stopCommand,
+  backupCommand,
+  restoreCommand,
+  recreateCommand,
   consoleCommand,
   monitorCommand,
   logCommand,

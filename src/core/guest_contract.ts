@@ -90,10 +90,12 @@ fi
 ssh-keygen -y -f ${guestHostKeyPath} > ${guestHostKeyPath}.pub
 `;
 
-// ssh.service on Debian and Ubuntu, sshd.service elsewhere.
+// ssh.service on Debian, sshd.service elsewhere, ssh.socket where sshd is
+// socket-activated (Ubuntu 24.04 and later).
 const _readyScript = `#!/bin/sh
 # Tells the host on the serial console whether sshd came up.
-if systemctl is-active --quiet ssh.service || systemctl is-active --quiet sshd.service; then
+if systemctl is-active --quiet ssh.service || systemctl is-active --quiet sshd.service ||
+  systemctl is-active --quiet ssh.socket; then
   echo ${readinessLine} > /dev/ttyS0
 else
   echo ${notReadyLine} > /dev/ttyS0
@@ -118,8 +120,7 @@ WantedBy=sysinit.target
 
 const _readyUnit = `[Unit]
 Description=virtdev: tell the host that SSH is up
-After=ssh.service sshd.service home.mount
-Wants=ssh.service sshd.service
+After=ssh.service sshd.service ssh.socket home.mount
 
 [Service]
 Type=oneshot

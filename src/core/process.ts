@@ -18,6 +18,8 @@ export interface RunToolOptions {
   readonly allowFailure?: boolean;
   /** Hint shown when the program is not installed. */
   readonly missingHint?: string;
+  /** Called with each piece of output as it arrives (it is still captured). */
+  readonly onOutput?: (text: string, stream: "stdout" | "stderr") => void;
 }
 
 /** What a finished program left behind. */
@@ -75,13 +77,12 @@ export async function runTool(
     await writer.write(data).catch(() => {});
     await writer.close().catch(() => {});
   }
-  const output = await child.output();
-  const decoder = new TextDecoder();
-  const result: ToolResult = {
-    code: exitCodeOf(output),
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  const [stdout, stderr, status] = await Promise.all([
+    _collect(child.stdout, (text) => options.onOutput?.(text, "stdout")),
+    _collect(child.stderr, (text) => options.onOutput?.(text, "stderr")),
+    child.status,
+  ]);
+  const result: ToolResult = { code: exitCodeOf(status), stdout, stderr };
   if (result.code !== 0 && !options.allowFailure) {
     const detail = result.stderr.trim().split("\n").slice(-5).join("\n");
     throw new ToolError(
@@ -90,6 +91,15 @@ export async function runTool(
     );
   }
   return result;
+}
+
+async function _collect(stream: ReadableStream<Uint8Array>, onText: (text: string) => void): Promise<string> {
+  let all = "";
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    all += text;
+    onText(text);
+  }
+  return all;
 }
 
 function _spawnError(program: string, error: unknown, hint: string | undefined): ToolError {

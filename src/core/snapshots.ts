@@ -1,22 +1,73 @@
 /**
- * Backup snapshots on disk: `backups/<project>/<YYYY-MM-DD>/<HH-MM-SS>/`.
+ * Backup snapshots on disk: `backups/<project>/<YYYY-MM-DD>/<HH-MM-SS>/`,
+ * each holding `project` (whose it is), `manifest`, `generation` and
+ * `tree/`. A snapshot in progress is a hidden `.partial-*` directory and
+ * never counts.
  *
  * @module
  */
 import { join } from "node:path";
+import { ExitCode, VirtdevError } from "./errors.ts";
 import type { Store } from "./store.ts";
 
 const _dayPattern = /^\d{4}-\d{2}-\d{2}$/;
-const _timePattern = /^\d{2}-\d{2}-\d{2}(\.\d+)?$/;
+const _timePattern = /^\d{2}-\d{2}-\d{2}$/;
 
-/** Counts the finished snapshots of `project`; in-flight and junk entries are skipped. */
-export async function countSnapshots(store: Store, project: string): Promise<number> {
-  let count = 0;
+/** A snapshot id: `YYYY-MM-DD/HH-MM-SS` (UTC). */
+export const snapshotIdPattern: RegExp = /^\d{4}-\d{2}-\d{2}\/\d{2}-\d{2}-\d{2}$/;
+
+/**
+ * Checks a snapshot id's format.
+ *
+ * @throws {VirtdevError} exit 79.
+ */
+export function validateSnapshotId(id: string): string {
+  if (!snapshotIdPattern.test(id)) {
+    throw new VirtdevError(`Invalid snapshot id: ${JSON.stringify(id)}.`, {
+      exitCode: ExitCode.invalidSnapshot,
+      hint: "A snapshot id looks like 2026-11-22/14-03-59; list them with 'virtdev backup --list <project>'.",
+    });
+  }
+  return id;
+}
+
+/** The snapshot id for the UTC time `date`. */
+export function snapshotIdAt(date: Date): string {
+  const iso = date.toISOString(); // 2026-11-22T14:03:59.123Z
+  return `${iso.slice(0, 10)}/${iso.slice(11, 19).replaceAll(":", "-")}`;
+}
+
+/** The time a snapshot id names. */
+export function snapshotTime(id: string): Date {
+  const [day, time] = id.split("/");
+  return new Date(`${day}T${time.replaceAll("-", ":")}Z`);
+}
+
+/** The directory of snapshot `id` of `project`. */
+export function snapshotDir(store: Store, project: string, id: string): string {
+  return join(store.backups(project), id);
+}
+
+/** The finished snapshots of `project`, oldest first. In-progress and junk entries are skipped. */
+export async function listSnapshots(store: Store, project: string): Promise<string[]> {
+  const ids: string[] = [];
   for (const day of await _directories(store.backups(project))) {
     if (!_dayPattern.test(day)) continue;
-    count += (await _directories(join(store.backups(project), day))).filter((time) => _timePattern.test(time)).length;
+    for (const time of await _directories(join(store.backups(project), day))) {
+      if (_timePattern.test(time)) ids.push(`${day}/${time}`);
+    }
   }
-  return count;
+  return ids.sort();
+}
+
+/** The newest snapshot of `project` across all days, if any. */
+export async function latestSnapshot(store: Store, project: string): Promise<string | undefined> {
+  return (await listSnapshots(store, project)).at(-1);
+}
+
+/** Counts the finished snapshots of `project`. */
+export async function countSnapshots(store: Store, project: string): Promise<number> {
+  return (await listSnapshots(store, project)).length;
 }
 
 /** Counts the snapshots of every project that has a backup directory. */

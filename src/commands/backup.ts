@@ -1,0 +1,88 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { optional, withDefault } from "@optique/core/modifiers";
+import { flag, option } from "@optique/core/primitives";
+import { integer } from "@optique/core/valueparser";
+import { defineCommand } from "../cli/command.ts";
+import { projectArgument } from "../cli/project_argument.ts";
+import { backupProject, snapshotGeneration } from "../core/backup.ts";
+import { allocatedBytes } from "../core/disk_usage.ts";
+import { requireProject } from "../core/project.ts";
+import { formatSize } from "../core/size.ts";
+import { latestSnapshot, listSnapshots, snapshotDir, snapshotTime } from "../core/snapshots.ts";
+
+function _age(id: string, now: Date): string {
+  const seconds = Math.max(0, Math.round((now.getTime() - snapshotTime(id).getTime()) / 1000));
+  if (seconds < 60) return `${seconds}s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ago`;
+  return `${Math.floor(seconds / 86400)}d ago`;
+}
+
+/** `virtdev backup [-v] [--keep N] <project>`, `--list [--json]`, `--latest`. */
+export const backupCommand = defineCommand("backup", {
+  brief: message`Back up the paths in a project's manifest from its running VM; prints the snapshot id.`,
+  description:
+    message`Snapshots go to backups/<project>/<YYYY-MM-DD>/<HH-MM-SS> (UTC). Files unchanged since the previous snapshot are hard links to it, so an unchanged tree costs almost no disk. Permissions, symlinks, hard links and times are kept. --list and --latest work while the VM is stopped.`,
+  takesProject: true,
+  parser: object({
+    verbose: withDefault(flag("-v", "--verbose", { description: message`Show each file rsync copies.` }), false),
+    list: withDefault(flag("-l", "--list", { description: message`List the snapshots.` }), false),
+    json: withDefault(flag("--json", { description: message`With --list: print JSON.` }), false),
+    latest: withDefault(flag("--latest", { description: message`Print the newest snapshot id (or nothing).` }), false),
+    keep: optional(
+      option("--keep", integer({ min: 1, metavar: "N" }), {
+        description: message`After the backup, keep only the newest N snapshots.`,
+      }),
+    ),
+    project: projectArgument(),
+  }),
+  async run({ project, verbose, list, json, latest, keep }, { store, config, ui }) {
+    await requireProject(store, project);
+    if (latest) {
+      const id = await latestSnapshot(store, project);
+      if (id !== undefined) ui.result(id);
+      return;
+    }
+    if (list) {
+      const now = new Date();
+      const rows = [];
+      for (const id of await listSnapshots(store, project)) {
+        const dir = snapshotDir(store, project, id);
+        rows.push({
+          id,
+          age: _age(id, now),
+          bytes: await allocatedBytes(dir),
+          generation: await snapshotGeneration(dir),
+        });
+      }
+      if (json) {
+        ui.result(JSON.stringify(rows.map((row) => ({ ...row, path: snapshotDir(store, project, row.id) }))));
+        return;
+      }
+      if (rows.length === 0) {
+        ui.info("No snapshots.");
+        return;
+      }
+      ui.result(`${"SNAPSHOT".padEnd(19)}  ${"AGE".padEnd(9)}  ${"SIZE".padStart(9)}  GENERATION`);
+      for (const row of rows) {
+        ui.result(`${row.id}  ${row.age.padEnd(9)}  ${formatSize(row.bytes).padStart(9)}  ${row.generation}`);
+      }
+      ui.info("SIZE counts blocks shared with other snapshots too.");
+      return;
+    }
+    const result = await backupProject(store, project, {
+      config,
+      reporter: ui,
+      verbose,
+      progress: ui.io.stderrIsTerminal && !verbose,
+      keep,
+      onOutput: (text) => ui.io.err(text),
+    });
+    ui.success(
+      `Backed up ${result.stats.files} files (${result.stats.transferred} copied, the rest linked to the previous snapshot).`,
+    );
+    for (const id of result.pruned) ui.info(`Pruned ${id} (--keep ${keep}).`);
+    ui.result(result.id);
+  },
+});

@@ -1,0 +1,238 @@
+/**
+ * Backups: the manifest's paths under `/home/dev` copied out of a running
+ * guest with rsync over the project's pinned SSH, into a snapshot that
+ * appears whole or not at all, deduplicated against the previous one with
+ * hard links (`--link-dest`).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { Config } from "./config.ts";
+import { VirtdevError } from "./errors.ts";
+import { readGeneration } from "./generation.ts";
+import { requireRunningGuest } from "./guest_access.ts";
+import { loadManifest } from "./manifest.ts";
+import { runTool } from "./process.ts";
+import type { Reporter } from "./reporter.ts";
+import { latestSnapshot, listSnapshots, snapshotDir, snapshotIdAt } from "./snapshots.ts";
+import { rsyncRemoteShell, sshDestination } from "./ssh.ts";
+import { readOptionalText, type Store } from "./store.ts";
+
+/** Exit codes of `backup` (manifest codes 8, 9, 15, 16 come from the manifest). */
+export const BackupExit = {
+  notRunning: 4,
+  partialTransfer: 7,
+  noFiles: 11,
+  transport: 17,
+  rsyncFailed: 18,
+} as const;
+
+/** The rsync options shared by backup and restore. */
+export const rsyncCopyOptions: readonly string[] = [
+  "--archive", // permissions, times, symlinks as links, owner and group where allowed
+  "--recursive", // directories in --files-from are copied with their contents
+  "--hard-links",
+  "--no-devices",
+  "--no-specials",
+  "--numeric-ids",
+  "--ignore-missing-args",
+  "--stats",
+  "--files-from=-",
+];
+
+/** Counts read from rsync's `--stats`. */
+export interface RsyncStats {
+  /** Regular files in the transfer, whether copied or linked. */
+  readonly files: number;
+  /** Regular files whose data was sent. */
+  readonly transferred: number;
+  /** Bytes of all files in the transfer. */
+  readonly totalBytes: number;
+}
+
+/** Reads the counts out of rsync's `--stats` output. */
+export function parseRsyncStats(output: string): RsyncStats {
+  const number = (pattern: RegExp): number => Number((pattern.exec(output)?.[1] ?? "0").replaceAll(",", ""));
+  return {
+    files: number(/^Number of files: [\d,]+ \(reg: ([\d,]+)/m),
+    transferred: number(/^Number of regular files transferred: ([\d,]+)/m),
+    totalBytes: number(/^Total file size: ([\d,]+) bytes/m),
+  };
+}
+
+/** Maps a failed rsync to the command's error. */
+export function rsyncError(
+  code: number,
+  stderr: string,
+  codes: { readonly partial: number; readonly transport: number; readonly other: number },
+  what: string,
+): VirtdevError {
+  const detail = stderr.trim().split("\n").slice(-5).join("\n");
+  if (code === 23 || code === 24) {
+    return new VirtdevError(`${what}: rsync transferred only part of the files (rsync exit ${code}).\n${detail}`, {
+      exitCode: codes.partial,
+    });
+  }
+  if (code === 255) {
+    return new VirtdevError(`${what}: the SSH connection failed (rsync exit 255).\n${detail}`, {
+      exitCode: codes.transport,
+      hint: "Check that the VM is up: virtdev wait <project>.",
+    });
+  }
+  return new VirtdevError(`${what}: rsync failed with exit ${code}.\n${detail}`, { exitCode: codes.other });
+}
+
+/** What a finished backup produced. */
+export interface BackupResult {
+  readonly id: string;
+  readonly dir: string;
+  readonly stats: RsyncStats;
+  /** Snapshots removed by `keep`. */
+  readonly pruned: readonly string[];
+}
+
+/**
+ * Backs up project `name`. Backups of one project run one at a time (a
+ * per-project lock), so two never collide or nest; the store lock is not
+ * taken, so other projects carry on.
+ */
+export async function backupProject(
+  store: Store,
+  name: string,
+  options: {
+    readonly config: Pick<Config, "sshKey" | "configDir">;
+    readonly reporter: Reporter;
+    /** Show rsync's per-file output. */
+    readonly verbose?: boolean;
+    /** Show rsync's progress line (on a terminal). */
+    readonly progress?: boolean;
+    /** Keep at most this many snapshots, pruning the oldest. */
+    readonly keep?: number;
+    /** Where rsync's output goes when shown. */
+    readonly onOutput?: (text: string) => void;
+  },
+): Promise<BackupResult> {
+  const guest = await requireRunningGuest(store, name, {
+    config: options.config,
+    notRunningCode: BackupExit.notRunning,
+  });
+  const manifest = await loadManifest(store, options.config, name);
+  options.reporter.info(`manifest: ${manifest.path}`);
+  const backups = store.backups(name);
+  await Deno.mkdir(backups, { recursive: true, mode: 0o700 });
+  using _lock = await _lockBackups(backups);
+  await _removeAbandonedPartials(backups);
+
+  const partial = join(backups, `.partial-${Deno.pid}`);
+  await Deno.mkdir(partial, { mode: 0o700 });
+  let finished = false;
+  try {
+    await Deno.writeTextFile(join(partial, "project"), `${name}\n`, { mode: 0o600 });
+    await Deno.writeTextFile(join(partial, "manifest"), manifest.text, { mode: 0o600 });
+    const generation = (await readOptionalText(guest.paths.generation)) ?? "";
+    await Deno.writeTextFile(join(partial, "generation"), generation, { mode: 0o600 });
+    await Deno.mkdir(join(partial, "tree"), { mode: 0o700 });
+
+    const previous = await latestSnapshot(store, name);
+    const args = [
+      ...rsyncCopyOptions,
+      ...(previous ? [`--link-dest=${join(snapshotDir(store, name, previous), "tree")}`] : []),
+      ...(options.verbose ? ["--itemize-changes"] : []),
+      ...(options.progress ? ["--info=progress2"] : []),
+      "-e",
+      rsyncRemoteShell(guest.target),
+      "--",
+      `${sshDestination}:/home/dev/`,
+      `${join(partial, "tree")}/`,
+    ];
+    const shown = options.verbose || options.progress;
+    const result = await runTool("rsync", args, {
+      stdin: `${manifest.entries.join("\n")}\n`,
+      allowFailure: true,
+      env: { LC_ALL: "C" },
+      onOutput: shown ? (text) => options.onOutput?.(text) : undefined,
+      missingHint: "Install rsync: 'pacman -S rsync' (Arch) or 'apt install rsync' (Debian).",
+    });
+    if (result.code !== 0) {
+      throw rsyncError(result.code, result.stderr, {
+        partial: BackupExit.partialTransfer,
+        transport: BackupExit.transport,
+        other: BackupExit.rsyncFailed,
+      }, "Backup failed");
+    }
+    const stats = parseRsyncStats(result.stdout);
+    if (stats.files === 0) {
+      throw new VirtdevError(`Backup found no files: none of the manifest's paths exist in ${name}.`, {
+        exitCode: BackupExit.noFiles,
+        hint: `Check the paths in ${manifest.path} (relative to /home/dev).`,
+      });
+    }
+    const id = await _commit(store, name, partial);
+    finished = true;
+    const pruned = options.keep === undefined ? [] : await _prune(store, name, options.keep, id);
+    return { id, dir: snapshotDir(store, name, id), stats, pruned };
+  } finally {
+    if (!finished) await Deno.remove(partial, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Renames the finished snapshot to the current UTC second, never onto an existing one. */
+async function _commit(store: Store, name: string, partial: string): Promise<string> {
+  for (;;) {
+    const id = snapshotIdAt(new Date());
+    const target = snapshotDir(store, name, id);
+    await Deno.mkdir(join(target, ".."), { recursive: true, mode: 0o700 });
+    try {
+      await Deno.lstat(target);
+    } catch {
+      await Deno.rename(partial, target);
+      return id;
+    }
+    // A snapshot of this second exists: take the next second.
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+  }
+}
+
+/** Removes the oldest snapshots beyond `keep`, never `current`. */
+async function _prune(store: Store, name: string, keep: number, current: string): Promise<string[]> {
+  const ids = (await listSnapshots(store, name)).filter((id) => id !== current);
+  const doomed = ids.slice(0, Math.max(0, ids.length - (keep - 1)));
+  for (const id of doomed) {
+    // Renamed out of the snapshot namespace first, so a crash leaves no half snapshot behind.
+    const dir = snapshotDir(store, name, id);
+    const trash = join(store.backups(name), `.partial-prune-${Deno.pid}`);
+    await Deno.rename(dir, trash);
+    await Deno.remove(trash, { recursive: true });
+    await Deno.remove(join(dir, "..")).catch(() => {}); // the day directory, once empty
+  }
+  return doomed;
+}
+
+async function _removeAbandonedPartials(backups: string): Promise<void> {
+  for await (const entry of Deno.readDir(backups)) {
+    if (entry.name.startsWith(".partial-")) {
+      await Deno.remove(join(backups, entry.name), { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+/** Takes the per-project backup lock, waiting for another backup of the same project. */
+async function _lockBackups(backups: string): Promise<Disposable> {
+  const file = await Deno.open(join(backups, ".lock"), { read: true, write: true, create: true, mode: 0o600 });
+  await file.lock(true);
+  return {
+    [Symbol.dispose]() {
+      try {
+        file.unlockSync();
+      } finally {
+        file.close();
+      }
+    },
+  };
+}
+
+/** Whether a snapshot's generation file says `detached` or a number, as read. */
+export async function snapshotGeneration(dir: string): Promise<string> {
+  const generation = await readGeneration(join(dir, "generation"));
+  return generation.kind === "number" ? generation.value : generation.kind === "detached" ? "detached" : "-";
+}
