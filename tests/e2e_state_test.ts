@@ -233,6 +233,21 @@ Deno.test({
       assert.equal(after.length, 2);
       // The forged 2099 snapshot sorts last, so the new one is kept beside it.
       assert.ok(after.some((s: { id: string }) => s.id === backup.stdout.trim()));
+    });
+
+    await t.step("restore works on a detached project", async () => {
+      await ok(["stop", project]);
+      await ok(["detach", "-y", project]);
+      assert.equal((await ok(["generation", project])).stdout.trim(), "detached");
+      await ok(["start", project]);
+      await ok(["wait", project]);
+      await guest("rm -rf ~/work");
+      await ok([
+        "restore",
+        project,
+        (await ok(["backup", "--list", "--json", project])).stdout.match(/"id":"([^"]+)"/)![1],
+      ]);
+      assert.equal(await guest(listTree), listing);
       await ok(["stop", project]);
     });
   } finally {

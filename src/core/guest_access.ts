@@ -14,7 +14,7 @@ import { requireKey } from "./ssh_key.ts";
 import type { ProjectPaths, Store } from "./store.ts";
 
 /** Exit codes of `wait`. */
-export const WaitExit = { exited: 6, timeout: 7, hostKeyMismatch: 8, sshFailed: 9 } as const;
+export const WaitExit = { exited: 6, timeout: 7, hostKeyMismatch: 8, sshFailed: 9, keyRefused: 10 } as const;
 
 /** A running project and how to reach it. */
 export interface RunningGuest {
@@ -121,7 +121,16 @@ export async function waitForGuest(
             },
           );
         }
-        // sshd is restarting or the login is not yet accepted: try again shortly.
+        if (/Permission denied \(publickey/.test(result.stderr)) {
+          throw new VirtdevError(`Project ${name}'s guest refuses your key.`, {
+            exitCode: WaitExit.keyRefused,
+            hint: [
+              "Is /home mounted and /home/dev/.ssh/authorized_keys in place? Look with 'virtdev console " + name + "'.",
+              "The base must have been installed with the key at VIRTDEV_SSH_KEY.",
+            ],
+          });
+        }
+        // sshd is restarting or not yet listening: try again shortly.
         await changes.next(retry);
         retry = Math.min(retry * 2, 1000);
       } else {

@@ -130,9 +130,11 @@ ExecStart=/usr/local/lib/virtdev/ready
 WantedBy=multi-user.target
 `;
 
+// sshd waits for /home (the keys are there) and needs the identity; if
+// either fails it does not start, and the ready unit says NOT-READY.
 const _sshAfterHome = `[Unit]
 After=home.mount virtdev-identity.service
-Requires=virtdev-identity.service
+Requires=home.mount virtdev-identity.service
 `;
 
 const _autologin = `[Service]
@@ -205,7 +207,9 @@ export function renderUserData(options: { readonly publicKey: string; readonly t
     timezone: options.timezone,
     locale: "C.UTF-8",
     fs_setup: [{ label: "home", filesystem: "ext4", device: "/dev/vdb", partition: "none", overwrite: false }],
-    mounts: [["LABEL=home", "/home", "ext4", "defaults,nofail,x-systemd.device-timeout=30s", "0", "2"]],
+    // A generous device timeout: without KVM, udev can take minutes to label
+    // the disk on a busy host, and sshd is useless until /home is there.
+    mounts: [["LABEL=home", "/home", "ext4", "defaults,nofail,x-systemd.device-timeout=10min", "0", "2"]],
     write_files: contractFiles().map((file) => ({
       path: file.path,
       permissions: file.permissions,

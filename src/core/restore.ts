@@ -33,6 +33,7 @@ export const RestoreExit = {
   treeMissing: 23,
   markerMissing: 24,
   unsafeEntry: 25,
+  badManifest: 26,
 } as const;
 
 /**
@@ -113,7 +114,16 @@ export async function restoreProject(
     throw new VirtdevError(`Snapshot ${id} has no manifest.`, { exitCode: RestoreExit.manifestMissing });
   }
   // Checked again: the snapshot may have been edited since the backup.
-  const entries = parseManifest(manifestText, join(dir, "manifest"));
+  let entries: string[];
+  try {
+    entries = parseManifest(manifestText, join(dir, "manifest"));
+  } catch (error) {
+    if (!(error instanceof VirtdevError)) throw error;
+    throw new VirtdevError(error.message, {
+      exitCode: RestoreExit.badManifest,
+      hint: "Nothing was restored. The snapshot has been altered; restore another one.",
+    });
+  }
   const tree = join(dir, "tree");
   if (!await pathExists(tree)) {
     throw new VirtdevError(`Snapshot ${id} has no tree/.`, { exitCode: RestoreExit.treeMissing });
