@@ -132,3 +132,13 @@ export async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+/** The exit code of the VirtdevError `fn` throws; `undefined` when it returns, -1 for another error. */
+export function thrownExitCode(fn: () => unknown): number | undefined {
+  try {
+    fn();
+  } catch (error) {
+    return error instanceof Error && "exitCode" in error ? Number(error.exitCode) : -1;
+  }
+  return undefined;
+}

@@ -13,28 +13,19 @@ import {
 } from "../src/core/recreate.ts";
 import { findEntryThroughSymlink } from "../src/core/restore.ts";
 import { snapshotIdAt, snapshotTime, validateSnapshotId } from "../src/core/snapshots.ts";
-import { makeInstallation, makeSandbox, virtdev } from "./_helpers.ts";
-
-const codeOf = (fn: () => unknown): number | undefined => {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof VirtdevError ? error.exitCode : -1;
-  }
-  return undefined;
-};
+import { makeInstallation, makeSandbox, thrownExitCode, virtdev } from "./_helpers.ts";
 
 Deno.test("manifest: comments and blank lines are skipped, trailing slashes dropped", () => {
   assert.deepEqual(parseManifest("# keep\nsrc\n\n.config/app/\n./notes\r\n", "m"), ["src", ".config/app", "./notes"]);
 });
 
 Deno.test("manifest: absolute (15), '..', control characters and edge whitespace (16), nothing (9); every bad line named", () => {
-  assert.equal(codeOf(() => parseManifest("/etc\n", "m")), 15);
+  assert.equal(thrownExitCode(() => parseManifest("/etc\n", "m")), 15);
   for (const bad of ["../x", "a/../../b", "a/..", "tab\there", "bell\x07", " lead", "trail ", "del\x7f"]) {
-    assert.equal(codeOf(() => parseManifest(`ok\n${bad}\n`, "m")), 16, JSON.stringify(bad));
+    assert.equal(thrownExitCode(() => parseManifest(`ok\n${bad}\n`, "m")), 16, JSON.stringify(bad));
   }
-  assert.equal(codeOf(() => parseManifest("# nothing\n\n", "m")), 9);
-  assert.equal(codeOf(() => parseManifest("", "m")), 9);
+  assert.equal(thrownExitCode(() => parseManifest("# nothing\n\n", "m")), 9);
+  assert.equal(thrownExitCode(() => parseManifest("", "m")), 9);
   try {
     parseManifest("ok\n/abs\nx/../y\n", "/cfg/manifest");
     assert.fail("refused");
@@ -52,7 +43,7 @@ Deno.test("snapshot ids: UTC YYYY-MM-DD/HH-MM-SS, round-trip to a time, bad ones
   assert.equal(snapshotIdAt(at), "2026-11-22/14-03-59");
   assert.equal(snapshotTime("2026-11-22/14-03-59").toISOString(), "2026-11-22T14:03:59.000Z");
   for (const bad of ["2026-11-22", "2026-11-22/14-03", "26-11-22/14-03-59", "2026-11-22/14-03-59/..", "../x"]) {
-    assert.equal(codeOf(() => validateSnapshotId(bad)), 79, bad);
+    assert.equal(thrownExitCode(() => validateSnapshotId(bad)), 79, bad);
   }
 });
 

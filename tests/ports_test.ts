@@ -1,22 +1,14 @@
 import assert from "node:assert/strict";
 import { choosePort, firstAutoPort, isPortFree, parsePort } from "../src/core/ports.ts";
 import { VirtdevError } from "../src/core/errors.ts";
-
-const exitOf = (fn: () => unknown): number | undefined => {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof VirtdevError ? error.exitCode : -1;
-  }
-  return undefined;
-};
+import { thrownExitCode } from "./_helpers.ts";
 
 Deno.test("explicit ports: decimal digits in 1024-65535, leading zeros read as base 10", () => {
   assert.equal(parsePort("2222"), 2222);
   assert.equal(parsePort("02222"), 2222);
   assert.equal(parsePort("65535"), 65535);
   for (const bad of ["1023", "65536", "0x8ae", "22a", "", "-2222", "2222 ", "1e4"]) {
-    assert.equal(exitOf(() => parsePort(bad)), 7, bad);
+    assert.equal(thrownExitCode(() => parsePort(bad)), 7, bad);
   }
 });
 
