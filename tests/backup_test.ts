@@ -123,7 +123,8 @@ Deno.test("backup, restore and recreate refuse a stopped VM, bad ids and missing
   const recreate = await virtdev(sandbox, ["recreate", "-y", "web"]);
   assert.equal(recreate.code, 4, recreate.stderr);
   assert.match(recreate.stderr, /--no-backup/);
-  const script = await virtdev(sandbox, ["recreate", "-y", "--no-backup", "--provision", "/nonexistent", "web"]);
+  const missing = join(sandbox.home, "no-such-script");
+  const script = await virtdev(sandbox, ["recreate", "-y", "--no-backup", "--provision", missing, "web"]);
   assert.equal(script.code, 6);
   const aborted = await virtdev(sandbox, ["recreate", "--no-backup", "web"], { stdin: "wrong\n" });
   assert.equal(aborted.code, 7);

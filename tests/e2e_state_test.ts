@@ -173,7 +173,7 @@ Deno.test({
       assert.equal((await guest("test -e ~/outside.txt && echo yes || echo no")).trim(), "no");
     });
 
-    const provision = join(sandbox.root, "provision.sh");
+    const provision = join(sandbox.home, "provision.sh");
     await t.step("recreate with a provision script: the script's file exists and the data is back", async () => {
       await Deno.writeTextFile(
         provision,

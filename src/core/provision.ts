@@ -24,7 +24,9 @@ export async function isReadableFile(path: string): Promise<boolean> {
     if (!info.isFile) return false;
     (await Deno.open(path, { read: true })).close();
     return true;
-  } catch {
+  } catch (error) {
+    // Not permitted is not "missing": the message must say so.
+    if (error instanceof Deno.errors.NotCapable) throw error;
     return false;
   }
 }
