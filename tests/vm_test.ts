@@ -6,7 +6,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { resolveFirmware } from "../src/core/config.ts";
-import { exists, makeInstallation, makeSandbox, type Sandbox, spawnVirtdev, virtdev } from "./_helpers.ts";
+import {
+  exists,
+  makeInstallation,
+  makeSandbox,
+  repoRoot,
+  type Sandbox,
+  spawnVirtdev,
+  taskArguments,
+  virtdev,
+} from "./_helpers.ts";
 
 const firmware = resolveFirmware({ ovmfCode: undefined, ovmfVars: undefined });
 const runtimeFiles = ["monitor.sock", "qmp.sock", "console.sock", "qemu.pid", "runtime.json", "stopping"];
@@ -204,4 +213,49 @@ Deno.test("install: a missing image exits 3; an image that never powers off time
   const left = [];
   for await (const entry of Deno.readDir(sandbox.virtdevHome)) left.push(entry.name);
   assert.deepEqual(left.sort(), ["lock", "ssh"], "no installation/ and no hidden work directory");
+});
+
+Deno.test("console on a terminal: Ctrl-] detaches and leaves the VM running", async () => {
+  await using sandbox = await vmSandbox();
+  try {
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    // script(1) gives the console a pseudo-terminal, as a user's shell would.
+    const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+    const command = [Deno.execPath(), ...taskArguments(sandbox.home), "console", "a"].map(quote).join(" ");
+    const child = new Deno.Command("script", {
+      args: ["-q", "-e", "-c", command, "/dev/null"],
+      env: { ...sandbox.env, SHELL: "/bin/sh" },
+      clearEnv: true,
+      cwd: repoRoot,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // A console that ignores Ctrl-] would never end: end it, and fail.
+    const killer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    const deadline = Date.now() + 20_000;
+    while (!seen.includes("Detach with Ctrl-]") && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    assert.match(seen, /Attached to the serial console of a/);
+    const writer = child.stdin.getWriter();
+    await writer.write(new Uint8Array([0x1d]));
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    const status = await child.status;
+    clearTimeout(killer);
+    await writer.close().catch(() => {});
+    assert.equal(status.code, 0, seen);
+    assert.match(seen, /Detached\./);
+    assert.equal((await virtdev(sandbox, ["status", "a"])).stdout.trim(), "starting", "the VM still runs");
+  } finally {
+    await killAll(sandbox);
+  }
 });
