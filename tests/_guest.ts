@@ -58,15 +58,3 @@ export function sealedGuestSandbox(): Promise<{ sandbox: Sandbox; install: strin
   })();
   return _shared;
 }
-
-/** Kills the QEMU of each of `projects` that still runs, so a failed test leaves no VM behind. */
-export async function killVms(sandbox: Sandbox, projects: readonly string[]): Promise<void> {
-  for (const name of projects) {
-    const pid = await Deno.readTextFile(join(sandbox.virtdevHome, "projects", name, "qemu.pid")).catch(() => "");
-    try {
-      if (pid.trim()) Deno.kill(Number(pid.trim()), "SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }
-}

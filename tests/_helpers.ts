@@ -3,6 +3,7 @@
  * runner for the real CLI with exactly the `virtdev` task's permissions.
  */
 import { join } from "node:path";
+import { Store } from "../src/core/store.ts";
 
 const _root = new URL("..", import.meta.url).pathname;
 const _denoDir = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
@@ -141,4 +142,21 @@ export function thrownExitCode(fn: () => unknown): number | undefined {
     return error instanceof Error && "exitCode" in error ? Number(error.exitCode) : -1;
   }
   return undefined;
+}
+
+/** Kills the QEMU of each of `projects` that still runs, so a failed test leaves no VM behind. */
+export async function killVms(sandbox: Sandbox, projects: readonly string[]): Promise<void> {
+  for (const name of projects) {
+    const pid = await Deno.readTextFile(join(sandbox.virtdevHome, "projects", name, "qemu.pid")).catch(() => "");
+    try {
+      if (pid.trim()) Deno.kill(Number(pid.trim()), "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** The runtime files of project `name`, as the store names them; none may outlive the VM. */
+export function runtimeFiles(sandbox: Sandbox, name: string): string[] {
+  return Object.values(new Store(sandbox.virtdevHome).project(name).runtime);
 }

@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { rsyncCopyOptions } from "../src/core/backup.ts";
 import { rsyncRemoteShell, sshDestination } from "../src/core/ssh.ts";
-import { e2eEnabled, killVms, sealedGuestSandbox } from "./_guest.ts";
-import { sh, virtdev } from "./_helpers.ts";
+import { e2eEnabled, sealedGuestSandbox } from "./_guest.ts";
+import { killVms, sh, virtdev } from "./_helpers.ts";
 
 const project = "data";
 

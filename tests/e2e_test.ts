@@ -8,8 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { e2eEnabled, killVms, sealedGuestSandbox } from "./_guest.ts";
-import { exists, sh, spawnVirtdev, virtdev } from "./_helpers.ts";
+import { e2eEnabled, sealedGuestSandbox } from "./_guest.ts";
+import { exists, killVms, runtimeFiles, sh, spawnVirtdev, virtdev } from "./_helpers.ts";
 
 Deno.test({
   name: "e2e: from a cloud image to project VMs reachable over pinned SSH (real guest, TCG)",
@@ -25,7 +25,6 @@ Deno.test({
     return result;
   };
   const projectDir = (name: string) => join(sandbox.virtdevHome, "projects", name);
-  const runtimeFiles = ["monitor.sock", "qmp.sock", "console.sock", "qemu.pid", "runtime.json", "stopping"];
 
   try {
     await t.step("key → install --image → seal → create a, b", async () => {
@@ -103,7 +102,7 @@ Deno.test({
     await t.step("stop: status stopped and no runtime files left", async () => {
       await ok("stop", "b");
       assert.equal((await ok("status", "b")).stdout.trim(), "stopped");
-      for (const file of runtimeFiles) assert.equal(await exists(join(projectDir("b"), file)), false, file);
+      for (const file of runtimeFiles(sandbox, "b")) assert.equal(await exists(file), false, file);
       assert.equal((await run("stop", "b")).code, 4);
       assert.equal((await run("ssh", "b", "true")).code, 5);
     });
@@ -121,7 +120,7 @@ Deno.test({
       await ok("wait", "a");
       assert.equal((await ok("ssh", "a", "hostname")).stdout.trim(), "a");
       await ok("stop", "a");
-      for (const file of runtimeFiles) assert.equal(await exists(join(projectDir("a"), file)), false, file);
+      for (const file of runtimeFiles(sandbox, "a")) assert.equal(await exists(file), false, file);
     });
 
     await t.step("a guest presenting another host key is refused", async () => {

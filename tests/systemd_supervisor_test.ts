@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { resolveFirmware } from "../src/core/config.ts";
-import { exists, makeInstallation, makeSandbox, virtdev } from "./_helpers.ts";
+import { exists, killVms, makeInstallation, makeSandbox, virtdev } from "./_helpers.ts";
 
 const _fakeSystemd = (state: string) => ({
   "systemd-run": `#!/bin/bash
@@ -98,7 +98,6 @@ Deno.test("systemd supervisor: transient unit, linger warning, reset-failed, jou
     assert.equal(await exists(pidFile), false);
     assert.equal((await virtdev(sandbox, ["status", "a"])).stdout.trim(), "stopped");
   } finally {
-    const pid = await Deno.readTextFile(pidFile).catch(() => "");
-    if (pid.trim()) Deno.kill(Number(pid.trim()), "SIGKILL");
+    await killVms(sandbox, ["a"]);
   }
 });

@@ -8,9 +8,11 @@ import { join } from "node:path";
 import { resolveFirmware } from "../src/core/config.ts";
 import {
   exists,
+  killVms,
   makeInstallation,
   makeSandbox,
   repoRoot,
+  runtimeFiles,
   type Sandbox,
   spawnVirtdev,
   taskArguments,
@@ -18,7 +20,6 @@ import {
 } from "./_helpers.ts";
 
 const firmware = resolveFirmware({ ovmfCode: undefined, ovmfVars: undefined });
-const runtimeFiles = ["monitor.sock", "qmp.sock", "console.sock", "qemu.pid", "runtime.json", "stopping"];
 
 async function vmSandbox(env: Record<string, string> = {}): Promise<Sandbox> {
   const sandbox = await makeSandbox({
@@ -35,17 +36,6 @@ async function vmSandbox(env: Record<string, string> = {}): Promise<Sandbox> {
     assert.equal(result.code, 0, result.stderr);
   }
   return sandbox;
-}
-
-async function killAll(sandbox: Sandbox): Promise<void> {
-  for (const name of ["a", "b"]) {
-    const pid = await Deno.readTextFile(join(sandbox.virtdevHome, "projects", name, "qemu.pid")).catch(() => "");
-    try {
-      if (pid.trim()) Deno.kill(Number(pid.trim()), "SIGKILL");
-    } catch {
-      // Gone.
-    }
-  }
 }
 
 Deno.test("start: a kept port, status/port/pid, 6 when running; stop falls back to SIGTERM and leaves no runtime files", async () => {
@@ -73,7 +63,7 @@ Deno.test("start: a kept port, status/port/pid, 6 when running; stop falls back 
     assert.equal(stop.code, 0, stop.stderr);
     assert.match(stop.stderr, /did not halt within 2s; sending SIGTERM/);
     assert.match(stop.stderr, /stopped: a \(terminated\)/);
-    for (const file of runtimeFiles) assert.equal(await exists(join(dir, file)), false, file);
+    for (const file of runtimeFiles(sandbox, "a")) assert.equal(await exists(file), false, file);
     assert.equal((await virtdev(sandbox, ["status", "a"])).stdout.trim(), "stopped");
     assert.equal((await virtdev(sandbox, ["port", "a"])).code, 5);
     assert.equal((await virtdev(sandbox, ["pid", "a"])).code, 4);
@@ -82,7 +72,7 @@ Deno.test("start: a kept port, status/port/pid, 6 when running; stop falls back 
     assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
     assert.equal((await virtdev(sandbox, ["port", "a"])).stdout.trim(), String(port));
   } finally {
-    await killAll(sandbox);
+    await killVms(sandbox, ["a", "b"]);
   }
 });
 
@@ -108,7 +98,7 @@ Deno.test("kill -9 of QEMU: status says stopped at once, and start cleans up and
     assert.match(await Deno.readTextFile(join(dir, "vm.log")), /found the VM gone/);
     assert.notEqual(Number((await virtdev(sandbox, ["pid", "a"])).stdout.trim()), pid);
   } finally {
-    await killAll(sandbox);
+    await killVms(sandbox, ["a", "b"]);
   }
 });
 
@@ -121,7 +111,7 @@ Deno.test("a pidfile naming another live process is not mistaken for the VM", as
   assert.equal((await virtdev(sandbox, ["status", "a"])).stdout.trim(), "stopped");
   const stop = await virtdev(sandbox, ["stop", "a"]);
   assert.equal(stop.code, 4);
-  for (const file of runtimeFiles) assert.equal(await exists(join(dir, file)), false, file);
+  for (const file of runtimeFiles(sandbox, "a")) assert.equal(await exists(file), false, file);
 });
 
 Deno.test("ports: an explicit busy port exits 8, a bad one 7; a kept port taken by another program moves", async () => {
@@ -142,7 +132,7 @@ Deno.test("ports: an explicit busy port exits 8, a bad one 7; a kept port taken 
     assert.notEqual((await virtdev(sandbox, ["port", "a"])).stdout.trim(), String(busy));
   } finally {
     listener.close();
-    await killAll(sandbox);
+    await killVms(sandbox, ["a", "b"]);
   }
 });
 
@@ -158,7 +148,7 @@ Deno.test("two starts at once get different ports (or one exits 75), never a cra
     }
     assert.equal(ports.size, results.filter((result) => result.code === 0).length);
   } finally {
-    await killAll(sandbox);
+    await killVms(sandbox, ["a", "b"]);
   }
 });
 
@@ -185,7 +175,7 @@ Deno.test("monitor: piped HMP commands get their answers", async () => {
     assert.match(monitor.stdout, /VM status: running/);
     assert.equal((await virtdev(sandbox, ["monitor", "b"])).code, 4);
   } finally {
-    await killAll(sandbox);
+    await killVms(sandbox, ["a", "b"]);
   }
 });
 
@@ -256,6 +246,6 @@ Deno.test("console on a terminal: Ctrl-] detaches and leaves the VM running", as
     assert.match(seen, /Detached\./);
     assert.equal((await virtdev(sandbox, ["status", "a"])).stdout.trim(), "starting", "the VM still runs");
   } finally {
-    await killAll(sandbox);
+    await killVms(sandbox, ["a", "b"]);
   }
 });

@@ -5,8 +5,10 @@ import { flag, option } from "@optique/core/primitives";
 import { integer } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { backupProject, snapshotGeneration } from "../core/backup.ts";
+import { backupProject } from "../core/backup.ts";
+import { join } from "node:path";
 import { allocatedBytes } from "../core/disk_usage.ts";
+import { describeGeneration, readGeneration } from "../core/generation.ts";
 import { requireProject } from "../core/project.ts";
 import { formatSize } from "../core/size.ts";
 import { latestSnapshot, listSnapshots, snapshotDir, snapshotTime } from "../core/snapshots.ts";
@@ -53,7 +55,7 @@ export const backupCommand = defineCommand("backup", {
           id,
           age: _age(id, now),
           bytes: await allocatedBytes(dir),
-          generation: await snapshotGeneration(dir),
+          generation: describeGeneration(await readGeneration(join(dir, "generation"))),
         });
       }
       if (json) {

@@ -2,9 +2,7 @@ import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { VirtdevError } from "../core/errors.ts";
-import { requireProject } from "../core/project.ts";
-import { inspectVm } from "../core/runtime_state.ts";
+import { requireRunningVm } from "../core/guest_access.ts";
 
 /** `virtdev port <project>`: the running VM's SSH port. */
 export const portCommand = defineCommand("port", {
@@ -12,14 +10,6 @@ export const portCommand = defineCommand("port", {
   takesProject: true,
   parser: object({ project: projectArgument() }),
   async run({ project }, { store, ui }) {
-    const paths = await requireProject(store, project);
-    const status = await inspectVm(paths);
-    if (status.record === undefined || status.state === "stopped") {
-      throw new VirtdevError(`Project ${project} is not running.`, {
-        exitCode: 5,
-        hint: `Start it with 'virtdev start ${project}'.`,
-      });
-    }
-    ui.result(String(status.record.port));
+    ui.result(String((await requireRunningVm(store, project, 5)).record.port));
   },
 });

@@ -9,8 +9,8 @@
 import { join } from "node:path";
 import type { Config } from "./config.ts";
 import { VirtdevError } from "./errors.ts";
-import { readGeneration } from "./generation.ts";
 import { requireRunningGuest } from "./guest_access.ts";
+import { holdFileLock } from "./lock.ts";
 import { loadManifest } from "./manifest.ts";
 import { runTool } from "./process.ts";
 import type { Reporter } from "./reporter.ts";
@@ -66,20 +66,22 @@ export function rsyncError(
   stderr: string,
   codes: { readonly partial: number; readonly transport: number; readonly other: number },
   what: string,
+  hint?: string,
 ): VirtdevError {
   const detail = stderr.trim().split("\n").slice(-5).join("\n");
   if (code === 23 || code === 24) {
     return new VirtdevError(`${what}: rsync transferred only part of the files (rsync exit ${code}).\n${detail}`, {
       exitCode: codes.partial,
+      hint,
     });
   }
   if (code === 255) {
     return new VirtdevError(`${what}: the SSH connection failed (rsync exit 255).\n${detail}`, {
       exitCode: codes.transport,
-      hint: "Check that the VM is up: virtdev wait <project>.",
+      hint: hint ?? "Check that the VM is up: virtdev wait <project>.",
     });
   }
-  return new VirtdevError(`${what}: rsync failed with exit ${code}.\n${detail}`, { exitCode: codes.other });
+  return new VirtdevError(`${what}: rsync failed with exit ${code}.\n${detail}`, { exitCode: codes.other, hint });
 }
 
 /** What a finished backup produced. */
@@ -120,7 +122,7 @@ export async function backupProject(
   options.reporter.info(`manifest: ${manifest.path}`);
   const backups = store.backups(name);
   await Deno.mkdir(backups, { recursive: true, mode: 0o700 });
-  using _lock = await _lockBackups(backups);
+  using _lock = await holdFileLock(join(backups, ".lock"));
   await _removeAbandonedPartials(backups);
 
   const partial = join(backups, `.partial-${Deno.pid}`);
@@ -214,25 +216,4 @@ async function _removeAbandonedPartials(backups: string): Promise<void> {
       await Deno.remove(join(backups, entry.name), { recursive: true }).catch(() => {});
     }
   }
-}
-
-/** Takes the per-project backup lock, waiting for another backup of the same project. */
-async function _lockBackups(backups: string): Promise<Disposable> {
-  const file = await Deno.open(join(backups, ".lock"), { read: true, write: true, create: true, mode: 0o600 });
-  await file.lock(true);
-  return {
-    [Symbol.dispose]() {
-      try {
-        file.unlockSync();
-      } finally {
-        file.close();
-      }
-    },
-  };
-}
-
-/** Whether a snapshot's generation file says `detached` or a number, as read. */
-export async function snapshotGeneration(dir: string): Promise<string> {
-  const generation = await readGeneration(join(dir, "generation"));
-  return generation.kind === "number" ? generation.value : generation.kind === "detached" ? "detached" : "-";
 }

@@ -8,7 +8,7 @@ import type { Config } from "./config.ts";
 import { VirtdevError } from "./errors.ts";
 import { runTool } from "./process.ts";
 import { requireProject } from "./project.ts";
-import { guestReadiness, inspectVm, type VmStatus } from "./runtime_state.ts";
+import { guestReadiness, inspectVm, type RuntimeRecord, type VmStatus } from "./runtime_state.ts";
 import { sshArguments, type SshTarget } from "./ssh.ts";
 import { requireKey } from "./ssh_key.ts";
 import type { ProjectPaths, Store } from "./store.ts";
@@ -35,20 +35,37 @@ export async function requireRunningGuest(
   name: string,
   options: { readonly config: Pick<Config, "sshKey">; readonly notRunningCode: number },
 ): Promise<RunningGuest> {
-  const paths = await requireProject(store, name);
-  const status = await inspectVm(paths);
-  if (status.state === "stopped" || status.record === undefined) {
-    throw new VirtdevError(`Project ${name} is not running.`, {
-      exitCode: options.notRunningCode,
-      hint: `Start it with 'virtdev start ${name}', then 'virtdev wait ${name}'.`,
-    });
-  }
+  const { paths, status, record } = await requireRunningVm(store, name, options.notRunningCode);
   await requireKey(options.config.sshKey);
   return {
     paths,
     status,
-    target: { project: name, port: status.record.port, identity: options.config.sshKey, knownHosts: paths.knownHosts },
+    target: { project: name, port: record.port, identity: options.config.sshKey, knownHosts: paths.knownHosts },
   };
+}
+
+/** A project whose VM lives, with its launch record. */
+export interface RunningVm {
+  readonly paths: ProjectPaths;
+  readonly status: VmStatus & { readonly pid: number };
+  readonly record: RuntimeRecord;
+}
+
+/**
+ * Checks that project `name` exists and its VM lives.
+ *
+ * @throws {VirtdevError} exit 3 for no project, `notRunningCode` otherwise.
+ */
+export async function requireRunningVm(store: Store, name: string, notRunningCode: number): Promise<RunningVm> {
+  const paths = await requireProject(store, name);
+  const status = await inspectVm(paths);
+  if (status.pid === undefined || status.record === undefined) {
+    throw new VirtdevError(`Project ${name} is not running.`, {
+      exitCode: notRunningCode,
+      hint: `Start it with 'virtdev start ${name}', then 'virtdev wait ${name}'.`,
+    });
+  }
+  return { paths, status: { ...status, pid: status.pid }, record: status.record };
 }
 
 /** Whether ssh's stderr says the server presented a key other than the pinned one. */

@@ -66,7 +66,7 @@ export async function installBase(
 ): Promise<InstallResult> {
   const started = performance.now();
   const { config, progress } = options;
-  const imageFormat = await _probeImage(image);
+  const probed = await _probeImage(image);
   const firmware = resolveFirmware(config);
   if (await pathExists(store.installation.dir)) {
     throw new VirtdevError(`An installation already exists: ${store.installation.dir}.`, {
@@ -94,10 +94,9 @@ export async function installBase(
   try {
     const system = join(work, "system.qcow2");
     progress.stage("copy");
-    await runTool("qemu-img", ["convert", "-f", imageFormat, "-O", "qcow2", image, system]);
-    const virtualSize = (JSON.parse((await runTool("qemu-img", ["info", "--output=json", system])).stdout) as {
-      "virtual-size": number;
-    })["virtual-size"];
+    // convert keeps the virtual size, so the probe's answer still holds.
+    await runTool("qemu-img", ["convert", "-f", probed.format, "-O", "qcow2", image, system]);
+    const virtualSize = probed.virtualSize;
     if (virtualSize < config.systemDiskSize) {
       await runTool("qemu-img", ["resize", "-q", system, String(config.systemDiskSize)]);
     } else if (virtualSize > config.systemDiskSize) {
@@ -202,8 +201,8 @@ async function _bootOnce(
   }
 }
 
-/** Returns the image's format, or fails with the install's codes. */
-async function _probeImage(image: string): Promise<string> {
+/** Returns the image's format and size, or fails with the install's codes. */
+async function _probeImage(image: string): Promise<{ readonly format: string; readonly virtualSize: number }> {
   // qemu-img reads the image, not virtdev: the image may be anywhere.
   const result = await runTool("qemu-img", ["info", "--output=json", image], { allowFailure: true });
   if (result.code !== 0) {
@@ -218,14 +217,17 @@ async function _probeImage(image: string): Promise<string> {
       },
     );
   }
-  const format = (JSON.parse(result.stdout) as { format: string }).format;
+  const { format, "virtual-size": virtualSize } = JSON.parse(result.stdout) as {
+    format: string;
+    "virtual-size": number;
+  };
   if (format !== "qcow2" && format !== "raw") {
     throw new VirtdevError(`Unsupported image format '${format}': ${image}.`, {
       exitCode: InstallExit.imageUnusable,
       hint: "Use a qcow2 or raw cloud image.",
     });
   }
-  return format;
+  return { format, virtualSize };
 }
 
 async function _publicKey(privateKey: string): Promise<string> {

@@ -67,6 +67,27 @@ export async function acquireLock(
   await file.seek(0, Deno.SeekMode.Start);
   await file.write(new TextEncoder().encode(record));
   await file.truncate(_recordLength);
+  return _held(file);
+}
+
+/**
+ * Takes an exclusive lock on the file at `path` (made if missing), waiting
+ * for as long as another process holds it. For short, per-resource
+ * serialisation such as one project's backups.
+ */
+export async function holdFileLock(path: string): Promise<StoreLock> {
+  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+  try {
+    await file.lock(true);
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+  return _held(file);
+}
+
+/** A held lock on `file`, released once. */
+function _held(file: Deno.FsFile): StoreLock {
   let released = false;
   const release = (): void => {
     if (released) return;

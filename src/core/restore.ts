@@ -161,15 +161,13 @@ export async function restoreProject(
     missingHint: "Install rsync: 'pacman -S rsync' (Arch) or 'apt install rsync' (Debian).",
   });
   if (result.code !== 0) {
-    const error = rsyncError(result.code, result.stderr, {
-      partial: RestoreExit.partialTransfer,
-      transport: RestoreExit.transport,
-      other: RestoreExit.rsyncFailed,
-    }, "Restore failed");
-    throw new VirtdevError(error.message, {
-      exitCode: error.exitCode,
-      hint: `The guest may be half restored; run the restore again: virtdev restore ${name} ${id}`,
-    });
+    throw rsyncError(
+      result.code,
+      result.stderr,
+      { partial: RestoreExit.partialTransfer, transport: RestoreExit.transport, other: RestoreExit.rsyncFailed },
+      "Restore failed",
+      `The guest may be half restored; run the restore again: virtdev restore ${name} ${id}`,
+    );
   }
   const stats = parseRsyncStats(result.stdout);
   if (stats.files === 0) {

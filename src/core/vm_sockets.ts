@@ -4,8 +4,7 @@
  * @module
  */
 import { VirtdevError } from "./errors.ts";
-import { requireProject } from "./project.ts";
-import { inspectVm } from "./runtime_state.ts";
+import { requireRunningVm } from "./guest_access.ts";
 import type { Store } from "./store.ts";
 
 /** Exit codes shared by `console` and `monitor`. */
@@ -18,13 +17,7 @@ export const SocketExit = { notRunning: 4, socketMissing: 5 } as const;
  *   the socket is missing.
  */
 export async function requireVmSocket(store: Store, name: string, which: "console" | "monitor"): Promise<string> {
-  const paths = await requireProject(store, name);
-  if ((await inspectVm(paths)).state === "stopped") {
-    throw new VirtdevError(`Project ${name} is not running.`, {
-      exitCode: SocketExit.notRunning,
-      hint: `Start it with 'virtdev start ${name}'.`,
-    });
-  }
+  const { paths } = await requireRunningVm(store, name, SocketExit.notRunning);
   const socket = which === "console" ? paths.runtime.consoleSocket : paths.runtime.monitorSocket;
   try {
     if ((await Deno.lstat(socket)).isSocket) return socket;
