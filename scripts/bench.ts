@@ -13,12 +13,12 @@
  */
 import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
-import { resolveFirmware } from "../src/core/config.ts";
-import { QmpClient } from "../src/core/qmp.ts";
-import { qemuArguments } from "../src/core/qemu_args.ts";
-import { createProject } from "../src/core/project.ts";
-import { Store } from "../src/core/store.ts";
-import { projectVmSpec } from "../src/core/vm_lifecycle.ts";
+import { resolveFirmware } from "../src/core/store/config.ts";
+import { QmpClient } from "../src/core/vm/qmp.ts";
+import { qemuArguments } from "../src/core/vm/qemu_args.ts";
+import { createProject } from "../src/core/projects/project.ts";
+import { Store } from "../src/core/store/store.ts";
+import { projectVmSpec } from "../src/core/vm/vm_lifecycle.ts";
 import { makeSandbox, repoRoot, sh, virtdev } from "../tests/_helpers.ts";
 
 const rounds = Number(Deno.env.get("VIRTDEV_BENCH_ROUNDS") ?? "2");

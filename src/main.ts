@@ -8,7 +8,7 @@ import process from "node:process";
 import { basename } from "node:path";
 import { runCli } from "./cli/app.ts";
 import { commands } from "./cli/commands.ts";
-import { processEnvironment } from "./core/config.ts";
+import { processEnvironment } from "./core/store/config.ts";
 import { processIo } from "./ui/io.ts";
 import { version } from "./version.ts";
 

@@ -3,7 +3,7 @@
  * runner for the real CLI with exactly the `virtdev` task's permissions.
  */
 import { join } from "node:path";
-import { Store } from "../src/core/store.ts";
+import { Store } from "../src/core/store/store.ts";
 
 const _root = new URL("..", import.meta.url).pathname;
 const _denoDir = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { writeFileAtomic } from "../src/core/atomic_write.ts";
+import { writeFileAtomic } from "../src/core/store/atomic_write.ts";
 
 Deno.test("writeFileAtomic replaces content, sets the mode and leaves no temporary file", async () => {
   const dir = await Deno.makeTempDir();

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseRsyncStats } from "../src/core/backup.ts";
-import { VirtdevError } from "../src/core/errors.ts";
-import { parseManifest } from "../src/core/manifest.ts";
+import { parseRsyncStats } from "../src/core/state/backup.ts";
+import { VirtdevError } from "../src/core/store/errors.ts";
+import { parseManifest } from "../src/core/state/manifest.ts";
 import {
   describePlan,
   type RecreatePlan,
@@ -10,9 +10,9 @@ import {
   recreateSteps,
   resumeCommand,
   stepExitCode,
-} from "../src/core/recreate.ts";
-import { findEntryThroughSymlink } from "../src/core/restore.ts";
-import { snapshotIdAt, snapshotTime, validateSnapshotId } from "../src/core/snapshots.ts";
+} from "../src/core/state/recreate.ts";
+import { findEntryThroughSymlink } from "../src/core/state/restore.ts";
+import { snapshotIdAt, snapshotTime, validateSnapshotId } from "../src/core/state/snapshots.ts";
 import { makeInstallation, makeSandbox, thrownExitCode, virtdev } from "./_helpers.ts";
 
 Deno.test("manifest: comments and blank lines are skipped, trailing slashes dropped", () => {

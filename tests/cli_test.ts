@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { runCli } from "../src/cli/app.ts";
 import { commands } from "../src/cli/commands.ts";
-import { environmentVariables } from "../src/core/config.ts";
+import { environmentVariables } from "../src/core/store/config.ts";
 import { dispatchArguments } from "../src/main.ts";
 import type { Io } from "../src/ui/io.ts";
 import { repoRoot } from "./_helpers.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type Environment, loadConfig, resolveFirmware } from "../src/core/config.ts";
-import { ConfigError, VirtdevError } from "../src/core/errors.ts";
+import { type Environment, loadConfig, resolveFirmware } from "../src/core/store/config.ts";
+import { ConfigError, VirtdevError } from "../src/core/store/errors.ts";
 
 const home = { HOME: "/home/u" };
 

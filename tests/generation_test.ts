@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describeGeneration, isStale, parseGeneration } from "../src/core/generation.ts";
+import { describeGeneration, isStale, parseGeneration } from "../src/core/store/generation.ts";
 
 Deno.test("generation files parse into numbers, detached, missing or corrupt", () => {
   assert.deepEqual(parseGeneration("3\n"), { kind: "number", value: "3" });

@@ -9,7 +9,7 @@ import {
   renderMetaData,
   renderUserData,
   sshdConfig,
-} from "../src/core/guest_contract.ts";
+} from "../src/core/guest/guest_contract.ts";
 
 const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBx virtdev";
 

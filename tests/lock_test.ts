@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { acquireLock, lockBusyError } from "../src/core/lock.ts";
-import { LockBusyError } from "../src/core/errors.ts";
-import { Store } from "../src/core/store.ts";
+import { acquireLock, lockBusyError } from "../src/core/store/lock.ts";
+import { LockBusyError } from "../src/core/store/errors.ts";
+import { Store } from "../src/core/store/store.ts";
 
 Deno.test("the lock is exclusive, names its holder, and can be taken again once released", async () => {
   const root = await Deno.makeTempDir();

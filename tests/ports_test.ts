@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { choosePort, firstAutoPort, isPortFree, parsePort } from "../src/core/ports.ts";
-import { VirtdevError } from "../src/core/errors.ts";
+import { choosePort, firstAutoPort, isPortFree, parsePort } from "../src/core/vm/ports.ts";
+import { VirtdevError } from "../src/core/store/errors.ts";
 import { thrownExitCode } from "./_helpers.ts";
 
 Deno.test("explicit ports: decimal digits in 1024-65535, leading zeros read as base 10", () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { escapeOptionValue, qemuArguments, type VmSpec } from "../src/core/qemu_args.ts";
+import { escapeOptionValue, qemuArguments, type VmSpec } from "../src/core/vm/qemu_args.ts";
 
 const spec: VmSpec = {
   name: "web",

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { QmpClient, QmpCommandError } from "../src/core/qmp.ts";
+import { QmpClient, QmpCommandError } from "../src/core/vm/qmp.ts";
 
 async function waitForSocket(path: string): Promise<void> {
   for (let i = 0; i < 200; i++) {

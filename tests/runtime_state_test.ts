@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { inspectVm, isOurQemu, isProcessOurQemu } from "../src/core/runtime_state.ts";
-import { Store } from "../src/core/store.ts";
-import { systemdRunArguments } from "../src/core/supervisor.ts";
+import { inspectVm, isOurQemu, isProcessOurQemu } from "../src/core/vm/runtime_state.ts";
+import { Store } from "../src/core/store/store.ts";
+import { systemdRunArguments } from "../src/core/vm/supervisor.ts";
 
 Deno.test("only our QEMU's command line matches its pidfile", () => {
   const pid = "/v/projects/a/qemu.pid";

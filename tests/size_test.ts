@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatSize, parseSize } from "../src/core/size.ts";
+import { formatSize, parseSize } from "../src/core/store/size.ts";
 
 Deno.test("parseSize reads qemu-style sizes", () => {
   assert.equal(parseSize("512"), 512);

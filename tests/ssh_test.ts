@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { rsyncRemoteShell, sshArguments, type SshTarget } from "../src/core/ssh.ts";
-import { VirtdevError } from "../src/core/errors.ts";
+import { rsyncRemoteShell, sshArguments, type SshTarget } from "../src/core/guest/ssh.ts";
+import { VirtdevError } from "../src/core/store/errors.ts";
 
 const target: SshTarget = { project: "web", port: 2301, identity: "/h/key", knownHosts: "/h/p/known_hosts" };
 

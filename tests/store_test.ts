@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { InvalidNameError } from "../src/core/errors.ts";
-import { isValidProjectName, Store, validateProjectName } from "../src/core/store.ts";
+import { InvalidNameError } from "../src/core/store/errors.ts";
+import { isValidProjectName, Store, validateProjectName } from "../src/core/store/store.ts";
 
 Deno.test("name rule accepts letters, digits, '_' and '-' up to 64 characters", () => {
   for (const name of ["a", "my-project", "Under_score", "x".repeat(64), "0abc", "a-"]) {

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { resolveFirmware } from "../src/core/config.ts";
+import { resolveFirmware } from "../src/core/store/config.ts";
 import { exists, killVms, makeInstallation, makeSandbox, virtdev } from "./_helpers.ts";
 
 const _fakeSystemd = (state: string) => ({

@@ -7,8 +7,8 @@
 import { or } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { run } from "@optique/run";
-import type { Environment } from "../core/config.ts";
-import { ExitCode, VirtdevError } from "../core/errors.ts";
+import type { Environment } from "../core/store/config.ts";
+import { ExitCode, VirtdevError } from "../core/store/errors.ts";
 import { type Io, Ui } from "../ui/io.ts";
 import type { CommandSpec, Invocation } from "./command.ts";
 import { Context } from "./context.ts";

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { type Config, type Environment, loadConfig } from "../core/config.ts";
-import { Store } from "../core/store.ts";
+import { type Config, type Environment, loadConfig } from "../core/store/config.ts";
+import { Store } from "../core/store/store.ts";
 import type { Ui } from "../ui/io.ts";
 
 /** The world a command runs in. */

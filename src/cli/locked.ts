@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { acquireLock } from "../core/lock.ts";
+import { acquireLock } from "../core/store/lock.ts";
 import type { Context } from "./context.ts";
 
 /**

@@ -8,8 +8,8 @@ import { message } from "@optique/core/message";
 import { argument } from "@optique/core/primitives";
 import type { Suggestion } from "@optique/core/parser";
 import type { ValueParser } from "@optique/core/valueparser";
-import { loadConfig, processEnvironment } from "../core/config.ts";
-import { isProjectEntryName } from "../core/store.ts";
+import { loadConfig, processEnvironment } from "../core/store/config.ts";
+import { isProjectEntryName } from "../core/store/store.ts";
 
 // Completion is synchronous, so this is Store.listProjects() without await.
 function _projectNames(): string[] {

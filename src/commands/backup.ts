@@ -5,13 +5,13 @@ import { flag, option } from "@optique/core/primitives";
 import { integer } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { backupProject } from "../core/backup.ts";
+import { backupProject } from "../core/state/backup.ts";
 import { join } from "node:path";
-import { allocatedBytes } from "../core/disk_usage.ts";
-import { describeGeneration, readGeneration } from "../core/generation.ts";
-import { requireProject } from "../core/project.ts";
-import { formatSize } from "../core/size.ts";
-import { latestSnapshot, listSnapshots, snapshotDir, snapshotTime } from "../core/snapshots.ts";
+import { allocatedBytes } from "../core/projects/disk_usage.ts";
+import { describeGeneration, readGeneration } from "../core/store/generation.ts";
+import { requireProject } from "../core/projects/project.ts";
+import { formatSize } from "../core/store/size.ts";
+import { latestSnapshot, listSnapshots, snapshotDir, snapshotTime } from "../core/state/snapshots.ts";
 
 function _age(id: string, now: Date): string {
   const seconds = Math.max(0, Math.round((now.getTime() - snapshotTime(id).getTime()) / 1000));

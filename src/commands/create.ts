@@ -3,7 +3,7 @@ import { message } from "@optique/core/message";
 import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { createProject, validateNewProjectName } from "../core/project.ts";
+import { createProject, validateNewProjectName } from "../core/projects/project.ts";
 
 /** `virtdev create <project>`: derives a project from the base. */
 export const createCommand = defineCommand("create", {

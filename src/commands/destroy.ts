@@ -5,11 +5,17 @@ import { flag } from "@optique/core/primitives";
 import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { VirtdevError } from "../core/errors.ts";
-import { DestroyExit, destroyProject, listProjectFiles, requireProject, requireStopped } from "../core/project.ts";
-import { formatSize } from "../core/size.ts";
-import { countSnapshots } from "../core/snapshots.ts";
-import { validateProjectName } from "../core/store.ts";
+import { VirtdevError } from "../core/store/errors.ts";
+import {
+  DestroyExit,
+  destroyProject,
+  listProjectFiles,
+  requireProject,
+  requireStopped,
+} from "../core/projects/project.ts";
+import { formatSize } from "../core/store/size.ts";
+import { countSnapshots } from "../core/state/snapshots.ts";
+import { validateProjectName } from "../core/store/store.ts";
 
 /** `virtdev destroy [-y] <project>`: deletes a project; backups stay. */
 export const destroyCommand = defineCommand("destroy", {

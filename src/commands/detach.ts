@@ -5,9 +5,9 @@ import { flag } from "@optique/core/primitives";
 import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { VirtdevError } from "../core/errors.ts";
-import { DetachExit, detachProject, planDetach } from "../core/project.ts";
-import { validateProjectName } from "../core/store.ts";
+import { VirtdevError } from "../core/store/errors.ts";
+import { DetachExit, detachProject, planDetach } from "../core/projects/project.ts";
+import { validateProjectName } from "../core/store/store.ts";
 import { startStage } from "../ui/progress.ts";
 
 /** `virtdev detach [--in-place] [-y] <project>`: makes a project independent of the base. */

@@ -5,12 +5,12 @@ import { flag } from "@optique/core/primitives";
 import { basename } from "node:path";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { allocatedBytes } from "../core/disk_usage.ts";
-import { readGeneration } from "../core/generation.ts";
-import { imageInfo } from "../core/images.ts";
-import { requireProject } from "../core/project.ts";
-import { formatSize } from "../core/size.ts";
-import { pathExists } from "../core/store.ts";
+import { allocatedBytes } from "../core/projects/disk_usage.ts";
+import { readGeneration } from "../core/store/generation.ts";
+import { imageInfo } from "../core/vm/images.ts";
+import { requireProject } from "../core/projects/project.ts";
+import { formatSize } from "../core/store/size.ts";
+import { pathExists } from "../core/store/store.ts";
 
 /** `virtdev disk [--json] <project>`: how much disk a project uses. */
 export const diskCommand = defineCommand("disk", {

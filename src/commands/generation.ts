@@ -3,9 +3,9 @@ import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { VirtdevError } from "../core/errors.ts";
-import { readOptionalText } from "../core/store.ts";
-import { requireProject } from "../core/project.ts";
+import { VirtdevError } from "../core/store/errors.ts";
+import { readOptionalText } from "../core/store/store.ts";
+import { requireProject } from "../core/projects/project.ts";
 
 /** `virtdev generation [project]`: prints a generation counter. */
 export const generationCommand = defineCommand("generation", {

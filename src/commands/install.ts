@@ -5,10 +5,10 @@ import { option } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
-import { UsageError } from "../core/errors.ts";
-import { installBase, type InstallStage } from "../core/install.ts";
-import { parseSize } from "../core/size.ts";
-import { resolveAccel } from "../core/vm_lifecycle.ts";
+import { UsageError } from "../core/store/errors.ts";
+import { installBase, type InstallStage } from "../core/base/install.ts";
+import { parseSize } from "../core/store/size.ts";
+import { resolveAccel } from "../core/vm/vm_lifecycle.ts";
 import { type Stage, startStage } from "../ui/progress.ts";
 
 const _stageLabels: Readonly<Record<InstallStage, string>> = {

@@ -1,7 +1,7 @@
 import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { defineCommand } from "../cli/command.ts";
-import { ensureKey } from "../core/ssh_key.ts";
+import { ensureKey } from "../core/guest/ssh_key.ts";
 
 /** `virtdev key`: makes the SSH key virtdev logs in with. */
 export const keyCommand = defineCommand("key", {

@@ -3,8 +3,8 @@ import { message } from "@optique/core/message";
 import { withDefault } from "@optique/core/modifiers";
 import { flag } from "@optique/core/primitives";
 import { defineCommand } from "../cli/command.ts";
-import { describeGeneration } from "../core/generation.ts";
-import { summariseProjects } from "../core/project_summary.ts";
+import { describeGeneration } from "../core/store/generation.ts";
+import { summariseProjects } from "../core/projects/project_summary.ts";
 import { padVisible } from "../ui/color.ts";
 
 /** `virtdev list [--json]`: the projects with port, status and generation. */

@@ -4,11 +4,11 @@ import { withDefault } from "@optique/core/modifiers";
 import { flag } from "@optique/core/primitives";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { runAttached } from "../core/process.ts";
-import { requireProject } from "../core/project.ts";
-import { inspectVm } from "../core/runtime_state.ts";
-import { readOptionalText } from "../core/store.ts";
-import { supervisorFor } from "../core/supervisor.ts";
+import { runAttached } from "../core/store/process.ts";
+import { requireProject } from "../core/projects/project.ts";
+import { inspectVm } from "../core/vm/runtime_state.ts";
+import { readOptionalText } from "../core/store/store.ts";
+import { supervisorFor } from "../core/vm/supervisor.ts";
 import { followFile } from "../ui/follow.ts";
 
 /** `virtdev log [-f] <project>`: the supervisor's log of a project VM. */

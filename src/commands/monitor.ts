@@ -2,7 +2,7 @@ import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { requireVmSocket } from "../core/vm_sockets.ts";
+import { requireVmSocket } from "../core/vm/vm_sockets.ts";
 import { attachSocket } from "../ui/attach.ts";
 
 /** `virtdev monitor <project>`: QEMU's human monitor. */

@@ -2,11 +2,11 @@ import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
-import { allocatedBytes } from "../core/disk_usage.ts";
-import { VirtdevError } from "../core/errors.ts";
-import { executeNuke, NukeExit, planNuke, requireRootsInsideHome } from "../core/nuke.ts";
-import { formatSize } from "../core/size.ts";
-import { countAllSnapshots } from "../core/snapshots.ts";
+import { allocatedBytes } from "../core/projects/disk_usage.ts";
+import { VirtdevError } from "../core/store/errors.ts";
+import { executeNuke, NukeExit, planNuke, requireRootsInsideHome } from "../core/projects/nuke.ts";
+import { formatSize } from "../core/store/size.ts";
+import { countAllSnapshots } from "../core/state/snapshots.ts";
 
 /** `virtdev nuke`: deletes all virtdev data (type 'nuke' to confirm). */
 export const nukeCommand = defineCommand("nuke", {

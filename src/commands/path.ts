@@ -5,10 +5,10 @@ import { argument } from "@optique/core/primitives";
 import { choice } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { VirtdevError } from "../core/errors.ts";
-import { manifestCandidates, resolveManifestPath } from "../core/manifest.ts";
-import { requireProject } from "../core/project.ts";
-import { pathExists } from "../core/store.ts";
+import { VirtdevError } from "../core/store/errors.ts";
+import { manifestCandidates, resolveManifestPath } from "../core/state/manifest.ts";
+import { requireProject } from "../core/projects/project.ts";
+import { pathExists } from "../core/store/store.ts";
 
 const _resources = ["data", "backups", "manifest", "system-image", "home-image", "nvram", "generation"] as const;
 

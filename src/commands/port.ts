@@ -2,7 +2,7 @@ import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { requireRunningVm } from "../core/guest_access.ts";
+import { requireRunningVm } from "../core/guest/guest_access.ts";
 
 /** `virtdev port <project>`: the running VM's SSH port. */
 export const portCommand = defineCommand("port", {

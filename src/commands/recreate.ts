@@ -5,8 +5,8 @@ import { flag, option } from "@optique/core/primitives";
 import { choice, string } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { VirtdevError } from "../core/errors.ts";
-import { describePlan, planRecreate, RecreateExit, recreateSteps, runRecreate } from "../core/recreate.ts";
+import { VirtdevError } from "../core/store/errors.ts";
+import { describePlan, planRecreate, RecreateExit, recreateSteps, runRecreate } from "../core/state/recreate.ts";
 
 /** `virtdev recreate [flags] <project>`: rebuild a project on the current base, keeping its data. */
 export const recreateCommand = defineCommand("recreate", {

@@ -5,9 +5,9 @@ import { argument, flag } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { restoreProject } from "../core/restore.ts";
-import { validateSnapshotId } from "../core/snapshots.ts";
-import { validateProjectName } from "../core/store.ts";
+import { restoreProject } from "../core/state/restore.ts";
+import { validateSnapshotId } from "../core/state/snapshots.ts";
+import { validateProjectName } from "../core/store/store.ts";
 
 /** `virtdev restore [-v] <project> [snapshot]`: copies a snapshot back into the running VM. */
 export const restoreCommand = defineCommand("restore", {

@@ -2,7 +2,7 @@ import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
-import { sealBase } from "../core/base.ts";
+import { sealBase } from "../core/base/base.ts";
 
 /** `virtdev seal`: turns the installation into the read-only base. */
 export const sealCommand = defineCommand("seal", {

@@ -5,10 +5,10 @@ import { argument } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { requireRunningGuest } from "../core/guest_access.ts";
-import { runAttached } from "../core/process.ts";
-import { sshArguments } from "../core/ssh.ts";
-import { validateProjectName } from "../core/store.ts";
+import { requireRunningGuest } from "../core/guest/guest_access.ts";
+import { runAttached } from "../core/store/process.ts";
+import { sshArguments } from "../core/guest/ssh.ts";
+import { validateProjectName } from "../core/store/store.ts";
 
 /** `virtdev ssh <project> [--] [command...]`: a shell or a command in the guest. */
 export const sshCommand = defineCommand("ssh", {

@@ -1,7 +1,7 @@
 import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { defineCommand } from "../cli/command.ts";
-import { isStale, readGeneration } from "../core/generation.ts";
+import { isStale, readGeneration } from "../core/store/generation.ts";
 
 /** `virtdev stale`: lists projects made on another base generation. */
 export const staleCommand = defineCommand("stale", {

@@ -6,8 +6,8 @@ import { string } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { validateProjectName } from "../core/store.ts";
-import { startProject } from "../core/vm_lifecycle.ts";
+import { validateProjectName } from "../core/store/store.ts";
+import { startProject } from "../core/vm/vm_lifecycle.ts";
 
 /** `virtdev start <project> [port]`: boots a project's VM in the background. */
 export const startCommand = defineCommand("start", {

@@ -4,8 +4,8 @@ import { withDefault } from "@optique/core/modifiers";
 import { flag } from "@optique/core/primitives";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { requireProject } from "../core/project.ts";
-import { inspectVm } from "../core/runtime_state.ts";
+import { requireProject } from "../core/projects/project.ts";
+import { inspectVm } from "../core/vm/runtime_state.ts";
 
 /** `virtdev status [--json] <project>`: the VM's run state. */
 export const statusCommand = defineCommand("status", {

@@ -3,8 +3,8 @@ import { message } from "@optique/core/message";
 import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { validateProjectName } from "../core/store.ts";
-import { stopProject } from "../core/vm_lifecycle.ts";
+import { validateProjectName } from "../core/store/store.ts";
+import { stopProject } from "../core/vm/vm_lifecycle.ts";
 
 /** `virtdev stop <project>`: shuts a project's VM down cleanly. */
 export const stopCommand = defineCommand("stop", {

@@ -4,11 +4,11 @@ import { argument } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { VirtdevError } from "../core/errors.ts";
-import { requireRunningGuest } from "../core/guest_access.ts";
-import { runAttached } from "../core/process.ts";
-import { rsyncRemoteShell, sshDestination } from "../core/ssh.ts";
-import { validateProjectName } from "../core/store.ts";
+import { VirtdevError } from "../core/store/errors.ts";
+import { requireRunningGuest } from "../core/guest/guest_access.ts";
+import { runAttached } from "../core/store/process.ts";
+import { rsyncRemoteShell, sshDestination } from "../core/guest/ssh.ts";
+import { validateProjectName } from "../core/store/store.ts";
 
 /** Exit codes of `transfer`. */
 export const TransferExit = { noneRemote: 9, bothRemote: 10 } as const;

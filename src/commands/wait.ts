@@ -2,8 +2,8 @@ import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { waitForGuest } from "../core/guest_access.ts";
-import { validateProjectName } from "../core/store.ts";
+import { waitForGuest } from "../core/guest/guest_access.ts";
+import { validateProjectName } from "../core/store/store.ts";
 
 /** `virtdev wait <project>`: blocks until the guest accepts SSH logins. */
 export const waitCommand = defineCommand("wait", {

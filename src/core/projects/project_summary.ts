@@ -3,9 +3,9 @@
  *
  * @module
  */
-import { describeGeneration, type Generation, isStale, readGeneration } from "./generation.ts";
-import { inspectVm, type RunState } from "./runtime_state.ts";
-import type { Store } from "./store.ts";
+import { describeGeneration, type Generation, isStale, readGeneration } from "../store/generation.ts";
+import { inspectVm, type RunState } from "../vm/runtime_state.ts";
+import type { Store } from "../store/store.ts";
 
 /** What `list` shows of a project. */
 export interface ProjectSummary {

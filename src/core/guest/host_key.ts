@@ -7,9 +7,9 @@
  * @module
  */
 import { join } from "node:path";
-import { writeFileAtomic } from "./atomic_write.ts";
-import { runTool } from "./process.ts";
-import { pathExists, type ProjectPaths } from "./store.ts";
+import { writeFileAtomic } from "../store/atomic_write.ts";
+import { runTool } from "../store/process.ts";
+import { pathExists, type ProjectPaths } from "../store/store.ts";
 
 /** The name a project's host key is pinned under in its known_hosts. */
 export function hostKeyAlias(project: string): string {

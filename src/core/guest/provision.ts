@@ -5,12 +5,12 @@
  * @module
  */
 import { join } from "node:path";
-import type { Config } from "./config.ts";
-import { VirtdevError } from "./errors.ts";
+import type { Config } from "../store/config.ts";
+import { VirtdevError } from "../store/errors.ts";
 import { requireRunningGuest } from "./guest_access.ts";
-import { runTool } from "./process.ts";
+import { runTool } from "../store/process.ts";
 import { sshArguments } from "./ssh.ts";
-import type { Store } from "./store.ts";
+import type { Store } from "../store/store.ts";
 
 /** The provision script's default place: `~/.config/virtdev/projects/<p>/provision`. */
 export function defaultProvisionPath(config: Pick<Config, "configDir">, project: string): string {

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { notReadyLine, readinessLine } from "./guest_contract.ts";
-import { findProcesses, isProcessAlive } from "./processes.ts";
-import type { ProjectPaths, Store } from "./store.ts";
-import { readOptionalText } from "./store.ts";
+import { notReadyLine, readinessLine } from "../guest/guest_contract.ts";
+import { findProcesses, isProcessAlive } from "../store/processes.ts";
+import type { ProjectPaths, Store } from "../store/store.ts";
+import { readOptionalText } from "../store/store.ts";
 
 /** The run state of a project VM. */
 export type RunState = "running" | "starting" | "stopping" | "stopped";

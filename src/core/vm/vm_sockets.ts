@@ -3,9 +3,9 @@
  *
  * @module
  */
-import { VirtdevError } from "./errors.ts";
-import { requireRunningVm } from "./guest_access.ts";
-import type { Store } from "./store.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { requireRunningVm } from "../guest/guest_access.ts";
+import type { Store } from "../store/store.ts";
 
 /** Exit codes shared by `console` and `monitor`. */
 export const SocketExit = { notRunning: 4, socketMissing: 5 } as const;

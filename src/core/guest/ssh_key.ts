@@ -4,9 +4,9 @@
  * @module
  */
 import { dirname } from "node:path";
-import { ExitCode, VirtdevError } from "./errors.ts";
-import { runTool } from "./process.ts";
-import { pathExists } from "./store.ts";
+import { ExitCode, VirtdevError } from "../store/errors.ts";
+import { runTool } from "../store/process.ts";
+import { pathExists } from "../store/store.ts";
 
 /**
  * Makes an ed25519 key at `path` unless one exists.

@@ -7,9 +7,9 @@
  * @module
  */
 import { join } from "node:path";
-import type { Config } from "./config.ts";
-import { VirtdevError } from "./errors.ts";
-import { pathExists, readOptionalText, type Store } from "./store.ts";
+import type { Config } from "../store/config.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { pathExists, readOptionalText, type Store } from "../store/store.ts";
 
 /** Exit codes of manifest problems, as `backup` uses them. */
 export const ManifestExit = { missing: 8, empty: 9, absolute: 15, malformed: 16 } as const;

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { runTool } from "./process.ts";
+import { runTool } from "../store/process.ts";
 
 const _hint = "Install QEMU's image tools: 'pacman -S qemu-img' (Arch) or 'apt install qemu-utils' (Debian).";
 

@@ -7,18 +7,18 @@
  * @module
  */
 import { join } from "node:path";
-import { copyFileAtomic } from "./atomic_write.ts";
-import { type Config, resolveFirmware } from "./config.ts";
-import { VirtdevError } from "./errors.ts";
-import { installedLine, renderMetaData, renderUserData } from "./guest_contract.ts";
-import { createImage } from "./images.ts";
-import { exitCodeOf, runTool } from "./process.ts";
-import { qemuArguments } from "./qemu_args.ts";
+import { copyFileAtomic } from "../store/atomic_write.ts";
+import { type Config, resolveFirmware } from "../store/config.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { installedLine, renderMetaData, renderUserData } from "../guest/guest_contract.ts";
+import { createImage } from "../vm/images.ts";
+import { exitCodeOf, runTool } from "../store/process.ts";
+import { qemuArguments } from "../vm/qemu_args.ts";
 import { startSeedServer } from "./seed_server.ts";
-import { requireKey } from "./ssh_key.ts";
-import { pathExists, readOptionalText, type Store } from "./store.ts";
-import { qemuProgram } from "./supervisor.ts";
-import type { Reporter } from "./reporter.ts";
+import { requireKey } from "../guest/ssh_key.ts";
+import { pathExists, readOptionalText, type Store } from "../store/store.ts";
+import { qemuProgram } from "../vm/supervisor.ts";
+import type { Reporter } from "../store/reporter.ts";
 
 /** Exit codes of `install`. */
 export const InstallExit = {

@@ -7,8 +7,8 @@
  * @module
  */
 import { join } from "node:path";
-import { ExitCode, VirtdevError } from "./errors.ts";
-import type { Store } from "./store.ts";
+import { ExitCode, VirtdevError } from "../store/errors.ts";
+import type { Store } from "../store/store.ts";
 
 const _dayPattern = /^\d{4}-\d{2}-\d{2}$/;
 const _timePattern = /^\d{2}-\d{2}-\d{2}$/;

@@ -7,19 +7,19 @@
  * @module
  */
 import { backupProject } from "./backup.ts";
-import type { Config, Environment } from "./config.ts";
-import { VirtdevError } from "./errors.ts";
-import { waitForGuest } from "./guest_access.ts";
-import { acquireLock } from "./lock.ts";
+import type { Config, Environment } from "../store/config.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { waitForGuest } from "../guest/guest_access.ts";
+import { acquireLock } from "../store/lock.ts";
 import { loadManifest } from "./manifest.ts";
-import { createProject, destroyProject, requireProject } from "./project.ts";
-import { defaultProvisionPath, isReadableFile, runProvision } from "./provision.ts";
-import type { Reporter } from "./reporter.ts";
+import { createProject, destroyProject, requireProject } from "../projects/project.ts";
+import { defaultProvisionPath, isReadableFile, runProvision } from "../guest/provision.ts";
+import type { Reporter } from "../store/reporter.ts";
 import { restoreProject } from "./restore.ts";
-import { inspectVm } from "./runtime_state.ts";
+import { inspectVm } from "../vm/runtime_state.ts";
 import { latestSnapshot, validateSnapshotId } from "./snapshots.ts";
-import { pathExists, type Store, validateProjectName } from "./store.ts";
-import { startProject, stopProject } from "./vm_lifecycle.ts";
+import { pathExists, type Store, validateProjectName } from "../store/store.ts";
+import { startProject, stopProject } from "../vm/vm_lifecycle.ts";
 
 /** The steps, in order. */
 export const recreateSteps = ["backup", "stop", "destroy", "create", "start", "wait", "provision", "restore"] as const;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { VirtdevError } from "./errors.ts";
+import { VirtdevError } from "../store/errors.ts";
 
 /** The first port tried when none is given or kept. */
 export const firstAutoPort = 2222;

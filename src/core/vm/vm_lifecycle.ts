@@ -5,21 +5,21 @@
  *
  * @module
  */
-import { writeFileAtomic } from "./atomic_write.ts";
-import { type Config, type Environment, resolveFirmware } from "./config.ts";
-import { VirtdevError } from "./errors.ts";
-import { readGeneration } from "./generation.ts";
-import { fwCfgNames } from "./guest_contract.ts";
-import { ensureHostKey } from "./host_key.ts";
+import { writeFileAtomic } from "../store/atomic_write.ts";
+import { type Config, type Environment, resolveFirmware } from "../store/config.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { readGeneration } from "../store/generation.ts";
+import { fwCfgNames } from "../guest/guest_contract.ts";
+import { ensureHostKey } from "../guest/host_key.ts";
 import { choosePort, isPortFree, parsePort } from "./ports.ts";
-import { requireProject } from "./project.ts";
+import { requireProject } from "../projects/project.ts";
 import { QmpClient } from "./qmp.ts";
 import { qemuArguments, type VmSpec } from "./qemu_args.ts";
 import { clearRuntime, inspectVm, isProcessOurQemu, type RuntimeRecord, type VmStatus } from "./runtime_state.ts";
-import { pathExists, type ProjectPaths, readOptionalText, type Store } from "./store.ts";
+import { pathExists, type ProjectPaths, readOptionalText, type Store } from "../store/store.ts";
 import { chooseSupervisor, supervisorFor } from "./supervisor.ts";
 import { appendVmLog } from "./vm_log.ts";
-import type { Reporter } from "./reporter.ts";
+import type { Reporter } from "../store/reporter.ts";
 
 /** Exit codes of `start`. */
 export const StartExit = {

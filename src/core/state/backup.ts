@@ -7,16 +7,16 @@
  * @module
  */
 import { join } from "node:path";
-import type { Config } from "./config.ts";
-import { VirtdevError } from "./errors.ts";
-import { requireRunningGuest } from "./guest_access.ts";
-import { holdFileLock } from "./lock.ts";
+import type { Config } from "../store/config.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { requireRunningGuest } from "../guest/guest_access.ts";
+import { holdFileLock } from "../store/lock.ts";
 import { loadManifest } from "./manifest.ts";
-import { runTool } from "./process.ts";
-import type { Reporter } from "./reporter.ts";
+import { runTool } from "../store/process.ts";
+import type { Reporter } from "../store/reporter.ts";
 import { latestSnapshot, listSnapshots, snapshotDir, snapshotIdAt } from "./snapshots.ts";
-import { rsyncRemoteShell, sshDestination } from "./ssh.ts";
-import { readOptionalText, type Store } from "./store.ts";
+import { rsyncRemoteShell, sshDestination } from "../guest/ssh.ts";
+import { readOptionalText, type Store } from "../store/store.ts";
 
 /** Exit codes of `backup` (manifest codes 8, 9, 15, 16 come from the manifest). */
 export const BackupExit = {

@@ -5,15 +5,15 @@
  * @module
  */
 import { basename, join } from "node:path";
-import { copyFileAtomic, syncDirectory, writeFileAtomic } from "./atomic_write.ts";
-import { crashPoint } from "./crash_point.ts";
+import { copyFileAtomic, syncDirectory, writeFileAtomic } from "../store/atomic_write.ts";
+import { crashPoint } from "../store/crash_point.ts";
 import { allocatedBytes } from "./disk_usage.ts";
-import { VirtdevError } from "./errors.ts";
-import { detachedMarker, readGeneration } from "./generation.ts";
-import { generateHostKey } from "./host_key.ts";
-import { checkImage, convertStandalone, createDelta, imageInfo, rebaseStandalone } from "./images.ts";
-import { projectRunState } from "./runtime_state.ts";
-import { pathExists, type ProjectPaths, reservedNames, type Store, validateProjectName } from "./store.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { detachedMarker, readGeneration } from "../store/generation.ts";
+import { generateHostKey } from "../guest/host_key.ts";
+import { checkImage, convertStandalone, createDelta, imageInfo, rebaseStandalone } from "../vm/images.ts";
+import { projectRunState } from "../vm/runtime_state.ts";
+import { pathExists, type ProjectPaths, reservedNames, type Store, validateProjectName } from "../store/store.ts";
 
 /** Exit code for a project that does not exist; the same for every command. */
 export const projectMissingExitCode = 3;

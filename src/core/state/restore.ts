@@ -8,16 +8,16 @@
  */
 import { join } from "node:path";
 import { parseRsyncStats, rsyncCopyOptions, rsyncError, type RsyncStats } from "./backup.ts";
-import type { Config } from "./config.ts";
-import { VirtdevError } from "./errors.ts";
-import { describeGeneration, readGeneration } from "./generation.ts";
-import { requireRunningGuest } from "./guest_access.ts";
+import type { Config } from "../store/config.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { describeGeneration, readGeneration } from "../store/generation.ts";
+import { requireRunningGuest } from "../guest/guest_access.ts";
 import { parseManifest } from "./manifest.ts";
-import { runTool } from "./process.ts";
-import type { Reporter } from "./reporter.ts";
+import { runTool } from "../store/process.ts";
+import type { Reporter } from "../store/reporter.ts";
 import { latestSnapshot, snapshotDir, validateSnapshotId } from "./snapshots.ts";
-import { rsyncRemoteShell, sshDestination } from "./ssh.ts";
-import { pathExists, readOptionalText, type Store } from "./store.ts";
+import { rsyncRemoteShell, sshDestination } from "../guest/ssh.ts";
+import { pathExists, readOptionalText, type Store } from "../store/store.ts";
 
 /** Exit codes of `restore`. */
 export const RestoreExit = {

@@ -4,11 +4,11 @@
  * @module
  */
 import { join } from "node:path";
-import { writeFileAtomic } from "./atomic_write.ts";
-import { crashPoint } from "./crash_point.ts";
-import { VirtdevError } from "./errors.ts";
-import { checkImage } from "./images.ts";
-import { pathExists, type Store } from "./store.ts";
+import { writeFileAtomic } from "../store/atomic_write.ts";
+import { crashPoint } from "../store/crash_point.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { checkImage } from "../vm/images.ts";
+import { pathExists, type Store } from "../store/store.ts";
 
 /** Exit codes of `seal`. */
 export const SealExit = {

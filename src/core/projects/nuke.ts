@@ -5,10 +5,10 @@
  * @module
  */
 import { isAbsolute, relative, resolve } from "node:path";
-import type { Config } from "./config.ts";
-import { VirtdevError } from "./errors.ts";
-import { projectRunState } from "./runtime_state.ts";
-import { pathExists, Store } from "./store.ts";
+import type { Config } from "../store/config.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { projectRunState } from "../vm/runtime_state.ts";
+import { pathExists, Store } from "../store/store.ts";
 
 /** Exit codes of `nuke`. */
 export const NukeExit = { unsafe: 3, running: 4, aborted: 5 } as const;

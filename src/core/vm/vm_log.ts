@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ProjectPaths } from "./store.ts";
+import type { ProjectPaths } from "../store/store.ts";
 
 /** Appends `lines` to the project's vm.log, each stamped with the UTC time. */
 export async function appendVmLog(paths: ProjectPaths, lines: string | readonly string[]): Promise<void> {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { VirtdevError } from "./errors.ts";
+import { VirtdevError } from "../store/errors.ts";
 import { hostKeyAlias } from "./host_key.ts";
 
 /** The guest user every virtdev guest provides. */

@@ -7,13 +7,13 @@
  *
  * @module
  */
-import type { Environment, SupervisorKind } from "./config.ts";
-import { VirtdevError } from "./errors.ts";
+import type { Environment, SupervisorKind } from "../store/config.ts";
+import { VirtdevError } from "../store/errors.ts";
 import { QmpClient } from "./qmp.ts";
-import { runTool } from "./process.ts";
+import { runTool } from "../store/process.ts";
 import type { RuntimeRecord } from "./runtime_state.ts";
-import type { Reporter } from "./reporter.ts";
-import type { ProjectPaths } from "./store.ts";
+import type { Reporter } from "../store/reporter.ts";
+import type { ProjectPaths } from "../store/store.ts";
 import { appendVmLog } from "./vm_log.ts";
 
 /** The QEMU binary. */

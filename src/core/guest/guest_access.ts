@@ -4,14 +4,14 @@
  *
  * @module
  */
-import type { Config } from "./config.ts";
-import { VirtdevError } from "./errors.ts";
-import { runTool } from "./process.ts";
-import { requireProject } from "./project.ts";
-import { guestReadiness, inspectVm, type RuntimeRecord, type VmStatus } from "./runtime_state.ts";
+import type { Config } from "../store/config.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { runTool } from "../store/process.ts";
+import { requireProject } from "../projects/project.ts";
+import { guestReadiness, inspectVm, type RuntimeRecord, type VmStatus } from "../vm/runtime_state.ts";
 import { sshArguments, type SshTarget } from "./ssh.ts";
 import { requireKey } from "./ssh_key.ts";
-import type { ProjectPaths, Store } from "./store.ts";
+import type { ProjectPaths, Store } from "../store/store.ts";
 
 /** Exit codes of `wait`. */
 export const WaitExit = { exited: 6, timeout: 7, hostKeyMismatch: 8, sshFailed: 9, keyRefused: 10 } as const;
