@@ -3,7 +3,6 @@
  * runner for the real CLI with exactly the `virtdev` task's permissions.
  */
 import { join } from "node:path";
-import { Store } from "../src/core/store/store.ts";
 
 const _root = new URL("..", import.meta.url).pathname;
 const _denoDir = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
@@ -147,7 +146,7 @@ export function thrownExitCode(fn: () => unknown): number | undefined {
 /** Kills the QEMU of each of `projects` that still runs, so a failed test leaves no VM behind. */
 export async function killVms(sandbox: Sandbox, projects: readonly string[]): Promise<void> {
   for (const name of projects) {
-    const pid = await Deno.readTextFile(join(sandbox.virtdevHome, "projects", name, "qemu.pid")).catch(() => "");
+    const pid = await Deno.readTextFile(join(sandbox.virtdevHome, "projects", name, "run", "qemu.pid")).catch(() => "");
     try {
       if (pid.trim()) Deno.kill(Number(pid.trim()), "SIGKILL");
     } catch {
@@ -156,7 +155,16 @@ export async function killVms(sandbox: Sandbox, projects: readonly string[]): Pr
   }
 }
 
-/** The runtime files of project `name`, as the store names them; none may outlive the VM. */
+/**
+ * The runtime files of project `name`, spelled out here rather than taken
+ * from the store under test, and `run/` itself: none may outlive the VM.
+ */
 export function runtimeFiles(sandbox: Sandbox, name: string): string[] {
-  return Object.values(new Store(sandbox.virtdevHome).project(name).runtime);
+  const run = join(sandbox.virtdevHome, "projects", name, "run");
+  return [
+    ...["monitor.sock", "qmp.sock", "console.sock", "qemu.pid", "runtime.json", "agent.json", "stopping"].map((file) =>
+      join(run, file)
+    ),
+    run,
+  ];
 }

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseRsyncStats } from "../src/core/state/backup.ts";
 import { VirtdevError } from "../src/core/store/errors.ts";
 import { parseManifest } from "../src/core/state/manifest.ts";
 import {
@@ -45,17 +44,6 @@ Deno.test("snapshot ids: UTC YYYY-MM-DD/HH-MM-SS, round-trip to a time, bad ones
   for (const bad of ["2026-11-22", "2026-11-22/14-03", "26-11-22/14-03-59", "2026-11-22/14-03-59/..", "../x"]) {
     assert.equal(thrownExitCode(() => validateSnapshotId(bad)), 79, bad);
   }
-});
-
-Deno.test("rsync --stats: regular files counted whether copied or linked", () => {
-  const stats = parseRsyncStats(`
-Number of files: 2,031 (reg: 2,010, dir: 20, link: 1)
-Number of created files: 2,031 (reg: 2,010, dir: 20, link: 1)
-Number of regular files transferred: 3
-Total file size: 20,123,456 bytes
-`);
-  assert.deepEqual(stats, { files: 2010, transferred: 3, totalBytes: 20123456 });
-  assert.deepEqual(parseRsyncStats("Number of files: 1 (dir: 1)\n"), { files: 0, transferred: 0, totalBytes: 0 });
 });
 
 Deno.test("restore refuses manifest paths that pass through a symlink in the snapshot", async () => {

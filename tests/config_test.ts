@@ -11,7 +11,7 @@ Deno.test("defaults follow XDG", () => {
   assert.equal(config.cache, "/home/u/.cache/virtdev");
   assert.equal(config.configDir, "/home/u/.config/virtdev");
   assert.equal(config.sshKey, "/home/u/.local/share/virtdev/ssh/id");
-  assert.equal(config.iso, "/home/u/.cache/virtdev/virtdev.iso");
+  assert.equal(config.consoleLogBytes, 16 * 1024 ** 2);
   assert.equal(config.systemDiskSize, 24 * 1024 ** 3);
   assert.equal(config.homeDiskSize, 48 * 1024 ** 3);
   assert.equal(config.vmMemoryMiB, 4096);
@@ -46,8 +46,8 @@ const badValues: readonly (readonly [string, string])[] = [
   ["VIRTDEV_SSH_KEY", "id"],
   ["VIRTDEV_CACHE", "~/cache"],
   ["VIRTDEV_TIMEZONE", "Europe/../etc"],
-  ["VIRTDEV_ISO_PROFILE", "profile"],
-  ["VIRTDEV_ISO", "x.iso"],
+  ["VIRTDEV_CONSOLE_LOG_SIZE", "lots"],
+  ["VIRTDEV_CONSOLE_LOG_SIZE", "1K"],
   ["VIRTDEV_SYSTEM_DISK_SIZE", "big"],
   ["VIRTDEV_SYSTEM_DISK_SIZE", "1M"],
   ["VIRTDEV_HOME_DISK_SIZE", "48X"],

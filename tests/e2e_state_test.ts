@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { rsyncCopyOptions } from "../src/core/state/backup.ts";
+import { rsyncCopyOptions } from "../src/core/guest/rsync.ts";
 import { rsyncRemoteShell, sshDestination } from "../src/core/guest/ssh.ts";
 import { e2eEnabled, sealedGuestSandbox } from "./_guest.ts";
 import { killVms, sh, virtdev } from "./_helpers.ts";

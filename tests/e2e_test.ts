@@ -114,7 +114,7 @@ Deno.test({
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       assert.equal((await ok("status", "a")).stdout.trim(), "stopped");
-      assert.equal(await exists(join(projectDir("a"), "qemu.pid")), true, "the crash left its pidfile behind");
+      assert.equal(await exists(join(projectDir("a"), "run/qemu.pid")), true, "the crash left its pidfile behind");
       const start = await ok("start", "a");
       assert.match(start.stderr, /Cleaned up after a VM that had ended/);
       await ok("wait", "a");

@@ -57,7 +57,7 @@ Deno.test("seal → create: absolute backing paths, a read-only base at generati
     assert.equal(chain[1].filename, join(base, `${disk}.qcow2`));
   }
   assert.equal(await Deno.readTextFile(join(project, "generation")), "1\n");
-  assert.equal((await Deno.stat(join(project, "nvram"))).mode! & 0o777, 0o644);
+  assert.equal((await Deno.stat(join(project, "nvram"))).mode! & 0o777, 0o600);
 
   const again = await virtdev(sandbox, ["create", "web"]);
   assert.equal(again.code, 6);

@@ -12,8 +12,6 @@ const spec: VmSpec = {
   runtime: {
     monitorSocket: "/p/web/monitor.sock",
     qmpSocket: "/p/web/qmp.sock",
-    consoleSocket: "/p/web/console.sock",
-    consoleLog: "/p/web/console.log",
   },
   fwCfg: [{ name: "project", string: "web" }, { name: "host_key", file: "/p/web/host_key" }],
 };
@@ -43,11 +41,10 @@ Deno.test("a project VM's argv: q35, KVM, firmware, discard on both disks, loopb
   ]);
   assert.deepEqual(after(args, "-mon"), ["chardev=monitor,mode=readline", "chardev=qmp,mode=control"]);
   assert.ok(after(args, "-chardev").includes("socket,id=qmp,path=/p/web/qmp.sock,server=on,wait=off"));
-  assert.ok(
-    after(args, "-chardev").includes(
-      "socket,id=serial,path=/p/web/console.sock,server=on,wait=off,logfile=/p/web/console.log,logappend=on",
-    ),
-  );
+  // The host agent holds the serial console on QEMU's stdio; QEMU writes no log of its own.
+  assert.ok(after(args, "-chardev").includes("stdio,id=serial,signal=off"));
+  assert.deepEqual(after(args, "-serial"), ["chardev:serial"]);
+  assert.ok(!args.some((arg) => arg.includes("logfile=")));
   assert.deepEqual(after(args, "-fw_cfg"), [
     "name=opt/virtdev/project,string=web",
     "name=opt/virtdev/host_key,file=/p/web/host_key",

@@ -18,7 +18,7 @@ Deno.test("a pidfile naming a live process that is not our QEMU counts as stoppe
   const root = await Deno.makeTempDir();
   try {
     const paths = new Store(root).project("a");
-    await Deno.mkdir(paths.dir, { recursive: true });
+    await Deno.mkdir(paths.runDir, { recursive: true });
     // A live PID that is not QEMU: this very test runner.
     await Deno.writeTextFile(paths.runtime.pidFile, `${Deno.pid}\n`);
     assert.equal(await isProcessOurQemu(Deno.pid, paths.runtime.pidFile), false);
@@ -51,10 +51,10 @@ Deno.test("a real QEMU with our pidfile is found, and is gone after it exits", a
   }
 });
 
-Deno.test("systemd-run runs QEMU as a transient user unit without --collect", () => {
-  const args = systemdRunArguments("virtdev-a", "a", ["-name", "a"]);
+Deno.test("systemd-run runs the host agent as a transient user unit without --collect", () => {
+  const args = systemdRunArguments("virtdev-a", "a", { program: "/usr/bin/virtdev", args: ["__host-agent", "/p/a"] });
   assert.deepEqual(args.slice(0, 2), ["--user", "--unit=virtdev-a"]);
   assert.ok(args.includes("--description=virtdev project virtual machine: a"));
   assert.ok(!args.includes("--collect"));
-  assert.deepEqual(args.slice(args.indexOf("--")), ["--", "qemu-system-x86_64", "-name", "a"]);
+  assert.deepEqual(args.slice(args.indexOf("--")), ["--", "/usr/bin/virtdev", "__host-agent", "/p/a"]);
 });

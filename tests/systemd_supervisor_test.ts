@@ -64,7 +64,7 @@ Deno.test("systemd supervisor: transient unit, linger warning, reset-failed, jou
   Object.assign(sandbox.env, env);
   await makeInstallation(sandbox, { firmwareVars: firmware.vars });
   for (const args of [["seal"], ["create", "a"]]) assert.equal((await virtdev(sandbox, args)).code, 0);
-  const pidFile = join(sandbox.virtdevHome, "projects", "a", "qemu.pid");
+  const pidFile = join(sandbox.virtdevHome, "projects", "a", "run", "qemu.pid");
   try {
     const start = await virtdev(sandbox, ["start", "a"]);
     assert.equal(start.code, 0, start.stderr);
@@ -75,7 +75,7 @@ Deno.test("systemd supervisor: transient unit, linger warning, reset-failed, jou
     assert.match(calls, /^systemctl --user reset-failed virtdev-a$/m);
     assert.match(
       calls,
-      /^systemd-run --user --unit=virtdev-a --description=virtdev project virtual machine: a .*-- qemu-system-x86_64 .*-pidfile /m,
+      /^systemd-run --user --unit=virtdev-a --description=virtdev project virtual machine: a .*-- \S*deno run .*--allow-run=qemu-system-x86_64 \S*src\/main\.ts __host-agent \S*\/projects\/a /m,
     );
     assert.doesNotMatch(calls, /--collect/);
     const status = JSON.parse((await virtdev(sandbox, ["status", "--json", "a"])).stdout);

@@ -90,7 +90,7 @@ Deno.test("kill -9 of QEMU: status says stopped at once, and start cleans up and
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     assert.equal(state, "stopped");
-    assert.equal(await exists(join(dir, "qmp.sock")), true, "the crash left its sockets");
+    assert.equal(await exists(join(dir, "run/qmp.sock")), true, "the crash left its sockets");
     assert.equal((await virtdev(sandbox, ["ssh", "a", "true"])).code, 5);
     const start = await virtdev(sandbox, ["start", "a"]);
     assert.equal(start.code, 0, start.stderr);
@@ -106,8 +106,9 @@ Deno.test("a pidfile naming another live process is not mistaken for the VM", as
   await using sandbox = await vmSandbox();
   const dir = join(sandbox.virtdevHome, "projects", "a");
   // PID 1 and this test runner are alive, and neither is this project's QEMU.
-  await Deno.writeTextFile(join(dir, "qemu.pid"), `${Deno.pid}\n`);
-  await Deno.writeTextFile(join(dir, "runtime.json"), '{"supervisor":"process","port":2222,"startedAt":"x"}\n');
+  await Deno.mkdir(join(dir, "run"));
+  await Deno.writeTextFile(join(dir, "run/qemu.pid"), `${Deno.pid}\n`);
+  await Deno.writeTextFile(join(dir, "run/runtime.json"), '{"supervisor":"process","port":2222,"startedAt":"x"}\n');
   assert.equal((await virtdev(sandbox, ["status", "a"])).stdout.trim(), "stopped");
   const stop = await virtdev(sandbox, ["stop", "a"]);
   assert.equal(stop.code, 4);

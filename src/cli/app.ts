@@ -74,20 +74,22 @@ export async function runCli(args: readonly string[], options: RunCliOptions): P
 
 /** Prints `error` as `virtdev: <message>` with its hints; returns the exit code. */
 export function reportError(error: unknown, ui: Ui): number {
+  // Messages quote tools and guests (rsync's and ssh's stderr): the Ui
+  // removes their control sequences.
   if (error instanceof VirtdevError) {
-    ui.io.err(`${ui.colors.red(`${programName}:`)} ${error.message}\n`);
-    for (const hint of error.hints) ui.io.err(`${ui.colors.dim("hint:")} ${hint}\n`);
+    ui.error(programName, error.message);
+    for (const hint of error.hints) ui.hint(hint);
     return error.exitCode;
   }
   if (error instanceof Deno.errors.NotCapable) {
-    ui.io.err(`${programName}: not permitted: ${error.message}\n`);
-    ui.io.err("hint: this build of virtdev may not touch that path; check VIRTDEV_HOME and the deno task flags.\n");
+    ui.error(programName, `not permitted: ${error.message}`);
+    ui.hint("this build of virtdev may not touch that path; check VIRTDEV_HOME and the deno task flags.");
     return ExitCode.toolFailed;
   }
   const text = error instanceof Error ? error.message : String(error);
-  ui.io.err(`${programName}: unexpected error: ${text}\n`);
-  if (ui.debug && error instanceof Error && error.stack) ui.io.err(`${error.stack}\n`);
-  else ui.io.err("hint: set VIRTDEV_DEBUG=1 for a stack trace, and report it if it looks like a bug.\n");
+  ui.error(programName, `unexpected error: ${text}`);
+  if (ui.debug && error instanceof Error && error.stack) ui.info(error.stack);
+  else ui.hint("set VIRTDEV_DEBUG=1 for a stack trace, and report it if it looks like a bug.");
   return ExitCode.toolFailed;
 }
 

@@ -6,6 +6,7 @@
  */
 import { type Config, type Environment, loadConfig } from "../core/store/config.ts";
 import { Store } from "../core/store/store.ts";
+import { tightenStoreRoot } from "../core/store/file_modes.ts";
 import type { Ui } from "../ui/io.ts";
 
 /** The world a command runs in. */
@@ -15,6 +16,7 @@ export class Context {
   /** The environment variables. */
   readonly env: Environment;
   #config: Config | undefined;
+  #store: Store | undefined;
 
   constructor(ui: Ui, env: Environment) {
     this.ui = ui;
@@ -31,8 +33,20 @@ export class Context {
     return this.#config;
   }
 
-  /** The store under `VIRTDEV_HOME`. */
+  /**
+   * The store under `VIRTDEV_HOME`. On first use a home that others may
+   * enter is closed to them, with a warning.
+   */
   get store(): Store {
-    return new Store(this.config.home);
+    if (this.#store === undefined) {
+      this.#store = new Store(this.config.home);
+      const was = tightenStoreRoot(this.#store.root, this.#store.lockFile);
+      if (was !== undefined) {
+        this.ui.warn(
+          `${this.#store.root} was open to other users (mode ${was.toString(8).padStart(3, "0")}); it is now 0700.`,
+        );
+      }
+    }
+    return this.#store;
   }
 }

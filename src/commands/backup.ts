@@ -73,16 +73,18 @@ export const backupCommand = defineCommand("backup", {
       ui.info("SIZE counts blocks shared with other snapshots too.");
       return;
     }
+    const output = ui.guestStream(undefined, { keepCarriageReturn: ui.io.stderrIsTerminal });
     const result = await backupProject(store, project, {
       config,
       reporter: ui,
       verbose,
       progress: ui.io.stderrIsTerminal && !verbose,
       keep,
-      onOutput: (text) => ui.io.err(text),
+      onOutput: output.write,
     });
+    output.end();
     ui.success(
-      `Backed up ${result.stats.files} files (${result.stats.transferred} copied, the rest linked to the previous snapshot).`,
+      `Backed up ${result.stats.entries} entries (${result.stats.transferred} files copied, the rest linked to the previous snapshot).`,
     );
     for (const id of result.pruned) ui.info(`Pruned ${id} (--keep ${keep}).`);
     ui.result(result.id);

@@ -44,7 +44,7 @@ export const diskCommand = defineCommand("disk", {
       ui.result(JSON.stringify({ project, mode: detached ? "detached" : "delta", disks, total }));
       return;
     }
-    ui.info(ui.colors.bold(project));
+    ui.info(project, "bold");
     ui.info(`  mode: ${detached ? "detached (standalone)" : "delta"}`);
     for (const disk of disks) {
       if (!disk.exists) {

@@ -44,6 +44,7 @@ export const recreateCommand = defineCommand("recreate", {
         throw new VirtdevError("Aborted; nothing was changed.", { exitCode: RecreateExit.aborted });
       }
     }
+    const guestOutput = ui.guestStream(undefined, { keepCarriageReturn: ui.io.stderrIsTerminal });
     const result = await runRecreate(store, plan, {
       config,
       env,
@@ -51,10 +52,11 @@ export const recreateCommand = defineCommand("recreate", {
         info: (line) => ui.info(line),
         warn: (line) => ui.warn(line),
         banner: (index, total, step, detail) =>
-          ui.info(ui.colors.bold(`[${index}/${total}] ${step}${detail ? ` ${detail}` : ""}`)),
-        output: (text) => ui.io.err(text),
+          ui.info(`[${index}/${total}] ${step}${detail ? ` ${detail}` : ""}`, "bold"),
+        output: guestOutput.write,
       },
     });
+    guestOutput.end();
     ui.success(`Project recreated: ${args.project}${result.restored ? "" : " (restore skipped)"}.`);
   },
 });

@@ -23,14 +23,16 @@ export const restoreCommand = defineCommand("restore", {
   async run({ project, snapshot, verbose }, { store, config, ui }) {
     if (snapshot !== undefined) validateSnapshotId(snapshot);
     validateProjectName(project);
+    const output = ui.guestStream(undefined, { keepCarriageReturn: ui.io.stderrIsTerminal });
     const result = await restoreProject(store, project, {
       config,
       reporter: ui,
       snapshot,
       verbose,
       progress: ui.io.stderrIsTerminal && !verbose,
-      onOutput: (text) => ui.io.err(text),
+      onOutput: output.write,
     });
-    ui.success(`Restored ${result.stats.files} files from ${result.id} into ${project}.`);
+    output.end();
+    ui.success(`Restored ${result.stats.entries} entries from ${result.id} into ${project}.`);
   },
 });

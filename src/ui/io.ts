@@ -6,6 +6,7 @@
  * @module
  */
 import { type ColorMode, type Palette, palette, shouldColor } from "./color.ts";
+import { stripTerminalControls, TerminalTextFilter } from "../core/guest/terminal_text.ts";
 
 /** Where a command's output and input go. */
 export interface Io {
@@ -85,19 +86,49 @@ export class Ui {
     this.io.out(`${line}\n`);
   }
 
-  /** A progress or information line on stderr. */
-  info(line: string): void {
-    this.io.err(`${line}\n`);
+  /**
+   * A progress or information line on stderr. Lines may quote a guest
+   * (file names, tool output), so control sequences are removed from all
+   * of them.
+   */
+  info(line: string, style?: keyof Palette): void {
+    const clean = stripTerminalControls(line);
+    this.io.err(`${style ? this.colors[style](clean) : clean}\n`);
   }
 
   /** A success line on stderr, in green. */
   success(line: string): void {
-    this.io.err(`${this.colors.green(line)}\n`);
+    this.io.err(`${this.colors.green(stripTerminalControls(line))}\n`);
   }
 
   /** A warning on stderr, in yellow. */
   warn(line: string): void {
-    this.io.err(`${this.colors.yellow(`warning: ${line}`)}\n`);
+    this.io.err(`${this.colors.yellow(`warning: ${stripTerminalControls(line)}`)}\n`);
+  }
+
+  /** An error line on stderr: a red `virtdev:` and the message. */
+  error(program: string, message: string): void {
+    this.io.err(`${this.colors.red(`${program}:`)} ${stripTerminalControls(message)}\n`);
+  }
+
+  /** A hint line on stderr. */
+  hint(line: string): void {
+    this.io.err(`${this.colors.dim("hint:")} ${stripTerminalControls(line)}\n`);
+  }
+
+  /**
+   * A writer for a stream of text from a guest or a tool talking to one
+   * (provision output, rsync's messages), filtered chunk by chunk.
+   */
+  guestStream(
+    write: (text: string) => void = (text) => this.io.err(text),
+    options: { readonly keepCarriageReturn?: boolean } = {},
+  ): { write(text: string): void; end(): void } {
+    const filter = new TerminalTextFilter(options);
+    return {
+      write: (text) => write(filter.push(text)),
+      end: () => write(filter.flush()),
+    };
   }
 
   /**

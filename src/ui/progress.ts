@@ -5,6 +5,7 @@
  * @module
  */
 import type { Ui } from "./io.ts";
+import { stripTerminalControls } from "../core/guest/terminal_text.ts";
 
 /** One running stage. */
 export interface Stage {
@@ -19,6 +20,7 @@ export function startStage(ui: Ui, label: string): Stage {
   const started = performance.now();
   const elapsed = (): string => `${((performance.now() - started) / 1000).toFixed(1)}s`;
   const live = ui.io.stderrIsTerminal;
+  label = stripTerminalControls(label);
   let timer: ReturnType<typeof setInterval> | undefined;
   if (live) {
     const draw = (): void => ui.io.err(`\r\x1b[2K${label}... ${ui.colors.dim(elapsed())}`);
@@ -30,7 +32,7 @@ export function startStage(ui: Ui, label: string): Stage {
   const finish = (status: string): void => {
     if (timer !== undefined) clearInterval(timer);
     if (live) ui.io.err(`\r\x1b[2K`);
-    ui.info(`${label}: ${status} (${elapsed()})`);
+    ui.io.err(`${label}: ${status} (${elapsed()})\n`);
   };
   return {
     done: (note) => finish(ui.colors.green(note ?? "done")),

@@ -3,6 +3,12 @@
  *
  * @module
  */
+import {
+  ensurePrivateDirectory,
+  privateDirectoryMode,
+  privateFileMode,
+  readOnlyFileMode,
+} from "../store/file_modes.ts";
 import { join } from "node:path";
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { crashPoint } from "../store/crash_point.ts";
@@ -71,13 +77,14 @@ export async function sealBase(
     });
   }
 
-  await Deno.mkdir(staging, { mode: 0o755 });
+  await Deno.mkdir(staging, { mode: privateDirectoryMode });
+  await Deno.chmod(staging, privateDirectoryMode);
   for (const file of _baseFiles) {
     await Deno.rename(join(installation.dir, file), join(staging, file));
     crashPoint(`seal.moved-${file}`);
   }
-  await writeFileAtomic(join(staging, "generation"), "1\n", { mode: 0o444 });
-  for (const file of _baseFiles) await Deno.chmod(join(staging, file), 0o444);
+  await writeFileAtomic(join(staging, "generation"), "1\n", { mode: readOnlyFileMode });
+  for (const file of _baseFiles) await Deno.chmod(join(staging, file), readOnlyFileMode);
   await Deno.rename(staging, base.dir);
 
   try {
@@ -95,12 +102,12 @@ export async function sealBase(
 /** Puts the files of an interrupted seal back into the installation. */
 async function _recoverInterruptedSeal(store: Store, staging: string): Promise<void> {
   if (!await pathExists(staging)) return;
-  await Deno.mkdir(store.installation.dir, { recursive: true });
+  await ensurePrivateDirectory(store.installation.dir);
   for (const file of _baseFiles) {
     const from = join(staging, file);
     const to = join(store.installation.dir, file);
     if (await pathExists(from) && !await pathExists(to)) {
-      await Deno.chmod(from, 0o644);
+      await Deno.chmod(from, privateFileMode);
       await Deno.rename(from, to);
     }
   }

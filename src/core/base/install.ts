@@ -14,6 +14,8 @@ import { installedLine, renderMetaData, renderUserData } from "../guest/guest_co
 import { createImage } from "../vm/images.ts";
 import { exitCodeOf, runTool } from "../store/process.ts";
 import { qemuArguments } from "../vm/qemu_args.ts";
+import { stripTerminalControls } from "../guest/terminal_text.ts";
+import { ensurePrivateDirectory, privateFileMode } from "../store/file_modes.ts";
 import { startSeedServer } from "./seed_server.ts";
 import { requireKey } from "../guest/ssh_key.ts";
 import { pathExists, readOptionalText, type Store } from "../store/store.ts";
@@ -83,13 +85,13 @@ export async function installBase(
   await requireKey(config.sshKey);
   const publicKey = await _publicKey(config.sshKey);
 
-  await Deno.mkdir(store.root, { recursive: true, mode: 0o700 });
+  await ensurePrivateDirectory(store.root);
   await _removeAbandonedInstalls(store);
   const work = join(store.root, `.installation-${Deno.pid}`);
-  await Deno.mkdir(work, { mode: 0o755 });
-  await Deno.mkdir(config.cache, { recursive: true, mode: 0o700 });
+  await ensurePrivateDirectory(work);
+  await ensurePrivateDirectory(config.cache);
   const consoleLog = join(config.cache, "install-console.log");
-  await Deno.writeTextFile(consoleLog, "");
+  await Deno.writeTextFile(consoleLog, "", { mode: privateFileMode });
   let succeeded = false;
   try {
     const system = join(work, "system.qcow2");
@@ -106,7 +108,7 @@ export async function installBase(
     }
     progress.stage("home");
     await createImage(join(work, "home.qcow2"), options.homeSize ?? config.homeDiskSize);
-    await copyFileAtomic(firmware.vars, join(work, "nvram"), { mode: 0o644 });
+    await copyFileAtomic(firmware.vars, join(work, "nvram"));
 
     await using seed = startSeedServer({
       "meta-data": renderMetaData({ instanceId: `virtdev-install-${crypto.randomUUID()}` }),
@@ -246,7 +248,5 @@ async function _removeAbandonedInstalls(store: Store): Promise<void> {
 
 function _tail(text: string, lines: number): string[] {
   // The guest's escape sequences and control bytes are not for our terminal.
-  // deno-lint-ignore no-control-regex -- matching control bytes is the point.
-  const clean = text.replace(/\x1b\[[0-9;?]*[ -\/]*[@-~]/g, "").replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "");
-  return clean.split("\n").filter((line) => line.trim() !== "").slice(-lines);
+  return text.split("\n").map((line) => stripTerminalControls(line)).filter((line) => line.trim() !== "").slice(-lines);
 }

@@ -34,7 +34,7 @@ export async function generateHostKey(dir: string, project: string): Promise<voi
     missingHint: "Install OpenSSH (the openssh package).",
   });
   const [type, key] = (await Deno.readTextFile(`${temporary}.pub`)).trim().split(/\s+/);
-  await writeFileAtomic(join(dir, "known_hosts"), `${hostKeyAlias(project)} ${type} ${key}\n`, { mode: 0o644 });
+  await writeFileAtomic(join(dir, "known_hosts"), `${hostKeyAlias(project)} ${type} ${key}\n`);
   await Deno.rename(temporary, join(dir, "host_key"));
   await Deno.remove(`${temporary}.pub`);
 }

@@ -6,6 +6,7 @@
 import { dirname } from "node:path";
 import { ExitCode, VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
+import { makePrivate, privateDirectoryMode } from "../store/file_modes.ts";
 import { pathExists } from "../store/store.ts";
 
 /**
@@ -15,10 +16,11 @@ import { pathExists } from "../store/store.ts";
  */
 export async function ensureKey(path: string): Promise<boolean> {
   if (await pathExists(path)) return false;
-  await Deno.mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await Deno.mkdir(dirname(path), { recursive: true, mode: privateDirectoryMode });
   await runTool("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "virtdev", "-f", path], {
     missingHint: "Install OpenSSH: 'pacman -S openssh' (Arch) or 'apt install openssh-client' (Debian).",
   });
+  await makePrivate(`${path}.pub`);
   return true;
 }
 

@@ -11,6 +11,7 @@ import { allocatedBytes } from "./disk_usage.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { detachedMarker, readGeneration } from "../store/generation.ts";
 import { generateHostKey } from "../guest/host_key.ts";
+import { ensurePrivateDirectory, privateDirectoryMode } from "../store/file_modes.ts";
 import { checkImage, convertStandalone, createDelta, imageInfo, rebaseStandalone } from "../vm/images.ts";
 import { projectRunState } from "../vm/runtime_state.ts";
 import { pathExists, type ProjectPaths, reservedNames, type Store, validateProjectName } from "../store/store.ts";
@@ -92,7 +93,7 @@ export async function createProject(store: Store, name: string): Promise<Project
     });
   }
   const paths = store.project(name);
-  await Deno.mkdir(store.projectsDir, { recursive: true, mode: 0o755 });
+  await ensurePrivateDirectory(store.projectsDir);
   await removeAbandonedWork(store);
   if (await pathExists(paths.dir)) {
     throw new VirtdevError(`Project ${name} already exists.`, {
@@ -102,14 +103,15 @@ export async function createProject(store: Store, name: string): Promise<Project
   }
 
   const staging = join(store.projectsDir, `.create-${name}-${Deno.pid}`);
-  await Deno.mkdir(staging, { mode: 0o755 });
+  await Deno.mkdir(staging, { mode: privateDirectoryMode });
+  await Deno.chmod(staging, privateDirectoryMode);
   try {
     // Independent files, made at once: create is mostly waiting on tools.
     await Promise.all([
       createDelta(join(staging, "system.qcow2"), base.systemImage),
       createDelta(join(staging, "home.qcow2"), base.homeImage),
-      copyFileAtomic(base.nvram, join(staging, "nvram"), { mode: 0o644 }),
-      writeFileAtomic(join(staging, "generation"), `${generation.value}\n`, { mode: 0o644 }),
+      copyFileAtomic(base.nvram, join(staging, "nvram")),
+      writeFileAtomic(join(staging, "generation"), `${generation.value}\n`),
       generateHostKey(staging, name),
     ]);
     crashPoint("create.deltas-made");
@@ -302,7 +304,7 @@ export async function detachProject(
       }
     }
     await _verifyStandalone(plan);
-    await writeFileAtomic(plan.paths.generation, `${detachedMarker}\n`, { mode: 0o644 });
+    await writeFileAtomic(plan.paths.generation, `${detachedMarker}\n`);
     return;
   }
 
@@ -330,7 +332,7 @@ export async function detachProject(
     crashPoint(`detach.swapped-${disk.label}`);
   }
   await syncDirectory(plan.paths.dir);
-  await writeFileAtomic(plan.paths.generation, `${detachedMarker}\n`, { mode: 0o644 });
+  await writeFileAtomic(plan.paths.generation, `${detachedMarker}\n`);
   crashPoint("detach.committed");
   for (const disk of plan.disks) await Deno.remove(`${disk.path}.bak`);
   await _verifyStandalone(plan);

@@ -11,10 +11,26 @@ import type { Config } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { requireRunningGuest } from "../guest/guest_access.ts";
 import { holdFileLock } from "../store/lock.ts";
+import { privateDirectoryMode, privateFileMode } from "../store/file_modes.ts";
 import { loadManifest } from "./manifest.ts";
 import { runTool } from "../store/process.ts";
+import {
+  parseRsyncStats,
+  requireSafeRsync,
+  rsyncCopyOptions,
+  rsyncError,
+  rsyncInstallHint,
+  type RsyncStats,
+} from "../guest/rsync.ts";
 import type { Reporter } from "../store/reporter.ts";
-import { latestSnapshot, listSnapshots, snapshotDir, snapshotIdAt } from "./snapshots.ts";
+import {
+  latestSnapshot,
+  listSnapshots,
+  mungedLinksMarker,
+  snapshotDir,
+  snapshotIdAt,
+  snapshotLinksFile,
+} from "./snapshots.ts";
 import { rsyncRemoteShell, sshDestination } from "../guest/ssh.ts";
 import { readOptionalText, type Store } from "../store/store.ts";
 
@@ -26,63 +42,6 @@ export const BackupExit = {
   transport: 17,
   rsyncFailed: 18,
 } as const;
-
-/** The rsync options shared by backup and restore. */
-export const rsyncCopyOptions: readonly string[] = [
-  "--archive", // permissions, times, symlinks as links, owner and group where allowed
-  "--recursive", // directories in --files-from are copied with their contents
-  "--hard-links",
-  "--no-devices",
-  "--no-specials",
-  "--numeric-ids",
-  "--ignore-missing-args",
-  "--stats",
-  "--files-from=-",
-];
-
-/** Counts read from rsync's `--stats`. */
-export interface RsyncStats {
-  /** Regular files in the transfer, whether copied or linked. */
-  readonly files: number;
-  /** Regular files whose data was sent. */
-  readonly transferred: number;
-  /** Bytes of all files in the transfer. */
-  readonly totalBytes: number;
-}
-
-/** Reads the counts out of rsync's `--stats` output. */
-export function parseRsyncStats(output: string): RsyncStats {
-  const number = (pattern: RegExp): number => Number((pattern.exec(output)?.[1] ?? "0").replaceAll(",", ""));
-  return {
-    files: number(/^Number of files: [\d,]+ \(reg: ([\d,]+)/m),
-    transferred: number(/^Number of regular files transferred: ([\d,]+)/m),
-    totalBytes: number(/^Total file size: ([\d,]+) bytes/m),
-  };
-}
-
-/** Maps a failed rsync to the command's error. */
-export function rsyncError(
-  code: number,
-  stderr: string,
-  codes: { readonly partial: number; readonly transport: number; readonly other: number },
-  what: string,
-  hint?: string,
-): VirtdevError {
-  const detail = stderr.trim().split("\n").slice(-5).join("\n");
-  if (code === 23 || code === 24) {
-    return new VirtdevError(`${what}: rsync transferred only part of the files (rsync exit ${code}).\n${detail}`, {
-      exitCode: codes.partial,
-      hint,
-    });
-  }
-  if (code === 255) {
-    return new VirtdevError(`${what}: the SSH connection failed (rsync exit 255).\n${detail}`, {
-      exitCode: codes.transport,
-      hint: hint ?? "Check that the VM is up: virtdev wait <project>.",
-    });
-  }
-  return new VirtdevError(`${what}: rsync failed with exit ${code}.\n${detail}`, { exitCode: codes.other, hint });
-}
 
 /** What a finished backup produced. */
 export interface BackupResult {
@@ -119,26 +78,28 @@ export async function backupProject(
     notRunningCode: BackupExit.notRunning,
   });
   const manifest = await loadManifest(store, options.config, name);
+  await requireSafeRsync();
   options.reporter.info(`manifest: ${manifest.path}`);
   const backups = store.backups(name);
-  await Deno.mkdir(backups, { recursive: true, mode: 0o700 });
+  await Deno.mkdir(backups, { recursive: true, mode: privateDirectoryMode });
   using _lock = await holdFileLock(join(backups, ".lock"));
   await _removeAbandonedPartials(backups);
 
   const partial = join(backups, `.partial-${Deno.pid}`);
-  await Deno.mkdir(partial, { mode: 0o700 });
+  await Deno.mkdir(partial, { mode: privateDirectoryMode });
   let finished = false;
   try {
-    await Deno.writeTextFile(join(partial, "project"), `${name}\n`, { mode: 0o600 });
-    await Deno.writeTextFile(join(partial, "manifest"), manifest.text, { mode: 0o600 });
+    await Deno.writeTextFile(join(partial, "project"), `${name}\n`, { mode: privateFileMode });
+    await Deno.writeTextFile(join(partial, "manifest"), manifest.text, { mode: privateFileMode });
     const generation = (await readOptionalText(guest.paths.generation)) ?? "";
-    await Deno.writeTextFile(join(partial, "generation"), generation, { mode: 0o600 });
-    await Deno.mkdir(join(partial, "tree"), { mode: 0o700 });
+    await Deno.writeTextFile(join(partial, "generation"), generation, { mode: privateFileMode });
+    await Deno.writeTextFile(join(partial, snapshotLinksFile), `${mungedLinksMarker}\n`, { mode: privateFileMode });
+    await Deno.mkdir(join(partial, "tree"), { mode: privateDirectoryMode });
 
-    const previous = await latestSnapshot(store, name);
+    const linkDest = await _linkDestination(store, name, options.reporter);
     const args = [
       ...rsyncCopyOptions,
-      ...(previous ? [`--link-dest=${join(snapshotDir(store, name, previous), "tree")}`] : []),
+      ...(linkDest ? [`--link-dest=${linkDest}`] : []),
       ...(options.verbose ? ["--itemize-changes"] : []),
       ...(options.progress ? ["--info=progress2"] : []),
       "-e",
@@ -153,7 +114,7 @@ export async function backupProject(
       allowFailure: true,
       env: { LC_ALL: "C" },
       onOutput: shown ? (text) => options.onOutput?.(text) : undefined,
-      missingHint: "Install rsync: 'pacman -S rsync' (Arch) or 'apt install rsync' (Debian).",
+      missingHint: rsyncInstallHint,
     });
     if (result.code !== 0) {
       throw rsyncError(result.code, result.stderr, {
@@ -163,7 +124,7 @@ export async function backupProject(
       }, "Backup failed");
     }
     const stats = parseRsyncStats(result.stdout);
-    if (stats.files === 0) {
+    if (stats.entries === 0) {
       throw new VirtdevError(`Backup found no files: none of the manifest's paths exist in ${name}.`, {
         exitCode: BackupExit.noFiles,
         hint: `Check the paths in ${manifest.path} (relative to /home/dev).`,
@@ -178,12 +139,39 @@ export async function backupProject(
   }
 }
 
+/**
+ * The previous snapshot's tree, when it is safe to hard-link against: rsync
+ * looks up each incoming path in it, so every symlink in it must be munged
+ * (snapshots made before virtdev munged links are not used), and the
+ * snapshot and its tree must be real directories.
+ */
+async function _linkDestination(store: Store, name: string, reporter: Reporter): Promise<string | undefined> {
+  const previous = await latestSnapshot(store, name);
+  if (previous === undefined) return undefined;
+  const dir = snapshotDir(store, name, previous);
+  const tree = join(dir, "tree");
+  const marker = join(dir, snapshotLinksFile);
+  try {
+    const [dirInfo, treeInfo, markerInfo] = await Promise.all([Deno.lstat(dir), Deno.lstat(tree), Deno.lstat(marker)]);
+    if (
+      dirInfo.isDirectory && treeInfo.isDirectory && markerInfo.isFile &&
+      (await Deno.readTextFile(marker)).trim() === mungedLinksMarker
+    ) {
+      return tree;
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  reporter.info(`The previous snapshot ${previous} keeps unmunged symlinks; this backup copies every file afresh.`);
+  return undefined;
+}
+
 /** Renames the finished snapshot to the current UTC second, never onto an existing one. */
 async function _commit(store: Store, name: string, partial: string): Promise<string> {
   for (;;) {
     const id = snapshotIdAt(new Date());
     const target = snapshotDir(store, name, id);
-    await Deno.mkdir(join(target, ".."), { recursive: true, mode: 0o700 });
+    await Deno.mkdir(join(target, ".."), { recursive: true, mode: privateDirectoryMode });
     try {
       await Deno.lstat(target);
     } catch {

@@ -215,7 +215,7 @@ export async function runRecreate(
             onOutput: progress.output,
           });
           snapshot = result.id;
-          progress.info(`Snapshot ${result.id}: ${result.stats.files} files.`);
+          progress.info(`Snapshot ${result.id}: ${result.stats.entries} entries.`);
           break;
         }
         case "stop": {
@@ -267,7 +267,7 @@ export async function runRecreate(
             onOutput: progress.output,
           });
           restored = true;
-          progress.info(`Restored ${result.stats.files} files from ${result.id}.`);
+          progress.info(`Restored ${result.stats.entries} entries from ${result.id}.`);
           break;
         }
       }

@@ -1,23 +1,33 @@
 /**
  * Restore: a snapshot's tree copied back into a running guest's
- * `/home/dev`. Nothing outside it is ever written: the snapshot's manifest
- * is checked again, and symlinks that point out of the tree are skipped
- * (`--safe-links`), so a tampered snapshot cannot reach elsewhere.
+ * `/home/dev`. The snapshot's manifest is checked again; the snapshot
+ * directory and its tree must be real directories, and no manifest path
+ * may pass through a symlink, so the host never reads beyond the tree.
+ * Every symlink comes back exactly as the guest made it (rsync unmunges
+ * them as it sends), wherever it points: in the guest, it is the guest's
+ * own data.
  *
  * @module
  */
 import { join } from "node:path";
-import { parseRsyncStats, rsyncCopyOptions, rsyncError, type RsyncStats } from "./backup.ts";
 import type { Config } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { describeGeneration, readGeneration } from "../store/generation.ts";
 import { requireRunningGuest } from "../guest/guest_access.ts";
 import { parseManifest } from "./manifest.ts";
 import { runTool } from "../store/process.ts";
+import {
+  parseRsyncStats,
+  requireSafeRsync,
+  rsyncCopyOptions,
+  rsyncError,
+  rsyncInstallHint,
+  type RsyncStats,
+} from "../guest/rsync.ts";
 import type { Reporter } from "../store/reporter.ts";
 import { latestSnapshot, snapshotDir, validateSnapshotId } from "./snapshots.ts";
 import { rsyncRemoteShell, sshDestination } from "../guest/ssh.ts";
-import { pathExists, readOptionalText, type Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
 
 /** Exit codes of `restore`. */
 export const RestoreExit = {
@@ -91,13 +101,16 @@ export async function restoreProject(
     });
   }
   const dir = snapshotDir(store, name, id);
-  if (!await pathExists(dir)) {
+  const dirKind = await _entryKind(dir);
+  if (dirKind === "missing") {
     throw new VirtdevError(`No snapshot ${id} of ${name}.`, {
       exitCode: RestoreExit.snapshotMissing,
       hint: `List them with 'virtdev backup --list ${name}'.`,
     });
   }
-  const marker = (await readOptionalText(join(dir, "project")))?.trim();
+  if (dirKind !== "directory") throw _unsafeSnapshot(id, `${dir} is not a real directory`);
+  await requireSafeRsync();
+  const marker = (await _readSnapshotFile(id, join(dir, "project")))?.trim();
   if (marker === undefined) {
     throw new VirtdevError(`Snapshot ${id} has no 'project' marker; it was not made by this virtdev.`, {
       exitCode: RestoreExit.markerMissing,
@@ -109,7 +122,7 @@ export async function restoreProject(
       hint: "Snapshots are restored only into the project they came from.",
     });
   }
-  const manifestText = await readOptionalText(join(dir, "manifest"));
+  const manifestText = await _readSnapshotFile(id, join(dir, "manifest"));
   if (manifestText === undefined) {
     throw new VirtdevError(`Snapshot ${id} has no manifest.`, { exitCode: RestoreExit.manifestMissing });
   }
@@ -125,15 +138,14 @@ export async function restoreProject(
     });
   }
   const tree = join(dir, "tree");
-  if (!await pathExists(tree)) {
+  const treeKind = await _entryKind(tree);
+  if (treeKind === "missing") {
     throw new VirtdevError(`Snapshot ${id} has no tree/.`, { exitCode: RestoreExit.treeMissing });
   }
+  if (treeKind !== "directory") throw _unsafeSnapshot(id, `its tree/ is not a real directory`);
   const unsafe = await findEntryThroughSymlink(tree, entries);
   if (unsafe !== undefined) {
-    throw new VirtdevError(`Snapshot ${id} is unsafe: the manifest path '${unsafe}' passes through a symlink.`, {
-      exitCode: RestoreExit.unsafeEntry,
-      hint: "Nothing was restored. The snapshot has been altered; restore another one.",
-    });
+    throw _unsafeSnapshot(id, `the manifest path '${unsafe}' passes through a symlink`);
   }
   const snapshotGeneration = describeGeneration(await readGeneration(join(dir, "generation")));
   const projectGeneration = describeGeneration(await readGeneration(guest.paths.generation));
@@ -143,7 +155,6 @@ export async function restoreProject(
 
   const args = [
     ...rsyncCopyOptions,
-    "--safe-links",
     ...(options.verbose ? ["--itemize-changes"] : []),
     ...(options.progress ? ["--info=progress2"] : []),
     "-e",
@@ -158,7 +169,7 @@ export async function restoreProject(
     allowFailure: true,
     env: { LC_ALL: "C" },
     onOutput: shown ? (text) => options.onOutput?.(text) : undefined,
-    missingHint: "Install rsync: 'pacman -S rsync' (Arch) or 'apt install rsync' (Debian).",
+    missingHint: rsyncInstallHint,
   });
   if (result.code !== 0) {
     throw rsyncError(
@@ -170,8 +181,33 @@ export async function restoreProject(
     );
   }
   const stats = parseRsyncStats(result.stdout);
-  if (stats.files === 0) {
+  if (stats.entries === 0) {
     throw new VirtdevError(`Snapshot ${id} holds no files.`, { exitCode: RestoreExit.noFiles });
   }
   return { id, stats };
+}
+
+function _unsafeSnapshot(id: string, why: string): VirtdevError {
+  return new VirtdevError(`Snapshot ${id} is unsafe: ${why}.`, {
+    exitCode: RestoreExit.unsafeEntry,
+    hint: "Nothing was restored. The snapshot has been altered; restore another one.",
+  });
+}
+
+async function _entryKind(path: string): Promise<"missing" | "directory" | "file" | "other"> {
+  try {
+    const info = await Deno.lstat(path);
+    return info.isDirectory ? "directory" : info.isFile ? "file" : "other";
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return "missing";
+    throw error;
+  }
+}
+
+/** Reads one of virtdev's own files in a snapshot; a symlink or other non-file is refused, never followed. */
+async function _readSnapshotFile(id: string, path: string): Promise<string | undefined> {
+  const kind = await _entryKind(path);
+  if (kind === "missing") return undefined;
+  if (kind !== "file") throw _unsafeSnapshot(id, `${path} is not a regular file`);
+  return await Deno.readTextFile(path);
 }

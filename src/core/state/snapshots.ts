@@ -1,7 +1,7 @@
 /**
  * Backup snapshots on disk: `backups/<project>/<YYYY-MM-DD>/<HH-MM-SS>/`,
- * each holding `project` (whose it is), `manifest`, `generation` and
- * `tree/`. A snapshot in progress is a hidden `.partial-*` directory and
+ * each holding `project` (whose it is), `manifest`, `generation`, `links`
+ * (how its symlinks are stored) and `tree/`. A snapshot in progress is a hidden `.partial-*` directory and
  * never counts.
  *
  * @module
@@ -12,6 +12,15 @@ import type { Store } from "../store/store.ts";
 
 const _dayPattern = /^\d{4}-\d{2}-\d{2}$/;
 const _timePattern = /^\d{2}-\d{2}-\d{2}$/;
+
+/** The file in a snapshot that says how its symlinks are stored. */
+export const snapshotLinksFile = "links";
+
+/**
+ * The content of {@link snapshotLinksFile} in a snapshot whose symlinks
+ * are munged (see `rsync.ts`). Older snapshots lack the file.
+ */
+export const mungedLinksMarker = "munged";
 
 /** A snapshot id: `YYYY-MM-DD/HH-MM-SS` (UTC). */
 export const snapshotIdPattern: RegExp = /^\d{4}-\d{2}-\d{2}\/\d{2}-\d{2}-\d{2}$/;

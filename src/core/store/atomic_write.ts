@@ -6,10 +6,11 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
+import { privateFileMode } from "./file_modes.ts";
 
 /** Options for {@link writeFileAtomic}. */
 export interface AtomicWriteOptions {
-  /** Permission bits of the new file (default 0o644). */
+  /** Permission bits of the new file (default 0o600: only the user). */
   readonly mode?: number;
 }
 
@@ -22,7 +23,7 @@ export async function writeFileAtomic(
   const temporary = temporaryPathFor(path);
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   try {
-    const file = await Deno.open(temporary, { write: true, createNew: true, mode: options.mode ?? 0o644 });
+    const file = await Deno.open(temporary, { write: true, createNew: true, mode: options.mode ?? privateFileMode });
     try {
       let written = 0;
       while (written < bytes.length) written += await file.write(bytes.subarray(written));
@@ -31,7 +32,7 @@ export async function writeFileAtomic(
       file.close();
     }
     // The mode given to open() is filtered by the umask; set it exactly.
-    await Deno.chmod(temporary, options.mode ?? 0o644);
+    await Deno.chmod(temporary, options.mode ?? privateFileMode);
     await Deno.rename(temporary, path);
   } catch (error) {
     await Deno.remove(temporary).catch(() => {});
@@ -49,7 +50,7 @@ export async function copyFileAtomic(
   const temporary = temporaryPathFor(target);
   try {
     await Deno.copyFile(source, temporary);
-    await Deno.chmod(temporary, options.mode ?? 0o644);
+    await Deno.chmod(temporary, options.mode ?? privateFileMode);
     const file = await Deno.open(temporary, { read: true });
     try {
       await file.sync();

@@ -27,10 +27,6 @@ export interface Config {
   readonly configDir: string;
   /** `VIRTDEV_TIMEZONE`: the guest's time zone. */
   readonly timezone: string;
-  /** `VIRTDEV_ISO_PROFILE`, when set. */
-  readonly isoProfile: string | undefined;
-  /** `VIRTDEV_ISO`: the installer image. */
-  readonly iso: string;
   /** `VIRTDEV_SYSTEM_DISK_SIZE` in bytes. */
   readonly systemDiskSize: number;
   /** `VIRTDEV_HOME_DISK_SIZE` in bytes. */
@@ -45,6 +41,8 @@ export interface Config {
   readonly waitTimeout: number;
   /** `VIRTDEV_INSTALL_TIMEOUT`: seconds the install boot may take. */
   readonly installTimeout: number;
+  /** `VIRTDEV_CONSOLE_LOG_SIZE`: the most bytes a VM's console log keeps on disk. */
+  readonly consoleLogBytes: number;
   /** `OVMF_CODE`, when set; otherwise detected by {@link resolveFirmware}. */
   readonly ovmfCode: string | undefined;
   /** `OVMF_VARS`, when set; otherwise detected by {@link resolveFirmware}. */
@@ -63,8 +61,6 @@ export const configVariables = [
   "VIRTDEV_SSH_KEY",
   "VIRTDEV_CACHE",
   "VIRTDEV_TIMEZONE",
-  "VIRTDEV_ISO_PROFILE",
-  "VIRTDEV_ISO",
   "VIRTDEV_SYSTEM_DISK_SIZE",
   "VIRTDEV_HOME_DISK_SIZE",
   "VIRTDEV_VM_MEMORY",
@@ -72,6 +68,7 @@ export const configVariables = [
   "VIRTDEV_STOP_TIMEOUT",
   "VIRTDEV_WAIT_TIMEOUT",
   "VIRTDEV_INSTALL_TIMEOUT",
+  "VIRTDEV_CONSOLE_LOG_SIZE",
   "OVMF_CODE",
   "OVMF_VARS",
   "VIRTDEV_ACCEL",
@@ -138,7 +135,6 @@ export function loadConfig(env: Environment): Config {
   const home = path("VIRTDEV_HOME", () => join(xdg("XDG_DATA_HOME", ".local/share"), "virtdev"));
   const cache = path("VIRTDEV_CACHE", () => join(xdg("XDG_CACHE_HOME", ".cache"), "virtdev"));
   const configDir = join(xdg("XDG_CONFIG_HOME", ".config"), "virtdev");
-  const isoProfileValue = get("VIRTDEV_ISO_PROFILE");
   const ovmfCode = get("OVMF_CODE");
   const ovmfVars = get("OVMF_VARS");
 
@@ -148,8 +144,6 @@ export function loadConfig(env: Environment): Config {
     cache,
     configDir,
     timezone: _timezone(get("VIRTDEV_TIMEZONE") ?? "UTC"),
-    isoProfile: isoProfileValue === undefined ? undefined : _absolute("VIRTDEV_ISO_PROFILE", isoProfileValue),
-    iso: path("VIRTDEV_ISO", () => join(cache, "virtdev.iso")),
     systemDiskSize: _diskSize("VIRTDEV_SYSTEM_DISK_SIZE", get("VIRTDEV_SYSTEM_DISK_SIZE") ?? "24G"),
     homeDiskSize: _diskSize("VIRTDEV_HOME_DISK_SIZE", get("VIRTDEV_HOME_DISK_SIZE") ?? "48G"),
     vmMemoryMiB: _memory(get("VIRTDEV_VM_MEMORY") ?? "4096"),
@@ -169,6 +163,7 @@ export function loadConfig(env: Environment): Config {
       max: 86400,
       unit: "seconds",
     }),
+    consoleLogBytes: _logSize("VIRTDEV_CONSOLE_LOG_SIZE", get("VIRTDEV_CONSOLE_LOG_SIZE") ?? "16M"),
     ovmfCode: ovmfCode === undefined ? undefined : _absolute("OVMF_CODE", ovmfCode),
     ovmfVars: ovmfVars === undefined ? undefined : _absolute("OVMF_VARS", ovmfVars),
     accel: _choice("VIRTDEV_ACCEL", get("VIRTDEV_ACCEL") ?? "auto", ["auto", "kvm", "tcg"] as const),
@@ -274,6 +269,20 @@ function _diskSize(name: string, value: string): number {
   if (bytes > 64 * 1024 ** 4) {
     throw new ConfigError(name, `${name} is too large: '${value}' (at most 64T).`);
   }
+  return bytes;
+}
+
+function _logSize(name: string, value: string): number {
+  let bytes: number;
+  try {
+    bytes = parseSize(value);
+  } catch {
+    throw new ConfigError(name, `${name} is not a size: '${value}'.`, {
+      hint: `Use a number with a unit, such as ${name}=16M.`,
+    });
+  }
+  if (bytes < 64 * 1024) throw new ConfigError(name, `${name} is too small: '${value}' (at least 64K).`);
+  if (bytes > 1024 ** 4) throw new ConfigError(name, `${name} is too large: '${value}' (at most 1T).`);
   return bytes;
 }
 

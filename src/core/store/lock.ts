@@ -8,6 +8,7 @@
  */
 import { LockBusyError } from "./errors.ts";
 import { isProcessAlive } from "./processes.ts";
+import { ensurePrivateDirectory, privateFileMode } from "./file_modes.ts";
 import type { Store } from "./store.ts";
 
 /** Length of the holder record; fixed so that it is replaced in one write. */
@@ -41,8 +42,8 @@ export async function acquireLock(
   command: string,
   options: { readonly waitSeconds?: number } = {},
 ): Promise<StoreLock> {
-  await Deno.mkdir(store.root, { recursive: true, mode: 0o700 });
-  const file = await Deno.open(store.lockFile, { read: true, write: true, create: true, mode: 0o644 });
+  await ensurePrivateDirectory(store.root);
+  const file = await Deno.open(store.lockFile, { read: true, write: true, create: true, mode: privateFileMode });
   const deadline = Date.now() + (options.waitSeconds ?? 0) * 1000;
   try {
     // A holder that has exited by the time its record is read has released
@@ -76,7 +77,7 @@ export async function acquireLock(
  * serialisation such as one project's backups.
  */
 export async function holdFileLock(path: string): Promise<StoreLock> {
-  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+  const file = await Deno.open(path, { read: true, write: true, create: true, mode: privateFileMode });
   try {
     await file.lock(true);
   } catch (error) {

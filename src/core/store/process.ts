@@ -103,6 +103,13 @@ async function _collect(stream: ReadableStream<Uint8Array>, onText: (text: strin
 }
 
 function _spawnError(program: string, error: unknown, hint: string | undefined): ToolError {
+  if (error instanceof Deno.errors.NotCapable) {
+    return new ToolError(`virtdev may not run ${program}: ${error.message}`, {
+      exitCode: ExitCode.toolFailed,
+      hint: "Run virtdev with the permissions of its 'virtdev' task (or the compiled binary).",
+      cause: error,
+    });
+  }
   if (error instanceof Deno.errors.NotFound) {
     return new ToolError(`${program} is not installed or not on PATH.`, {
       exitCode: ExitCode.toolMissing,
@@ -114,6 +121,41 @@ function _spawnError(program: string, error: unknown, hint: string | undefined):
     exitCode: ExitCode.toolFailed,
     cause: error,
   });
+}
+
+/** A program started in the background by {@link spawnDetached}. */
+export interface DetachedChild {
+  readonly pid: number;
+  /** Resolves with the exit code if it ends while this process still runs. */
+  readonly exited: Promise<number>;
+}
+
+/**
+ * Starts `program` in a session of its own (setsid) with no standard
+ * streams, so that it outlives this process and its terminal.
+ *
+ * @throws {ToolError} exit 69 when the program is not installed, 70 when
+ *   it cannot be started.
+ */
+export function spawnDetached(
+  program: string,
+  args: readonly string[],
+  options: { readonly missingHint?: string } = {},
+): DetachedChild {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(program, {
+      args: [...args],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      detached: true,
+    }).spawn();
+  } catch (error) {
+    throw _spawnError(program, error, options.missingHint);
+  }
+  child.unref();
+  return { pid: child.pid, exited: child.status.then(exitCodeOf) };
 }
 
 /**

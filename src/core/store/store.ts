@@ -54,18 +54,24 @@ export interface BasePaths {
   readonly generation: string;
 }
 
-/** Files that exist only while a project's VM runs. */
+/**
+ * Files that exist only while a project's VM runs, all in the project's
+ * `run/` directory (0700), so that its sockets are never reachable by
+ * another user and `wait` can watch one small directory.
+ */
 export interface RuntimePaths {
   /** The HMP monitor socket. */
   readonly monitorSocket: string;
   /** The QMP (control) socket. */
   readonly qmpSocket: string;
-  /** The serial console socket. */
+  /** The serial console socket, served by the host agent. */
   readonly consoleSocket: string;
   /** QEMU's pidfile. */
   readonly pidFile: string;
-  /** How the VM was launched (supervisor, unit). */
+  /** How the VM was launched (supervisor, unit, QEMU's command line). */
   readonly record: string;
+  /** The host agent's state: its PID, the launch's outcome, the guest's readiness. */
+  readonly agent: string;
   /** Present while a stop is in progress; holds the stopping process's PID. */
   readonly stopping: string;
 }
@@ -82,10 +88,12 @@ export interface ProjectPaths extends BasePaths {
   readonly hostKey: string;
   /** The pinned public host key, as an OpenSSH known_hosts file. */
   readonly knownHosts: string;
-  /** The serial console of the current (or last) boot. */
+  /** The serial console of the current (or last) boot; `console.log.1` holds what came before. */
   readonly consoleLog: string;
   /** The supervisor's log: starts, stops, exits and QEMU's own errors. */
   readonly vmLog: string;
+  /** The directory of the runtime files. */
+  readonly runDir: string;
   /** Runtime files. */
   readonly runtime: RuntimePaths;
 }
@@ -127,6 +135,7 @@ export class Store {
   /** Paths of project `name` (which must already be validated). */
   project(name: string): ProjectPaths {
     const dir = join(this.projectsDir, name);
+    const run = join(dir, "run");
     return {
       ..._basePaths(dir),
       name,
@@ -136,13 +145,15 @@ export class Store {
       knownHosts: join(dir, "known_hosts"),
       consoleLog: join(dir, "console.log"),
       vmLog: join(dir, "vm.log"),
+      runDir: run,
       runtime: {
-        monitorSocket: join(dir, "monitor.sock"),
-        qmpSocket: join(dir, "qmp.sock"),
-        consoleSocket: join(dir, "console.sock"),
-        pidFile: join(dir, "qemu.pid"),
-        record: join(dir, "runtime.json"),
-        stopping: join(dir, "stopping"),
+        monitorSocket: join(run, "monitor.sock"),
+        qmpSocket: join(run, "qmp.sock"),
+        consoleSocket: join(run, "console.sock"),
+        pidFile: join(run, "qemu.pid"),
+        record: join(run, "runtime.json"),
+        agent: join(run, "agent.json"),
+        stopping: join(run, "stopping"),
       },
     };
   }

@@ -4,6 +4,7 @@
  * @module
  */
 import { runTool } from "../store/process.ts";
+import { makePrivate } from "../store/file_modes.ts";
 
 const _hint = "Install QEMU's image tools: 'pacman -S qemu-img' (Arch) or 'apt install qemu-utils' (Debian).";
 
@@ -43,6 +44,7 @@ function _toInfo(raw: _RawInfo): ImageInfo {
 /** Creates an empty qcow2 image of `sizeBytes`. */
 export async function createImage(path: string, sizeBytes: number): Promise<void> {
   await runTool("qemu-img", ["create", "-q", "-f", "qcow2", path, String(sizeBytes)], { missingHint: _hint });
+  await makePrivate(path);
 }
 
 /** Creates a thin qcow2 delta of `path` over the absolute `backing` image. */
@@ -50,6 +52,7 @@ export async function createDelta(path: string, backing: string): Promise<void> 
   await runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-b", backing, "-F", "qcow2", path], {
     missingHint: _hint,
   });
+  await makePrivate(path);
 }
 
 /**
@@ -77,6 +80,7 @@ export async function checkImage(path: string): Promise<boolean> {
 /** Writes a standalone copy of `source` (backing data merged in) to `target`. */
 export async function convertStandalone(source: string, target: string): Promise<void> {
   await runTool("qemu-img", ["convert", "-O", "qcow2", source, target], { missingHint: _hint });
+  await makePrivate(target);
 }
 
 /**

@@ -20,12 +20,13 @@ export interface VmSpec {
   readonly disks: { readonly system: string; readonly home: string };
   /** The host loopback port forwarded to the guest's SSH, if any. */
   readonly sshPort?: number;
-  /** Unix sockets and the console log, when the VM runs in the background. */
+  /**
+   * The monitor sockets, when the VM runs in the background under the host
+   * agent, which then holds the serial console on QEMU's stdio.
+   */
   readonly runtime?: {
     readonly monitorSocket: string;
     readonly qmpSocket: string;
-    readonly consoleSocket: string;
-    readonly consoleLog: string;
   };
   /** Strings and files passed to the guest through fw_cfg, by name under `opt/virtdev/`. */
   readonly fwCfg?: readonly FwCfgItem[];
@@ -93,7 +94,7 @@ export function qemuArguments(spec: VmSpec): string[] {
       "-mon",
       "chardev=qmp,mode=control",
       "-chardev",
-      `socket,id=serial,path=${e(r.consoleSocket)},server=on,wait=off,logfile=${e(r.consoleLog)},logappend=on`,
+      "stdio,id=serial,signal=off",
       "-serial",
       "chardev:serial",
     );

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { notReadyLine, readinessLine } from "../guest/guest_contract.ts";
 import { findProcesses, isProcessAlive } from "../store/processes.ts";
+import { readAgentState, type Readiness } from "./host_agent.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
 import { readOptionalText } from "../store/store.ts";
 
@@ -24,6 +24,10 @@ export interface RuntimeRecord {
   readonly port: number;
   /** When the VM was started (ISO 8601). */
   readonly startedAt: string;
+  /** What the host agent runs: QEMU and its arguments (without `-pidfile`). */
+  readonly qemu?: { readonly program: string; readonly args: readonly string[] };
+  /** The cap on the console log, in bytes. */
+  readonly consoleLogBytes?: number;
 }
 
 /** What is known of a project's VM. */
@@ -72,15 +76,13 @@ export async function readRuntimeRecord(paths: ProjectPaths): Promise<RuntimeRec
   }
 }
 
-/** What the guest has said on its console since this boot began: SSH is up, it failed, or nothing yet. */
-export async function guestReadiness(paths: ProjectPaths): Promise<"ready" | "failed" | "pending"> {
-  const log = await readOptionalText(paths.consoleLog);
-  if (log === undefined) return "pending";
-  // The last word counts: a guest rebooted from inside logs to the same file.
-  const ready = log.lastIndexOf(readinessLine);
-  const failed = log.lastIndexOf(notReadyLine);
-  if (ready === -1 && failed === -1) return "pending";
-  return failed > ready ? "failed" : "ready";
+/**
+ * What the guest has said on its console since this boot began: SSH is up,
+ * it failed, or nothing yet. The host agent remembers it as the console
+ * streams past, so the console log is never read for it.
+ */
+export async function guestReadiness(paths: ProjectPaths): Promise<Readiness> {
+  return (await readAgentState(paths))?.readiness ?? "pending";
 }
 
 /** The state of `paths`' VM. */
@@ -112,11 +114,15 @@ export async function projectRunState(store: Store, name: string): Promise<RunSt
   return (await inspectVm(store.project(name))).state;
 }
 
-/** Removes every runtime file of `paths`. Call only when no VM lives. */
+/** Removes every runtime file of `paths`, and `run/` once empty. Call only when no VM lives. */
 export async function clearRuntime(paths: ProjectPaths): Promise<void> {
   for (const file of Object.values(paths.runtime)) {
     await Deno.remove(file).catch((error) => {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     });
   }
+  await Deno.remove(paths.runDir).catch((error) => {
+    // Something else is in it (a file of a newer virtdev, or left by hand): keep it.
+    if (!(error instanceof Deno.errors.NotFound) && (error as { code?: string }).code !== "ENOTEMPTY") throw error;
+  });
 }

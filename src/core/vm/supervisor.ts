@@ -1,34 +1,38 @@
 /**
- * Who owns a running QEMU: a transient systemd user unit when a user
- * manager is reachable, otherwise QEMU itself, daemonized (setsid, a
- * pidfile). Both launch QEMU with a pidfile, so "is it running" is decided
- * the same way for both (see `runtime_state.ts`); they differ in how QEMU
- * is launched, forced to stop, and how its log is read.
+ * Who owns a running VM: a transient systemd user unit when a user manager
+ * is reachable, otherwise a detached process of virtdev's own. Either way
+ * the process they run is the host agent (`host_agent.ts`), which starts
+ * QEMU as its child and keeps its console; both launch QEMU with a
+ * pidfile, so "is it running" is decided the same way for both (see
+ * `runtime_state.ts`). They differ in how the agent is launched, how it is
+ * forced to stop, and how its log is read.
  *
  * @module
  */
 import type { Environment, SupervisorKind } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
-import { QmpClient } from "./qmp.ts";
-import { runTool } from "../store/process.ts";
+import { runTool, spawnDetached } from "../store/process.ts";
 import type { RuntimeRecord } from "./runtime_state.ts";
 import type { Reporter } from "../store/reporter.ts";
 import type { ProjectPaths } from "../store/store.ts";
+import { hostAgentArgument, readAgentState } from "./host_agent.ts";
 import { appendVmLog } from "./vm_log.ts";
 
 /** The QEMU binary. */
 export const qemuProgram = "qemu-system-x86_64";
 
-const _qemuHint = "Install QEMU: 'pacman -S qemu-base' (Arch) or 'apt install qemu-system-x86' (Debian).";
+/** How to install QEMU, for hints. */
+export const qemuInstallHint = "Install QEMU: 'pacman -S qemu-base' (Arch) or 'apt install qemu-system-x86' (Debian).";
 
 /** Exit codes of a failed launch, shared by `start`. */
-export const LaunchExit = { portRace: 8, failed: 12 } as const;
+export const LaunchExit = { toolMissing: 69, portRace: 8, failed: 12 } as const;
 
-/** What a launch needs. */
+/** How long a launch may take before it counts as failed. */
+const _launchTimeoutMs = 90_000;
+
+/** What a launch needs. The runtime record, already written, holds QEMU's command line. */
 export interface Launch {
   readonly paths: ProjectPaths;
-  /** QEMU's arguments, without `-pidfile` or `-daemonize`. */
-  readonly qemuArgs: readonly string[];
   /** The forwarded port, to explain a bind failure. */
   readonly port: number;
   /** Whether the port was asked for explicitly. */
@@ -45,11 +49,11 @@ export interface Supervisor {
   /** The systemd unit for `project`, if this supervisor uses one. */
   unitFor(project: string): string | undefined;
   /**
-   * Launches QEMU and resolves once it has initialised, i.e. bound its
-   * port and sockets.
+   * Launches the host agent and resolves once its QEMU has initialised,
+   * i.e. bound its port and sockets.
    *
-   * @throws {VirtdevError} exit 8 when the port was taken meanwhile, 12
-   *   when QEMU fails otherwise.
+   * @throws {VirtdevError} exit 8 when the port was taken meanwhile, 69
+   *   when QEMU is missing, 12 when the launch fails otherwise.
    */
   launch(launch: Launch): Promise<void>;
   /** Asks for QEMU to end now (SIGTERM). */
@@ -58,6 +62,85 @@ export interface Supervisor {
   release(record: RuntimeRecord | undefined): Promise<void>;
   /** The program and arguments that show the VM's log, or `undefined` for vm.log. */
   logCommand(project: string, options: { readonly follow: boolean }): readonly string[] | undefined;
+}
+
+/**
+ * The command that runs this virtdev as the host agent of the project in
+ * `paths`: the compiled binary itself, or Deno with this script and only
+ * what the agent needs (the project directory, QEMU, and its three unix
+ * sockets: QMP, the console, and the name the console is first bound to).
+ */
+export function hostAgentCommand(paths: ProjectPaths, qemu: string): { program: string; args: string[] } {
+  const listening = hostAgentListeningPath(paths, crypto.randomUUID().slice(0, 8));
+  const agentArgs = [hostAgentArgument, paths.dir, listening];
+  if (Deno.build.standalone) return { program: Deno.execPath(), args: agentArgs };
+  const sockets = [paths.runtime.qmpSocket, paths.runtime.consoleSocket, listening];
+  return {
+    program: Deno.execPath(),
+    args: [
+      "run",
+      "--no-prompt",
+      // The agent imports no packages: without the config Deno starts it
+      // in a sixth of the time.
+      "--no-config",
+      `--allow-read=${paths.dir}`,
+      `--allow-write=${paths.dir}`,
+      `--allow-net=${sockets.map((socket) => `unix:${socket}`).join(",")}`,
+      `--allow-run=${qemu}`,
+      new URL(Deno.mainModule).pathname,
+      ...agentArgs,
+    ],
+  };
+}
+
+/** The name the host agent first binds its console socket to (see `host_agent.ts`). */
+export function hostAgentListeningPath(paths: ProjectPaths, token: string): string {
+  return `${paths.runDir}/console.${token}.sock`;
+}
+
+/** Turns the agent's report of QEMU's complaint into the right error. */
+function _launchError(launch: Launch, detail: string, what: string): VirtdevError {
+  if (/host forwarding rule|Could not set up host forwarding|Address already in use/i.test(detail)) {
+    return new VirtdevError(`Port ${launch.port} was taken before QEMU could bind it.`, {
+      exitCode: LaunchExit.portRace,
+      hint: launch.explicitPort
+        ? "Retry with another port, or leave the port out."
+        : "Retry; virtdev will choose another port.",
+    });
+  }
+  if (/is not installed or not on PATH/.test(detail)) {
+    return new VirtdevError(detail, { exitCode: LaunchExit.toolMissing, hint: qemuInstallHint });
+  }
+  return new VirtdevError(`QEMU failed to start (${what}).${detail ? `\n${detail}` : ""}`, {
+    exitCode: LaunchExit.failed,
+    hint: `See 'virtdev log ${launch.paths.name}' and ${launch.paths.consoleLog}.`,
+  });
+}
+
+/**
+ * Waits for the host agent's report: QEMU answers QMP, or the launch failed.
+ * `gone` says whether the agent has ended without a report.
+ */
+async function _awaitLaunch(launch: Launch, gone: () => Promise<string | undefined>): Promise<void> {
+  const deadline = Date.now() + _launchTimeoutMs;
+  let delay = 5;
+  for (let round = 0;; round++) {
+    const state = await readAgentState(launch.paths);
+    if (state?.phase === "running") return;
+    if (state?.phase === "failed") {
+      throw _launchError(launch, state.error ?? "", "QEMU exited");
+    }
+    // Asking the supervisor costs a process for systemd: not every round.
+    const ended = round % 10 === 9 ? await gone() : undefined;
+    if (ended !== undefined) {
+      const last = await readAgentState(launch.paths);
+      if (last?.phase === "running") return;
+      throw _launchError(launch, last?.error ?? "", ended);
+    }
+    if (Date.now() > deadline) throw _launchError(launch, "", `no answer within ${_launchTimeoutMs / 1000}s`);
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 50);
+  }
 }
 
 /** The supervisor a record names, for a VM already running. */
@@ -83,36 +166,17 @@ export async function chooseSupervisor(kind: SupervisorKind, env: Environment): 
   }
 }
 
-/** Turns QEMU's complaint into the right error. */
-function _launchError(launch: Launch, detail: string, code: number | string): VirtdevError {
-  if (/host forwarding rule|Could not set up host forwarding|Address already in use/i.test(detail)) {
-    return new VirtdevError(`Port ${launch.port} was taken before QEMU could bind it.`, {
-      exitCode: LaunchExit.portRace,
-      hint: launch.explicitPort
-        ? "Retry with another port, or leave the port out."
-        : "Retry; virtdev will choose another port.",
-    });
-  }
-  return new VirtdevError(`QEMU failed to start (${code}).${detail ? `\n${detail}` : ""}`, {
-    exitCode: LaunchExit.failed,
-    hint: `See 'virtdev log ${launch.paths.name}' and ${launch.paths.consoleLog}.`,
-  });
-}
-
-/** QEMU daemonizes itself: it forks, calls setsid, writes its pidfile, and its parent exits once it is initialised. */
+/** The agent runs detached (setsid) as a process of the user's own. */
 export const processSupervisor: Supervisor = {
   kind: "process",
   unitFor: () => undefined,
   async launch(launch) {
-    const args = [...launch.qemuArgs, "-daemonize", "-pidfile", launch.paths.runtime.pidFile];
-    await appendVmLog(launch.paths, `start: ${qemuProgram} ${args.join(" ")}`);
-    const result = await runTool(qemuProgram, args, { allowFailure: true, missingHint: _qemuHint });
-    const detail = result.stderr.trim();
-    if (detail) await appendVmLog(launch.paths, detail.split("\n").map((line) => `qemu: ${line}`));
-    if (result.code !== 0) {
-      await appendVmLog(launch.paths, `start failed: QEMU exit ${result.code}`);
-      throw _launchError(launch, detail, `exit ${result.code}`);
-    }
+    const agent = hostAgentCommand(launch.paths, qemuProgram);
+    await appendVmLog(launch.paths, `start: host agent ${agent.program} ${agent.args.join(" ")}`);
+    const child = spawnDetached(agent.program, agent.args);
+    let exited: number | undefined;
+    child.exited.then((code) => exited = code);
+    await _awaitLaunch(launch, () => Promise.resolve(exited === undefined ? undefined : `agent exit ${exited}`));
   },
   async terminate(_paths, pid) {
     // kill(1), not Deno.kill: Deno grants signals only with an unscoped --allow-run.
@@ -126,8 +190,12 @@ export const processSupervisor: Supervisor = {
   logCommand: () => undefined,
 };
 
-/** The systemd-run arguments that run `qemuArgs` as transient user unit `unit`. */
-export function systemdRunArguments(unit: string, project: string, qemuArgs: readonly string[]): string[] {
+/** The systemd-run arguments that run `command` (the host agent) as transient user unit `unit`. */
+export function systemdRunArguments(
+  unit: string,
+  project: string,
+  command: { readonly program: string; readonly args: readonly string[] },
+): string[] {
   // No --collect: a failed unit stays loaded so its status can be read;
   // start and stop call reset-failed instead.
   return [
@@ -138,8 +206,8 @@ export function systemdRunArguments(unit: string, project: string, qemuArgs: rea
     "--property=TimeoutStopSec=30",
     "--quiet",
     "--",
-    qemuProgram,
-    ...qemuArgs,
+    command.program,
+    ...command.args,
   ];
 }
 
@@ -158,32 +226,20 @@ export const systemdSupervisor: Supervisor = {
         `lingering is not enabled for ${launch.user}: the VM stops when you log out. Keep it with: sudo loginctl enable-linger ${launch.user}`,
       );
     }
-    const args = [...launch.qemuArgs, "-pidfile", launch.paths.runtime.pidFile];
-    await appendVmLog(launch.paths, `start (systemd unit ${unit}): ${qemuProgram} ${args.join(" ")}`);
-    await runTool("systemd-run", systemdRunArguments(unit, launch.paths.name, args), {
+    const agent = hostAgentCommand(launch.paths, qemuProgram);
+    await appendVmLog(
+      launch.paths,
+      `start (systemd unit ${unit}): host agent ${agent.program} ${agent.args.join(" ")}`,
+    );
+    await runTool("systemd-run", systemdRunArguments(unit, launch.paths.name, agent), {
       missingHint: "Install systemd, or set VIRTDEV_SUPERVISOR=process.",
     });
-    // The unit is active as soon as QEMU is exec'd; QEMU answers QMP only
-    // once it has initialised, which includes binding the forwarded port.
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        (await QmpClient.connect(launch.paths.runtime.qmpSocket)).close();
-        return;
-      } catch {
-        // Not listening yet.
-      }
+    await _awaitLaunch(launch, async () => {
       const state = (await runTool("systemctl", ["--user", "show", unit, "--property=ActiveState", "--value"], {
         allowFailure: true,
       })).stdout.trim();
-      if (state === "failed" || state === "inactive" || Date.now() > deadline) {
-        const journal = await runTool("journalctl", ["--user", "-u", unit, "--no-hostname", "-n", "20", "-o", "cat"], {
-          allowFailure: true,
-        }).catch(() => undefined);
-        throw _launchError(launch, journal?.stdout.trim() ?? "", `unit ${state || "unknown"}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+      return state === "failed" || state === "inactive" ? `unit ${state}` : undefined;
+    });
   },
   async terminate(_paths, _pid, record) {
     await runTool("systemctl", ["--user", "stop", record?.unit ?? ""], { allowFailure: true });

@@ -6,6 +6,7 @@
  * @module
  */
 import { writeFileAtomic } from "../store/atomic_write.ts";
+import { ensurePrivateDirectory } from "../store/file_modes.ts";
 import { type Config, type Environment, resolveFirmware } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { readGeneration } from "../store/generation.ts";
@@ -15,9 +16,16 @@ import { choosePort, isPortFree, parsePort } from "./ports.ts";
 import { requireProject } from "../projects/project.ts";
 import { QmpClient } from "./qmp.ts";
 import { qemuArguments, type VmSpec } from "./qemu_args.ts";
-import { clearRuntime, inspectVm, isProcessOurQemu, type RuntimeRecord, type VmStatus } from "./runtime_state.ts";
+import {
+  clearRuntime,
+  inspectVm,
+  isProcessOurQemu,
+  livePid,
+  type RuntimeRecord,
+  type VmStatus,
+} from "./runtime_state.ts";
 import { pathExists, type ProjectPaths, readOptionalText, type Store } from "../store/store.ts";
-import { chooseSupervisor, supervisorFor } from "./supervisor.ts";
+import { chooseSupervisor, hostAgentListeningPath, qemuProgram, supervisorFor } from "./supervisor.ts";
 import { appendVmLog } from "./vm_log.ts";
 import type { Reporter } from "../store/reporter.ts";
 
@@ -73,12 +81,7 @@ export function projectVmSpec(
     firmware: { code: options.firmwareCode, nvram: paths.nvram },
     disks: { system: paths.systemImage, home: paths.homeImage },
     sshPort: options.port,
-    runtime: {
-      monitorSocket: paths.runtime.monitorSocket,
-      qmpSocket: paths.runtime.qmpSocket,
-      consoleSocket: paths.runtime.consoleSocket,
-      consoleLog: paths.consoleLog,
-    },
+    runtime: { monitorSocket: paths.runtime.monitorSocket, qmpSocket: paths.runtime.qmpSocket },
     fwCfg: [
       { name: fwCfgNames.project, string: paths.name },
       { name: fwCfgNames.hostKey, file: paths.hostKey },
@@ -183,7 +186,8 @@ export async function startProject(
     });
   }
   const cleanedStale = await cleanStaleRuntime(paths, status);
-  const longest = Object.values(paths.runtime).reduce((a, b) => (a.length >= b.length ? a : b));
+  const longest = [...Object.values(paths.runtime), hostAgentListeningPath(paths, "00000000")]
+    .reduce((a, b) => (a.length >= b.length ? a : b));
   if (new TextEncoder().encode(longest).length > _maxSocketPath) {
     throw new VirtdevError(`The project's socket paths are too long for unix sockets: ${longest}.`, {
       exitCode: StartExit.socketPathTooLong,
@@ -204,30 +208,37 @@ export async function startProject(
   if (choice.source === "auto" && kept !== undefined) {
     options.reporter.warn(`port ${kept} is taken by another program; this project moves to port ${choice.port}.`);
   }
-  await writeFileAtomic(paths.port, `${choice.port}\n`, { mode: 0o644 });
+  await writeFileAtomic(paths.port, `${choice.port}\n`);
 
   const accel = await resolveAccel(options.config, options.reporter);
   const supervisor = await chooseSupervisor(options.config.supervisor, options.env);
+  const spec = projectVmSpec(paths, { config: options.config, accel, firmwareCode: firmware.code, port: choice.port });
   const record: RuntimeRecord = {
     supervisor: supervisor.kind,
     unit: supervisor.unitFor(name),
     port: choice.port,
     startedAt: new Date().toISOString(),
+    qemu: { program: qemuProgram, args: qemuArguments(spec) },
+    consoleLogBytes: options.config.consoleLogBytes,
   };
-  // Each boot gets a fresh console log, so readiness is judged on this boot only.
-  await Deno.rename(paths.consoleLog, `${paths.consoleLog}.1`).catch(() => {});
-  await writeFileAtomic(paths.runtime.record, `${JSON.stringify(record)}\n`, { mode: 0o644 });
-  const spec = projectVmSpec(paths, { config: options.config, accel, firmwareCode: firmware.code, port: choice.port });
+  await ensurePrivateDirectory(paths.runDir);
+  await writeFileAtomic(paths.runtime.record, `${JSON.stringify(record)}\n`);
   try {
     await supervisor.launch({
       paths,
-      qemuArgs: qemuArguments(spec),
       port: choice.port,
       explicitPort: choice.source === "explicit",
       reporter: options.reporter,
       user: options.env.USER,
     });
   } catch (error) {
+    // A launch that timed out may have left QEMU running: end it before
+    // its runtime files go.
+    const pid = await livePid(paths);
+    if (pid !== undefined) {
+      await supervisor.terminate(paths, pid, record);
+      await _waitForExit(paths.runtime.pidFile, pid, 10_000);
+    }
     await clearRuntime(paths);
     throw error;
   }
@@ -261,7 +272,7 @@ export async function stopProject(
   }
   const pid = status.pid;
   const supervisor = supervisorFor(status.record);
-  await writeFileAtomic(paths.runtime.stopping, `${Deno.pid}\n`, { mode: 0o644 });
+  await writeFileAtomic(paths.runtime.stopping, `${Deno.pid}\n`);
   let how: StopResult["how"] = "powered off";
   let exited = await _powerDown(paths, pid, options.stopTimeout * 1000);
   if (!exited) {

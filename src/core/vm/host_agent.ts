@@ -1,0 +1,376 @@
+/**
+ * The host agent: one small virtdev process per running VM, run by the
+ * supervisor (detached, or as the systemd unit's main process). It starts
+ * QEMU as its child and stays with it to the end:
+ *
+ * - it keeps the serial console: QEMU's stdio is the guest's serial port;
+ *   the agent writes it to a console log capped at its limit, notes the
+ *   readiness lines the guest contract prints (so that nobody has to read
+ *   the log to know them), and serves `run/console.sock` for `virtdev
+ *   console`, for any number of viewers;
+ * - it reports the launch: `run/agent.json` says whether QEMU came up
+ *   (answered QMP, so its port and sockets are bound) or why not;
+ * - it records QEMU's complaints and exit in vm.log.
+ *
+ * Whether the VM runs is still decided from QEMU's pidfile and the process
+ * table (`runtime_state.ts`), never from the agent.
+ *
+ * @module
+ */
+import { privateFileMode } from "../store/file_modes.ts";
+import { basename, dirname } from "node:path";
+import { writeFileAtomic } from "../store/atomic_write.ts";
+import { type ProjectPaths, readOptionalText, Store } from "../store/store.ts";
+import { notReadyLine, readinessLine } from "../guest/guest_contract.ts";
+import { CappedLog, MarkerScanner } from "./console_log.ts";
+import { QmpClient } from "./qmp.ts";
+import { readRuntimeRecord } from "./runtime_state.ts";
+import { appendVmLog } from "./vm_log.ts";
+
+export { hostAgentArgument } from "./host_agent_argument.ts";
+
+/** What the guest has said on its console since this boot began. */
+export type Readiness = "pending" | "ready" | "failed";
+
+/** The agent's state, as `run/agent.json` holds it. */
+export interface AgentState {
+  /** The agent's PID. */
+  readonly pid: number;
+  /** `launching` until QEMU answers QMP; `failed` when it never did. */
+  readonly phase: "launching" | "running" | "failed";
+  /** The guest's last word on readiness. */
+  readonly readiness: Readiness;
+  /** Why the launch failed (QEMU's own words). */
+  readonly error?: string;
+}
+
+/** Reads the agent's state, if there is a readable one. */
+export async function readAgentState(paths: ProjectPaths): Promise<AgentState | undefined> {
+  const text = await readOptionalText(paths.runtime.agent);
+  if (text === undefined) return undefined;
+  try {
+    const value = JSON.parse(text) as AgentState;
+    return typeof value.pid === "number" && typeof value.phase === "string" ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The project paths of the project directory `dir`. */
+export function projectPathsAt(dir: string): ProjectPaths {
+  return new Store(dirname(dirname(dir))).project(basename(dir));
+}
+
+/** The most QEMU stderr a boot may add to vm.log; beyond it lines are dropped. */
+const _maxQemuLogBytes = 64 * 1024;
+/** The most output a slow console viewer may have queued before it misses some. */
+const _maxViewerBacklog = 1 << 20;
+/** How long QEMU may take to answer QMP. */
+const _launchTimeoutMs = 60_000;
+
+/**
+ * Runs the agent for the project in `dir` until its QEMU exits.
+ * `listening` is the name its console socket is bound to before it is
+ * renamed into place.
+ *
+ * @returns QEMU's exit code, or 1 when it could not be started.
+ */
+export async function runHostAgent(dir: string, listening: string): Promise<number> {
+  const paths = projectPathsAt(dir);
+  if (dirname(listening) !== paths.runDir || !/^console\.[0-9a-f]{8}\.sock$/.test(basename(listening))) {
+    await appendVmLog(paths, `host agent: refusing a console socket outside run/: ${listening}`);
+    return 1;
+  }
+  const record = await readRuntimeRecord(paths);
+  if (record?.qemu === undefined) {
+    await appendVmLog(paths, "host agent: no launch record; nothing to run");
+    return 1;
+  }
+  let state: AgentState = { pid: Deno.pid, phase: "launching", readiness: "pending" };
+  const stateWriter = _throttledWriter(paths.runtime.agent, 100);
+  const setState = async (next: Partial<AgentState>, options: { readonly now?: boolean } = {}) => {
+    state = { ...state, ...next };
+    await stateWriter.write(`${JSON.stringify(state)}\n`, options);
+  };
+  await setState({}, { now: true });
+
+  const log = await CappedLog.create(paths.consoleLog, { maxBytes: record.consoleLogBytes ?? 16 << 20 });
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(record.qemu.program, {
+      args: [...record.qemu.args, "-pidfile", paths.runtime.pidFile],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (error) {
+    const text = error instanceof Deno.errors.NotFound
+      ? `${record.qemu.program} is not installed or not on PATH.`
+      : `Could not run ${record.qemu.program}: ${error instanceof Error ? error.message : String(error)}`;
+    await appendVmLog(paths, `host agent: ${text}`);
+    await setState({ phase: "failed", error: text }, { now: true });
+    log.close();
+    return 1;
+  }
+  const forward = (): void => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+  };
+  Deno.addSignalListener("SIGTERM", forward);
+  // Detached, or under systemd: a terminal's hangup or Ctrl-C is not for us.
+  const ignore = (): void => {};
+  Deno.addSignalListener("SIGINT", ignore);
+  Deno.addSignalListener("SIGHUP", ignore);
+
+  const viewers = new _Viewers(child.stdin.getWriter());
+  const stderrTail = _keepQemuStderr(child.stderr, paths);
+  const consoleDone = _pumpConsole(child.stdout, { log, viewers, onReadiness: (readiness) => setState({ readiness }) });
+  const status = child.status;
+
+  const launched = await _waitForQmp(paths, status);
+  let server: _ConsoleServer | undefined;
+  if (launched) {
+    for (const socket of [paths.runtime.qmpSocket, paths.runtime.monitorSocket]) {
+      await Deno.chmod(socket, privateFileMode).catch(() => {});
+    }
+    server = await _ConsoleServer.open(paths, listening, viewers);
+    await setState({ phase: "running" }, { now: true });
+  } else {
+    forward();
+  }
+  const exit = await status;
+  const code = exit.signal !== null ? 128 + (exit.signal === "SIGKILL" ? 9 : 15) : exit.code;
+  await consoleDone;
+  server?.close();
+  log.close();
+  const complaint = (await stderrTail).trim();
+  if (launched) {
+    // No state is written now: whoever stopped the VM may already have
+    // cleared run/, and a new start may be filling it.
+    stateWriter.cancel();
+    await appendVmLog(paths, `QEMU exited (${exit.signal ?? `exit ${exit.code}`})`);
+  } else {
+    const error = complaint || `QEMU exited (${exit.signal ?? `exit ${exit.code}`}) before it was ready.`;
+    await setState({ phase: "failed", error }, { now: true });
+  }
+  Deno.removeSignalListener("SIGTERM", forward);
+  Deno.removeSignalListener("SIGINT", ignore);
+  Deno.removeSignalListener("SIGHUP", ignore);
+  return code;
+}
+
+/** Waits until QEMU answers QMP (it has initialised) or exits first. */
+async function _waitForQmp(paths: ProjectPaths, status: Promise<Deno.CommandStatus>): Promise<boolean> {
+  let exited = false;
+  status.then(() => exited = true);
+  const deadline = Date.now() + _launchTimeoutMs;
+  while (!exited && Date.now() < deadline) {
+    try {
+      (await QmpClient.connect(paths.runtime.qmpSocket)).close();
+      return true;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return false;
+}
+
+/** Streams the console: into the capped log, past the readiness scanner, out to the viewers. */
+async function _pumpConsole(
+  stdout: ReadableStream<Uint8Array>,
+  sinks: { readonly log: CappedLog; readonly viewers: _Viewers; readonly onReadiness: (r: Readiness) => unknown },
+): Promise<void> {
+  const scanner = new MarkerScanner([readinessLine, notReadyLine]);
+  let readiness: Readiness = "pending";
+  try {
+    for await (const chunk of stdout) {
+      await sinks.log.write(chunk);
+      const seen = scanner.push(chunk).at(-1);
+      const next: Readiness | undefined = seen === readinessLine
+        ? "ready"
+        : seen === notReadyLine
+        ? "failed"
+        : undefined;
+      if (next !== undefined && next !== readiness) {
+        readiness = next;
+        sinks.onReadiness(next);
+      }
+      sinks.viewers.broadcast(chunk);
+    }
+  } catch {
+    // QEMU went away.
+  }
+}
+
+/** Copies QEMU's stderr into vm.log (bounded per boot) and returns its last 4 KiB. */
+async function _keepQemuStderr(stderr: ReadableStream<Uint8Array>, paths: ProjectPaths): Promise<string> {
+  let tail = "";
+  let logged = 0;
+  let pending = "";
+  const decoder = new TextDecoder();
+  const flush = async (final: boolean) => {
+    const lines = pending.split("\n");
+    pending = final ? "" : lines.pop() ?? "";
+    for (const line of lines) {
+      if (line === "") continue;
+      if (logged < _maxQemuLogBytes) await appendVmLog(paths, `qemu: ${line.slice(0, 1000)}`);
+      else if (logged - line.length < _maxQemuLogBytes) await appendVmLog(paths, "qemu: (further messages dropped)");
+      logged += line.length;
+    }
+  };
+  try {
+    for await (const chunk of stderr) {
+      const text = decoder.decode(chunk, { stream: true });
+      tail = (tail + text).slice(-4096);
+      pending = (pending + text).slice(-65536);
+      await flush(false);
+    }
+  } catch {
+    // Closed.
+  }
+  await flush(true);
+  return tail;
+}
+
+/** The console's viewers: output goes to all, input from any goes to the guest. */
+class _Viewers {
+  readonly #input: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #viewers = new Set<{ writer: WritableStreamDefaultWriter<Uint8Array>; backlog: number }>();
+
+  constructor(input: WritableStreamDefaultWriter<Uint8Array>) {
+    this.#input = input;
+  }
+
+  /** Sends `chunk` to every viewer; one that lags too far misses it rather than stall the guest. */
+  broadcast(chunk: Uint8Array): void {
+    for (const viewer of this.#viewers) {
+      if (viewer.backlog > _maxViewerBacklog) continue;
+      viewer.backlog += chunk.length;
+      viewer.writer.write(chunk).then(
+        () => viewer.backlog -= chunk.length,
+        () => this.#viewers.delete(viewer),
+      );
+    }
+  }
+
+  /** Serves one viewer until it hangs up. */
+  async serve(connection: Deno.UnixConn): Promise<void> {
+    const viewer = { writer: connection.writable.getWriter(), backlog: 0 };
+    this.#viewers.add(viewer);
+    try {
+      for await (const chunk of connection.readable) await this.#input.write(chunk);
+    } catch {
+      // The viewer went away.
+    } finally {
+      this.#viewers.delete(viewer);
+      await viewer.writer.close().catch(() => {});
+      try {
+        connection.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+
+  /** Hangs up on every viewer. */
+  closeAll(): void {
+    for (const viewer of this.#viewers) viewer.writer.close().catch(() => {});
+    this.#viewers.clear();
+  }
+}
+
+/**
+ * The console socket. Deno unlinks a unix socket's path when its listener
+ * closes, whatever file is there by then, so the agent listens on a name of
+ * its own and renames it into place; on closing it removes `console.sock`
+ * only if it is still its own socket.
+ */
+class _ConsoleServer {
+  readonly #listener: Deno.UnixListener;
+  readonly #viewers: _Viewers;
+  readonly #path: string;
+  readonly #inode: number | null;
+
+  private constructor(listener: Deno.UnixListener, viewers: _Viewers, path: string, inode: number | null) {
+    this.#listener = listener;
+    this.#viewers = viewers;
+    this.#path = path;
+    this.#inode = inode;
+    this.#accept();
+  }
+
+  static async open(paths: ProjectPaths, own: string, viewers: _Viewers): Promise<_ConsoleServer> {
+    const listener = Deno.listen({ transport: "unix", path: own });
+    await Deno.chmod(own, privateFileMode);
+    await Deno.rename(own, paths.runtime.consoleSocket);
+    const inode = (await Deno.lstat(paths.runtime.consoleSocket)).ino;
+    return new _ConsoleServer(listener, viewers, paths.runtime.consoleSocket, inode);
+  }
+
+  async #accept(): Promise<void> {
+    try {
+      for await (const connection of this.#listener) this.#viewers.serve(connection);
+    } catch {
+      // Closed.
+    }
+  }
+
+  close(): void {
+    this.#viewers.closeAll();
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+    try {
+      if (Deno.lstatSync(this.#path).ino === this.#inode) Deno.removeSync(this.#path);
+    } catch {
+      // Gone already, or not ours: a new boot's.
+    }
+  }
+}
+
+/**
+ * Writes a small file atomically at most once per `intervalMs`, the last
+ * value winning, so a guest that prints readiness lines in a loop cannot
+ * turn them into a storm of file writes.
+ */
+function _throttledWriter(path: string, intervalMs: number): {
+  write(text: string, options?: { readonly now?: boolean }): Promise<void>;
+  /** Drops a pending write. */
+  cancel(): void;
+} {
+  let latest: string | undefined;
+  let lastWrite = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let chain = Promise.resolve();
+  const flush = (): Promise<void> => {
+    timer = undefined;
+    const text = latest;
+    latest = undefined;
+    if (text === undefined) return chain;
+    lastWrite = Date.now();
+    chain = chain.then(() => writeFileAtomic(path, text, { mode: privateFileMode })).catch(() => {});
+    return chain;
+  };
+  return {
+    write(text, options = {}) {
+      latest = text;
+      if (options.now) {
+        if (timer !== undefined) clearTimeout(timer);
+        return flush();
+      }
+      if (timer === undefined) timer = setTimeout(flush, Math.max(0, lastWrite + intervalMs - Date.now()));
+      return Promise.resolve();
+    },
+    cancel() {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      latest = undefined;
+    },
+  };
+}
