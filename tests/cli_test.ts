@@ -69,11 +69,26 @@ Deno.test("a dash token in the project position is an invalid name (exit 2)", as
   assert.match(stderr, /Invalid project name: "-x"\./);
 });
 
-Deno.test("--color accepts yes, no and auto on every command", async () => {
+Deno.test("--color is an option of every command: a bad value and an unknown option are usage errors", async () => {
   for (const spec of commands) {
-    const { code } = await cli([spec.name, "--color=no", "--help"]);
-    assert.equal(code, 0, spec.name);
+    // Help wins when it is asked for, so these run without --help: a parser
+    // that ignored --color or unknown options would not exit 64.
+    const project = spec.takesProject ? ["p"] : [];
+    for (
+      const args of [[spec.name, "--color=pink", ...project], [spec.name, "--color=no", "--no-such-option", ...project]]
+    ) {
+      const { code, stderr } = await cli(args);
+      assert.equal(code, 64, `${args.join(" ")}: ${stderr}`);
+      assert.match(stderr, /^virtdev: .*\nhint: see 'virtdev help/, args.join(" "));
+    }
   }
+  for (const when of ["yes", "no", "auto"]) {
+    const { code, stderr } = await cli(["list", `--color=${when}`, "--json"]);
+    assert.equal(code, 0, `--color=${when}: ${stderr}`);
+  }
+  const colored = await cli(["status", "--color=yes", "nope"]);
+  assert.equal(colored.code, 3);
+  assert.ok(colored.stderr.startsWith("\x1b[31mvirtdev:\x1b[39m No such project: nope."), "--color=yes colours it");
 });
 
 Deno.test("a bad environment variable is reported with exit 65 before any work", async () => {

@@ -202,6 +202,40 @@ for (const point of crashPoints) {
   });
 }
 
+for (const file of ["system.qcow2", "home.qcow2", "nvram"]) {
+  Deno.test(`a seal killed with SIGKILL after moving ${file} is finished by the next seal; nothing is lost`, async () => {
+    await using sandbox = await makeSandbox();
+    await makeInstallation(sandbox, { pattern: 0x3c });
+    const crashed = await virtdev(sandbox, ["seal"], { env: { VIRTDEV_TEST_CRASH_AT: `seal.moved-${file}` } });
+    assert.equal(crashed.code, 137, crashed.stderr);
+    assert.equal(await exists(join(sandbox.virtdevHome, "system")), false, "no half base");
+    const again = await virtdev(sandbox, ["seal"]);
+    assert.equal(again.code, 0, again.stderr);
+    const base = join(sandbox.virtdevHome, "system");
+    for (const name of ["system.qcow2", "home.qcow2"]) await assertPattern(join(base, name), 0x3c);
+    assert.equal(await Deno.readTextFile(join(base, "generation")), "1\n");
+    assert.equal(await exists(join(sandbox.virtdevHome, "installation")), false);
+    assert.equal(await exists(join(sandbox.virtdevHome, "system.sealing")), false);
+  });
+}
+
+Deno.test("a destroy killed after its rename: the project is gone at once, and the next create clears the rest", async () => {
+  await using sandbox = await sealedSandbox();
+  assert.equal((await virtdev(sandbox, ["create", "web"])).code, 0);
+  const crashed = await virtdev(sandbox, ["destroy", "-y", "web"], {
+    env: { VIRTDEV_TEST_CRASH_AT: "destroy.renamed" },
+  });
+  assert.equal(crashed.code, 137, crashed.stderr);
+  assert.equal((await virtdev(sandbox, ["list", "--json"])).stdout, "[]\n");
+  assert.equal((await virtdev(sandbox, ["status", "web"])).code, 3);
+  const projects = join(sandbox.virtdevHome, "projects");
+  const left = (await Array.fromAsync(Deno.readDir(projects))).map((e) => e.name);
+  assert.equal(left.length, 1);
+  assert.match(left[0], /^\.destroy-web-\d+$/);
+  assert.equal((await virtdev(sandbox, ["create", "web"])).code, 0);
+  assert.deepEqual((await Array.fromAsync(Deno.readDir(projects))).map((e) => e.name), ["web"]);
+});
+
 Deno.test("20 concurrent creates: each succeeds or exits 75 naming a live PID; list shows exactly the winners", async () => {
   await using sandbox = await sealedSandbox();
   const names = Array.from({ length: 20 }, (_, i) => `p${i}`);
@@ -312,6 +346,27 @@ Deno.test("nuke refuses to act outside the user's home or on a foreign directory
   assert.equal(wrong.code, 3);
   assert.match(wrong.stderr, /thesis\.tex/);
   assert.equal(await exists(join(sandbox.virtdevHome, "thesis.tex")), true);
+  // Hidden entries count too.
+  await Deno.remove(join(sandbox.virtdevHome, "thesis.tex"));
+  await Deno.writeTextFile(join(sandbox.virtdevHome, ".notes"), "x");
+  const hidden = await virtdev(sandbox, ["nuke"], { stdin: "nuke\n" });
+  assert.equal(hidden.code, 3, hidden.stderr);
+  assert.match(hidden.stderr, /\.notes/);
+  assert.equal(await exists(join(sandbox.virtdevHome, ".notes")), true);
+});
+
+Deno.test("nuke with VIRTDEV_CACHE pointing at the user's files refuses and deletes nothing", async () => {
+  await using sandbox = await sealedSandbox();
+  assert.equal((await virtdev(sandbox, ["create", "web"])).code, 0);
+  const documents = join(sandbox.home, "Documents");
+  await Deno.mkdir(join(documents, "taxes"), { recursive: true });
+  await Deno.writeTextFile(join(documents, "taxes/2026.pdf"), "precious");
+  await Deno.writeTextFile(join(documents, ".hidden-notes"), "precious too");
+  const before = await sh("find", [sandbox.root, "-printf", "%p %s\n"]);
+  const nuke = await virtdev(sandbox, ["nuke"], { stdin: "nuke\n", env: { VIRTDEV_CACHE: documents } });
+  assert.equal(nuke.code, 3, nuke.stderr);
+  assert.match(nuke.stderr, /VIRTDEV_CACHE.*\.hidden-notes, taxes/);
+  assert.equal(await sh("find", [sandbox.root, "-printf", "%p %s\n"]), before, "not one file deleted");
 });
 
 Deno.test("nuke deletes virtdev's data after typing 'nuke', never following links out", async () => {

@@ -137,17 +137,120 @@ Deno.test("ports: an explicit busy port exits 8, a bad one 7; a kept port taken 
   }
 });
 
-Deno.test("two starts at once get different ports (or one exits 75), never a crash", async () => {
+Deno.test("two starts at once: the second queues behind the first, and they get different ports", async () => {
   await using sandbox = await vmSandbox();
   try {
     const results = await Promise.all(["a", "b"].map((name) => spawnVirtdev(sandbox, ["start", name]).output()));
-    for (const result of results) assert.ok([0, 75].includes(result.code), new TextDecoder().decode(result.stderr));
+    for (const result of results) assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
     const ports = new Set<string>();
-    for (const [i, name] of ["a", "b"].entries()) {
-      if (results[i].code !== 0) continue;
-      ports.add((await virtdev(sandbox, ["port", name])).stdout.trim());
+    for (const name of ["a", "b"]) ports.add((await virtdev(sandbox, ["port", name])).stdout.trim());
+    assert.equal(ports.size, 2, [...ports].join(" "));
+  } finally {
+    await killVms(sandbox, ["a", "b"]);
+  }
+});
+
+Deno.test("a lock held with a bare PID (the original tool, flock(1)): create exits 75 naming it, start queues", async () => {
+  await using sandbox = await vmSandbox();
+  const lockFile = join(sandbox.virtdevHome, "lock");
+  const marker = join(sandbox.root, "holder-done");
+  // flock(1) holds the lock while its shell writes its own PID, bare, as the original tool did.
+  const holder = new Deno.Command("flock", {
+    args: ["-x", lockFile, "sh", "-c", `echo $$ > '${lockFile}'; sleep 3; touch '${marker}'`],
+  }).spawn();
+  try {
+    let record = "";
+    for (let i = 0; i < 200 && !/^\d+\n$/.test(record); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      record = await Deno.readTextFile(lockFile);
     }
-    assert.equal(ports.size, results.filter((result) => result.code === 0).length);
+    const pid = record.trim();
+    assert.match(pid, /^\d+$/);
+    const create = await virtdev(sandbox, ["create", "c"]);
+    assert.equal(create.code, 75, create.stderr);
+    assert.match(create.stderr, new RegExp(`PID ${pid}\\)`));
+    assert.doesNotMatch(create.stderr, /PID unknown/);
+    const start = await virtdev(sandbox, ["start", "a"]);
+    assert.equal(start.code, 0, start.stderr);
+    assert.equal(await exists(marker), true, "start went ahead only after the holder had finished");
+  } finally {
+    await holder.status;
+    await killVms(sandbox, ["a", "b"]);
+  }
+});
+
+Deno.test("console and monitor: 4 when the VM is not running, 5 when its socket is gone", async () => {
+  await using sandbox = await vmSandbox();
+  try {
+    for (const command of ["console", "monitor"]) {
+      const stopped = await virtdev(sandbox, [command, "a"]);
+      assert.equal(stopped.code, 4, stopped.stderr);
+      assert.match(stopped.stderr, /not running/);
+    }
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    const run = join(sandbox.virtdevHome, "projects", "a", "run");
+    for (const [command, socket] of [["console", "console.sock"], ["monitor", "monitor.sock"]]) {
+      await Deno.remove(join(run, socket));
+      const missing = await virtdev(sandbox, [command, "a"]);
+      assert.equal(missing.code, 5, missing.stderr);
+      assert.match(missing.stderr, new RegExp(`${command} socket of a is missing`));
+    }
+  } finally {
+    await killVms(sandbox, ["a", "b"]);
+  }
+});
+
+Deno.test("status --json says 'stopping' while a stop is in progress", async () => {
+  await using sandbox = await vmSandbox({ VIRTDEV_STOP_TIMEOUT: "4" });
+  try {
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    // A blank disk ignores the power button, so the stop waits for its timeout.
+    const stop = spawnVirtdev(sandbox, ["stop", "a"]);
+    const seen: string[] = [];
+    for (let i = 0; i < 40 && !seen.includes("stopping"); i++) {
+      const status = JSON.parse((await virtdev(sandbox, ["status", "--json", "a"])).stdout);
+      seen.push(status.state);
+      if (status.state === "stopping") {
+        assert.equal(status.pid, Number((await virtdev(sandbox, ["pid", "a"])).stdout.trim()));
+        assert.equal(typeof status.port, "number");
+      }
+    }
+    assert.ok(seen.includes("stopping"), seen.join(" "));
+    assert.equal((await stop.output()).code, 0);
+    assert.equal(JSON.parse((await virtdev(sandbox, ["status", "--json", "a"])).stdout).state, "stopped");
+  } finally {
+    await killVms(sandbox, ["a", "b"]);
+  }
+});
+
+Deno.test("log prints vm.log; log -f follows it until interrupted", async () => {
+  await using sandbox = await vmSandbox();
+  try {
+    const none = await virtdev(sandbox, ["log", "a"]);
+    assert.equal(none.code, 0);
+    assert.match(none.stderr, /No log yet/);
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    const log = await virtdev(sandbox, ["log", "a"]);
+    assert.equal(log.code, 0, log.stderr);
+    assert.match(log.stdout, /^\S+Z start: host agent .*__host-agent /m);
+    assert.match(log.stdout, /^\S+Z started: port \d+, tcg, supervisor process$/m);
+    const follow = spawnVirtdev(sandbox, ["log", "-f", "a"]);
+    const reader = follow.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    const read = async (pattern: RegExp) => {
+      while (!pattern.test(seen)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += value;
+      }
+    };
+    await read(/started: port/);
+    assert.equal((await virtdev(sandbox, ["stop", "a"])).code, 0);
+    await read(/stopped: terminated/);
+    assert.match(seen, /stopped: terminated/, "a line appended after -f began is printed");
+    follow.kill("SIGINT");
+    await reader.cancel();
+    assert.equal((await follow.status).code, 0);
   } finally {
     await killVms(sandbox, ["a", "b"]);
   }
@@ -204,6 +307,47 @@ Deno.test("install: a missing image exits 3; an image that never powers off time
   const left = [];
   for await (const entry of Deno.readDir(sandbox.virtdevHome)) left.push(entry.name);
   assert.deepEqual(left.sort(), ["lock", "ssh"], "no installation/ and no hidden work directory");
+
+  // Without QEMU installed: 69, naming the package.
+  const noQemu = await virtdev(sandbox, ["install", "--image", blank], { env: { PATH: await pathWithout(sandbox) } });
+  assert.equal(noQemu.code, 69, noQemu.stderr);
+  assert.match(noQemu.stderr, /qemu-system-x86_64 is not installed.*\n.*hint: Install QEMU: 'pacman -S qemu-base'/);
+});
+
+/** A PATH with the tools virtdev runs, but not qemu-system-x86_64. */
+async function pathWithout(sandbox: Sandbox): Promise<string> {
+  const bin = join(sandbox.root, "bin-without-qemu");
+  await Deno.mkdir(bin, { recursive: true });
+  for (const tool of ["deno", "qemu-img", "ssh-keygen", "ssh", "ps", "kill", "rsync"]) {
+    const found = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "piped" }).output();
+    const path = new TextDecoder().decode(found.stdout).trim();
+    if (path) await Deno.symlink(path, join(bin, tool)).catch(() => {});
+  }
+  return bin;
+}
+
+Deno.test("start without QEMU installed exits 69 with the package to install, leaving no runtime files", async () => {
+  await using sandbox = await vmSandbox();
+  const start = await virtdev(sandbox, ["start", "a"], { env: { PATH: await pathWithout(sandbox) } });
+  assert.equal(start.code, 69, start.stderr);
+  assert.match(start.stderr, /qemu-system-x86_64 is not installed/);
+  assert.match(start.stderr, /hint: Install QEMU/);
+  for (const file of runtimeFiles(sandbox, "a")) assert.equal(await exists(file), false, file);
+  assert.equal((await virtdev(sandbox, ["status", "a"])).stdout.trim(), "stopped");
+});
+
+Deno.test("nuke refuses while a project VM runs (4) and deletes nothing", async () => {
+  await using sandbox = await vmSandbox();
+  try {
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    const nuke = await virtdev(sandbox, ["nuke"], { stdin: "nuke\n" });
+    assert.equal(nuke.code, 4, nuke.stderr);
+    assert.match(nuke.stderr, /Project a is running/);
+    assert.equal(await exists(join(sandbox.virtdevHome, "system/system.qcow2")), true);
+    assert.notEqual((await virtdev(sandbox, ["status", "a"])).stdout.trim(), "stopped");
+  } finally {
+    await killVms(sandbox, ["a", "b"]);
+  }
 });
 
 Deno.test("console on a terminal: Ctrl-] detaches and leaves the VM running", async () => {
@@ -246,6 +390,66 @@ Deno.test("console on a terminal: Ctrl-] detaches and leaves the VM running", as
     assert.equal(status.code, 0, seen);
     assert.match(seen, /Detached\./);
     assert.equal((await virtdev(sandbox, ["status", "a"])).stdout.trim(), "starting", "the VM still runs");
+  } finally {
+    await killVms(sandbox, ["a", "b"]);
+  }
+});
+
+Deno.test("restore checks the snapshot before it sends anything: exits 8, 10, 12, 23, 24, 25, 26", async () => {
+  await using sandbox = await vmSandbox();
+  const backups = join(sandbox.virtdevHome, "backups", "a");
+  const snapshot = join(backups, "2026-01-01", "00-00-00");
+  const restore = async (expected: number, pattern: RegExp) => {
+    const result = await virtdev(sandbox, ["restore", "a", "2026-01-01/00-00-00"]);
+    assert.equal(result.code, expected, result.stderr);
+    assert.match(result.stderr, pattern);
+  };
+  try {
+    assert.equal((await virtdev(sandbox, ["key"])).code, 0);
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    const none = await virtdev(sandbox, ["restore", "a"]);
+    assert.equal(none.code, 8, none.stderr);
+    assert.match(none.stderr, /has no snapshots/);
+    await restore(16, /No snapshot 2026-01-01\/00-00-00 of a/);
+    await Deno.mkdir(snapshot, { recursive: true });
+    await restore(24, /no 'project' marker/);
+    await Deno.writeTextFile(join(snapshot, "project"), "b\n");
+    await restore(12, /belongs to project 'b'/);
+    await Deno.writeTextFile(join(snapshot, "project"), "a\n");
+    await restore(10, /has no manifest/);
+    await Deno.writeTextFile(join(snapshot, "manifest"), "../../etc\n");
+    await restore(26, /\.\./);
+    await Deno.writeTextFile(join(snapshot, "manifest"), "work\n");
+    await restore(23, /has no tree/);
+    // Symlinks where virtdev's own parts of a snapshot belong are refused, never followed.
+    const elsewhere = join(sandbox.root, "elsewhere");
+    await Deno.mkdir(join(elsewhere, "work"), { recursive: true });
+    await Deno.writeTextFile(join(elsewhere, "work/host-file"), "not for the guest");
+    await Deno.symlink(elsewhere, join(snapshot, "tree"));
+    await restore(25, /tree\/ is not a real directory/);
+    await Deno.remove(join(snapshot, "tree"));
+    await Deno.mkdir(join(snapshot, "tree"));
+    await Deno.remove(join(snapshot, "project"));
+    await Deno.writeTextFile(join(elsewhere, "project"), "a\n");
+    await Deno.symlink(join(elsewhere, "project"), join(snapshot, "project"));
+    await restore(25, /project is not a regular file/);
+    await Deno.rename(snapshot, join(elsewhere, "snapshot"));
+    await Deno.remove(join(elsewhere, "snapshot", "project"));
+    await Deno.writeTextFile(join(elsewhere, "snapshot", "project"), "a\n");
+    await Deno.symlink(join(elsewhere, "snapshot"), snapshot);
+    await restore(25, /is not a real directory/);
+    // recreate checks a requested snapshot before anything is changed.
+    const recreate = await virtdev(sandbox, [
+      "recreate",
+      "-y",
+      "--no-backup",
+      "--snapshot",
+      "2026-02-02/00-00-00",
+      "a",
+    ]);
+    assert.equal(recreate.code, 8, recreate.stderr);
+    assert.match(recreate.stderr, /No snapshot 2026-02-02\/00-00-00 of a.*\n.*Nothing was changed/);
+    assert.notEqual((await virtdev(sandbox, ["status", "a"])).stdout.trim(), "stopped", "the VM was not touched");
   } finally {
     await killVms(sandbox, ["a", "b"]);
   }

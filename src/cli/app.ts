@@ -139,6 +139,9 @@ function _asProjectName(
   if (!spec?.takesProject || token === undefined || args.includes("--")) return undefined;
   const index = args.indexOf(token, 1);
   if (index === -1) return undefined;
+  // Only where the project belongs: when another word could be the project,
+  // the dash token is an unknown option, never a value.
+  if (args.slice(1).some((word, i) => i + 1 !== index && !word.startsWith("-"))) return undefined;
   return [...args.slice(0, index), ...args.slice(index + 1), "--", token];
 }
 

@@ -13,8 +13,9 @@ export async function followFile(path: string, write: (text: string) => void): P
     let file: Deno.FsFile;
     try {
       file = await Deno.open(path);
-    } catch {
-      return;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return; // not written yet
+      throw error;
     }
     try {
       if ((await file.stat()).size < offset) offset = 0;

@@ -52,7 +52,7 @@ export async function sealBase(
   if (await pathExists(base.dir)) {
     throw new VirtdevError(`A sealed base already exists: ${base.dir}.`, {
       exitCode: SealExit.baseExists,
-      hint: "Update it with 'virtdev maintain', or remove everything with 'virtdev nuke'.",
+      hint: "A base cannot be replaced in place yet: start over with 'virtdev nuke' (backups go too; copy them first).",
     });
   }
   for (const file of _baseFiles) {
@@ -89,7 +89,9 @@ export async function sealBase(
 
   try {
     await Deno.remove(installation.dir);
-  } catch {
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    if ((error as { code?: string }).code !== "ENOTEMPTY") throw error;
     const leftovers: string[] = [];
     for await (const entry of Deno.readDir(installation.dir)) leftovers.push(entry.name);
     throw new VirtdevError(

@@ -12,14 +12,14 @@ import { type Config, resolveFirmware } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { installedLine, renderMetaData, renderUserData } from "../guest/guest_contract.ts";
 import { createImage } from "../vm/images.ts";
-import { exitCodeOf, runTool } from "../store/process.ts";
+import { exitCodeOf, runTool, spawnTool } from "../store/process.ts";
 import { qemuArguments } from "../vm/qemu_args.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
 import { ensurePrivateDirectory, privateFileMode } from "../store/file_modes.ts";
 import { startSeedServer } from "./seed_server.ts";
 import { requireKey } from "../guest/ssh_key.ts";
 import { pathExists, readOptionalText, type Store } from "../store/store.ts";
-import { qemuProgram } from "../vm/supervisor.ts";
+import { qemuInstallHint, qemuProgram } from "../vm/supervisor.ts";
 import type { Reporter } from "../store/reporter.ts";
 
 /** Exit codes of `install`. */
@@ -79,7 +79,7 @@ export async function installBase(
   if (await pathExists(store.base.dir)) {
     throw new VirtdevError(`A sealed base already exists: ${store.base.dir}.`, {
       exitCode: InstallExit.systemExists,
-      hint: "Update it with 'virtdev maintain', or start over with 'virtdev nuke'.",
+      hint: "A base cannot be replaced in place yet: start over with 'virtdev nuke' (backups go too; copy them first).",
     });
   }
   await requireKey(config.sshKey);
@@ -155,8 +155,7 @@ async function _bootOnce(
   args: readonly string[],
   options: { readonly consoleLog: string; readonly timeoutSeconds: number; readonly progress: InstallProgress },
 ): Promise<void> {
-  const child = new Deno.Command(qemuProgram, { args: [...args], stdin: "null", stdout: "piped", stderr: "piped" })
-    .spawn();
+  const child = spawnTool(qemuProgram, args, { missingHint: qemuInstallHint });
   const stderr = new Response(child.stderr).text();
   const stdout = new Response(child.stdout).text();
   let interrupted = false;

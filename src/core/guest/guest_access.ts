@@ -76,8 +76,10 @@ export function isHostKeyFailure(stderr: string): boolean {
 
 /**
  * Waits until project `name`'s guest has said it is ready on its serial
- * console and then accepts one authenticated `ssh true`. The console log is
- * watched for changes; SSH is not polled while the guest boots.
+ * console and then accepts one authenticated `ssh true`. The host agent
+ * notes the readiness line in `run/agent.json`; that small directory is
+ * watched, the console log is never read, and SSH is not polled while the
+ * guest boots.
  *
  * @returns the seconds waited.
  */
@@ -89,8 +91,8 @@ export async function waitForGuest(
   const started = performance.now();
   const guest = await requireRunningGuest(store, name, { config: options.config, notRunningCode: WaitExit.exited });
   const deadline = Date.now() + options.config.waitTimeout * 1000;
-  // The console log, not the directory: the disks beside it change all the time.
-  const watcher = Deno.watchFs(guest.paths.consoleLog, { recursive: false });
+  // run/, not the project directory: the disks beside it change all the time.
+  const watcher = Deno.watchFs(guest.paths.runDir, { recursive: false });
   const changes = _changeSignal(watcher);
   try {
     let retry = 50;

@@ -10,7 +10,7 @@
  * @module
  */
 
-const _escape = 0x1b;
+const _escapeCharacter = "\x1b";
 
 /** Options for the filters. */
 export interface TerminalTextOptions {
@@ -49,10 +49,14 @@ export class TerminalTextFilter {
   push(chunk: string): string {
     let text = this.#carry + chunk;
     this.#carry = "";
-    const last = text.lastIndexOf(String.fromCharCode(_escape));
-    if (last !== -1 && text.length - last <= _maxCarry && _isUnfinished(text.slice(last))) {
-      this.#carry = text.slice(last);
-      text = text.slice(0, last);
+    // The first sequence that has not ended runs to the end of the text.
+    for (let at = text.indexOf(_escapeCharacter); at !== -1; at = text.indexOf(_escapeCharacter, at + 1)) {
+      if (text.length - at > _maxCarry) continue;
+      if (_isUnfinished(text.slice(at))) {
+        this.#carry = text.slice(at);
+        text = text.slice(0, at);
+        break;
+      }
     }
     return stripTerminalControls(text, this.#options);
   }

@@ -29,6 +29,12 @@ export const knownHomeEntries: readonly string[] = [
   "tmp",
 ];
 
+/** The entries virtdev itself makes at the top of `VIRTDEV_CACHE`. */
+export const knownCacheEntries: readonly string[] = ["install-console.log"];
+
+/** Hidden entries virtdev makes: an install in progress, and an atomic write's temporary file. */
+const _knownHiddenEntry = /^(\.installation-\d+|\..+\.\d+\.\d+\.tmp)$/;
+
 /** What `nuke` would delete. */
 export interface NukePlan {
   /** Directories to delete, each checked to be safe. */
@@ -38,12 +44,14 @@ export interface NukePlan {
 /**
  * Checks that deleting `VIRTDEV_HOME` and `VIRTDEV_CACHE` touches nothing
  * else: each must resolve to a directory strictly inside the user's home,
- * and `VIRTDEV_HOME` may hold only what virtdev puts there.
+ * and hold only what virtdev puts there (hidden entries included), so that
+ * a variable pointed at the user's own files never deletes them.
  *
- * @throws {VirtdevError} exit 3 when a root is unsafe.
+ * @throws {VirtdevError} exit 3 when a root is unsafe, 4 when a VM runs.
  */
 export async function planNuke(config: Config): Promise<NukePlan> {
   const roots: string[] = [];
+  const known = { VIRTDEV_HOME: knownHomeEntries, VIRTDEV_CACHE: knownCacheEntries };
   for (const [variable, path] of requireRootsInsideHome(config)) {
     if (!await pathExists(path)) continue;
     if ((await Deno.lstat(path)).isSymlink) {
@@ -52,22 +60,22 @@ export async function planNuke(config: Config): Promise<NukePlan> {
         hint: `Point ${variable} at the directory itself.`,
       });
     }
-    roots.push(path);
-  }
-  if (await pathExists(config.home)) {
     const strangers: string[] = [];
-    for await (const entry of Deno.readDir(config.home)) {
-      if (!knownHomeEntries.includes(entry.name) && !entry.name.startsWith(".")) strangers.push(entry.name);
+    for await (const entry of Deno.readDir(path)) {
+      if (!known[variable].includes(entry.name) && !_knownHiddenEntry.test(entry.name)) strangers.push(entry.name);
     }
     if (strangers.length > 0) {
       throw new VirtdevError(
-        `Refusing to delete ${config.home}: it holds entries virtdev did not make: ${strangers.sort().join(", ")}.`,
+        `Refusing to delete ${path} (${variable}): it holds entries virtdev did not make: ${
+          strangers.sort().join(", ")
+        }.`,
         {
           exitCode: NukeExit.unsafe,
-          hint: "Check that VIRTDEV_HOME is right, and move those entries out first.",
+          hint: `Check that ${variable} is right, and move those entries out first. Nothing was deleted.`,
         },
       );
     }
+    roots.push(path);
   }
   const store = new Store(config.home);
   for (const name of await store.listProjects()) {
@@ -89,7 +97,9 @@ export async function planNuke(config: Config): Promise<NukePlan> {
  * @returns the roots with the variables that name them.
  * @throws {VirtdevError} exit 3 naming the variable.
  */
-export function requireRootsInsideHome(config: Config): readonly (readonly [string, string])[] {
+export function requireRootsInsideHome(
+  config: Config,
+): readonly (readonly ["VIRTDEV_HOME" | "VIRTDEV_CACHE", string])[] {
   const userHome = resolve(config.userHome);
   const roots = [["VIRTDEV_HOME", config.home], ["VIRTDEV_CACHE", config.cache]] as const;
   for (const [variable, path] of roots) {

@@ -174,7 +174,8 @@ async function _commit(store: Store, name: string, partial: string): Promise<str
     await Deno.mkdir(join(target, ".."), { recursive: true, mode: privateDirectoryMode });
     try {
       await Deno.lstat(target);
-    } catch {
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
       await Deno.rename(partial, target);
       return id;
     }

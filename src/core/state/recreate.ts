@@ -17,7 +17,7 @@ import { defaultProvisionPath, isReadableFile, runProvision } from "../guest/pro
 import type { Reporter } from "../store/reporter.ts";
 import { restoreProject } from "./restore.ts";
 import { inspectVm } from "../vm/runtime_state.ts";
-import { latestSnapshot, validateSnapshotId } from "./snapshots.ts";
+import { latestSnapshot, listSnapshots, validateSnapshotId } from "./snapshots.ts";
 import { pathExists, type Store, validateProjectName } from "../store/store.ts";
 import { startProject, stopProject } from "../vm/vm_lifecycle.ts";
 
@@ -28,7 +28,7 @@ export const recreateSteps = ["backup", "stop", "destroy", "create", "start", "w
 export type RecreateStep = typeof recreateSteps[number];
 
 /** Exit codes of `recreate` before the chain runs. */
-export const RecreateExit = { notRunning: 4, manifest: 5, provisionPath: 6, aborted: 7 } as const;
+export const RecreateExit = { notRunning: 4, manifest: 5, provisionPath: 6, aborted: 7, snapshotMissing: 8 } as const;
 
 /** The exit code of a failed step: 20 for backup up to 27 for restore. */
 export function stepExitCode(step: RecreateStep): number {
@@ -61,7 +61,11 @@ export interface RecreatePlan {
   readonly request: RecreateRequest;
   readonly steps: readonly PlannedStep[];
   readonly provisionPath?: string;
-  /** The snapshot restore uses when no backup runs. */
+  /**
+   * The snapshot restore uses: the one asked for (a backup, if it runs, is
+   * then a safety copy), else the newest when no backup runs; when a backup
+   * runs and none was asked for, the one it makes.
+   */
   readonly snapshot?: string;
 }
 
@@ -70,7 +74,8 @@ export interface RecreatePlan {
  * which steps run.
  *
  * @throws {VirtdevError} 3 no project, 4 not running (for the backup), 5 no
- *   or a bad manifest, 6 an unreadable provision script, 79 a bad snapshot id.
+ *   or a bad manifest, 6 an unreadable provision script, 8 no such
+ *   snapshot, 79 a bad snapshot id.
  */
 export async function planRecreate(
   store: Store,
@@ -79,7 +84,16 @@ export async function planRecreate(
 ): Promise<RecreatePlan> {
   const { project } = request;
   validateProjectName(project);
-  if (request.snapshot !== undefined) validateSnapshotId(request.snapshot);
+  if (request.snapshot !== undefined) {
+    validateSnapshotId(request.snapshot);
+    // Checked now, not after the disks are gone.
+    if (!(await listSnapshots(store, project)).includes(request.snapshot)) {
+      throw new VirtdevError(`No snapshot ${request.snapshot} of ${project}.`, {
+        exitCode: RecreateExit.snapshotMissing,
+        hint: `List them with 'virtdev backup --list ${project}'. Nothing was changed.`,
+      });
+    }
+  }
   const fromIndex = request.from === undefined ? 0 : recreateSteps.indexOf(request.from);
   const before = (step: RecreateStep): boolean => recreateSteps.indexOf(step) < fromIndex;
   // Resuming after destroy may find no project: that is what create makes.
@@ -137,6 +151,12 @@ export async function planRecreate(
         return provisionPath ? { step, detail: provisionPath } : { step, skipped: "no script found" };
       case "restore":
         if (request.noRestore) return { step, skipped: "--no-restore" };
+        if (request.snapshot !== undefined) {
+          return {
+            step,
+            detail: runsBackup ? `${request.snapshot} (step 1's snapshot is kept too)` : request.snapshot,
+          };
+        }
         if (runsBackup) return { step, detail: "(the snapshot from step 1)" };
         return snapshot ? { step, detail: snapshot } : { step, skipped: "no prior snapshots" };
       default:
@@ -199,7 +219,9 @@ export async function runRecreate(
 ): Promise<RecreateResult> {
   const { project, verbose } = plan.request;
   const { config, progress } = options;
+  // What restore uses: what was asked for, else what the backup makes.
   let snapshot = plan.snapshot;
+  let newest: string | undefined;
   const active = plan.steps.filter((planned) => !planned.skipped);
   let restored = false;
   for (const [index, planned] of active.entries()) {
@@ -214,7 +236,8 @@ export async function runRecreate(
             verbose,
             onOutput: progress.output,
           });
-          snapshot = result.id;
+          newest = result.id;
+          snapshot ??= result.id;
           progress.info(`Snapshot ${result.id}: ${result.stats.entries} entries.`);
           break;
         }
@@ -276,7 +299,8 @@ export async function runRecreate(
       const resumeAt: RecreateStep = step === "wait" ? "start" : step;
       const cause = error instanceof Error ? error.message : String(error);
       const hints = error instanceof VirtdevError ? [...error.hints] : [];
-      const keep = snapshot ? [`Your data is safe in snapshot ${snapshot} (${store.backups(project)}).`] : [];
+      const safe = newest ?? snapshot;
+      const keep = safe ? [`Your data is safe in snapshot ${safe} (${store.backups(project)}).`] : [];
       throw new VirtdevError(`Step ${step} failed: ${cause}`, {
         exitCode: stepExitCode(step),
         hint: [...hints, ...keep, `Resume with: ${resumeCommand(plan, resumeAt, snapshot)}`],

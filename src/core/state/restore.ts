@@ -57,8 +57,10 @@ export async function findEntryThroughSymlink(tree: string, entries: readonly st
     for (let i = 1; i < parts.length; i++) {
       try {
         if ((await Deno.lstat(join(tree, ...parts.slice(0, i)))).isSymlink) return entry;
-      } catch {
-        break; // Missing: nothing to follow.
+      } catch (error) {
+        // Missing, or a file where a directory would be: nothing to follow.
+        if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) break;
+        throw error;
       }
     }
   }

@@ -216,8 +216,10 @@ export function resolveFirmware(
   const exists = (path: string): boolean => {
     try {
       return Deno.statSync(path).isFile;
-    } catch {
-      return false;
+    } catch (error) {
+      // Not permitted to look is not "missing": let the handler say so.
+      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied) return false;
+      throw error;
     }
   };
   const candidates = options.candidates ?? firmwareCandidates;
@@ -255,34 +257,36 @@ function _absolute(name: string, value: string): string {
 }
 
 function _diskSize(name: string, value: string): number {
-  let bytes: number;
-  try {
-    bytes = parseSize(value);
-  } catch {
-    throw new ConfigError(name, `${name} is not a size: '${value}'.`, {
-      hint: `Use a number with a unit, such as ${name}=24G.`,
-    });
-  }
-  if (bytes < 64 * 1024 ** 2) {
-    throw new ConfigError(name, `${name} is too small: '${value}' (at least 64M).`);
-  }
-  if (bytes > 64 * 1024 ** 4) {
-    throw new ConfigError(name, `${name} is too large: '${value}' (at most 64T).`);
-  }
-  return bytes;
+  return _size(name, value, { min: [64 * 1024 ** 2, "64M"], max: [64 * 1024 ** 4, "64T"], example: "24G" });
 }
 
 function _logSize(name: string, value: string): number {
+  return _size(name, value, { min: [64 * 1024, "64K"], max: [1024 ** 4, "1T"], example: "16M" });
+}
+
+function _size(
+  name: string,
+  value: string,
+  limits: {
+    readonly min: readonly [number, string];
+    readonly max: readonly [number, string];
+    readonly example: string;
+  },
+): number {
   let bytes: number;
   try {
     bytes = parseSize(value);
   } catch {
     throw new ConfigError(name, `${name} is not a size: '${value}'.`, {
-      hint: `Use a number with a unit, such as ${name}=16M.`,
+      hint: `Use a number with a unit, such as ${name}=${limits.example}.`,
     });
   }
-  if (bytes < 64 * 1024) throw new ConfigError(name, `${name} is too small: '${value}' (at least 64K).`);
-  if (bytes > 1024 ** 4) throw new ConfigError(name, `${name} is too large: '${value}' (at most 1T).`);
+  if (bytes < limits.min[0]) {
+    throw new ConfigError(name, `${name} is too small: '${value}' (at least ${limits.min[1]}).`);
+  }
+  if (bytes > limits.max[0]) {
+    throw new ConfigError(name, `${name} is too large: '${value}' (at most ${limits.max[1]}).`);
+  }
   return bytes;
 }
 

@@ -112,13 +112,16 @@ export async function readLockHolder(store: Store): Promise<LockHolder> {
     let text = "";
     try {
       text = await Deno.readTextFile(store.lockFile);
-    } catch {
-      // Treated as an empty record.
+    } catch (error) {
+      // Gone: treated as an empty record.
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
-    const match = /^(\d+) (.*)$/.exec(text.trim());
+    // "<pid> <command>" from virtdev; a bare "<pid>" from the original bash
+    // tool, or from flock(1) in a user's script.
+    const match = /^(\d+)(?:\s+(.*))?$/.exec(text.trim());
     if (match) {
       const pid = Number(match[1]);
-      last = { pid, command: match[2].trim() || undefined };
+      last = { pid, command: match[2]?.trim() || undefined };
       if (await isProcessAlive(pid)) return last;
     }
     await new Promise((resolve) => setTimeout(resolve, 20));

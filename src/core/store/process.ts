@@ -123,6 +123,31 @@ function _spawnError(program: string, error: unknown, hint: string | undefined):
   });
 }
 
+/**
+ * Starts `program` with its standard streams piped (stdin too when asked)
+ * and hands back the running child, for programs virtdev talks to while
+ * they run (QEMU under the host agent and the installer).
+ *
+ * @throws {ToolError} exit 69 when the program is not installed, 70 when
+ *   it cannot be started.
+ */
+export function spawnTool(
+  program: string,
+  args: readonly string[],
+  options: { readonly stdin?: boolean; readonly missingHint?: string } = {},
+): Deno.ChildProcess {
+  try {
+    return new Deno.Command(program, {
+      args: [...args],
+      stdin: options.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (error) {
+    throw _spawnError(program, error, options.missingHint);
+  }
+}
+
 /** A program started in the background by {@link spawnDetached}. */
 export interface DetachedChild {
   readonly pid: number;

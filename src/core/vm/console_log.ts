@@ -33,9 +33,11 @@ export class MarkerScanner {
     data.set(this.#carry);
     data.set(chunk, this.#carry.length);
     const found: { readonly at: number; readonly name: string }[] = [];
+    const carried = this.#carry.length;
     for (const [index, marker] of this.#markers.entries()) {
       for (let at = _indexOf(data, marker, 0); at !== -1; at = _indexOf(data, marker, at + 1)) {
-        found.push({ at, name: this.#names[index] });
+        // One that ends in the carried bytes was reported with the last chunk.
+        if (at + marker.length > carried) found.push({ at, name: this.#names[index] });
       }
     }
     this.#carry = data.slice(Math.max(0, data.length - this.#keep));

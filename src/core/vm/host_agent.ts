@@ -26,6 +26,7 @@ import { CappedLog, MarkerScanner } from "./console_log.ts";
 import { QmpClient } from "./qmp.ts";
 import { readRuntimeRecord } from "./runtime_state.ts";
 import { appendVmLog } from "./vm_log.ts";
+import { spawnTool } from "../store/process.ts";
 
 export { hostAgentArgument } from "./host_agent_argument.ts";
 
@@ -51,8 +52,9 @@ export async function readAgentState(paths: ProjectPaths): Promise<AgentState | 
   try {
     const value = JSON.parse(text) as AgentState;
     return typeof value.pid === "number" && typeof value.phase === "string" ? value : undefined;
-  } catch {
-    return undefined;
+  } catch (error) {
+    if (error instanceof SyntaxError) return undefined;
+    throw error;
   }
 }
 
@@ -97,16 +99,9 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   const log = await CappedLog.create(paths.consoleLog, { maxBytes: record.consoleLogBytes ?? 16 << 20 });
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(record.qemu.program, {
-      args: [...record.qemu.args, "-pidfile", paths.runtime.pidFile],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    child = spawnTool(record.qemu.program, [...record.qemu.args, "-pidfile", paths.runtime.pidFile], { stdin: true });
   } catch (error) {
-    const text = error instanceof Deno.errors.NotFound
-      ? `${record.qemu.program} is not installed or not on PATH.`
-      : `Could not run ${record.qemu.program}: ${error instanceof Error ? error.message : String(error)}`;
+    const text = error instanceof Error ? error.message : String(error);
     await appendVmLog(paths, `host agent: ${text}`);
     await setState({ phase: "failed", error: text }, { now: true });
     log.close();

@@ -23,6 +23,14 @@ export class QmpCommandError extends Error {
   }
 }
 
+/** QEMU closed the QMP connection (as it does when it exits). */
+export class QmpClosedError extends Error {
+  constructor() {
+    super("QMP connection closed.");
+    this.name = "QmpClosedError";
+  }
+}
+
 type _Message = {
   readonly QMP?: unknown;
   readonly return?: unknown;
@@ -124,7 +132,7 @@ export class QmpClient implements AsyncDisposable {
         continue;
       }
       const { value, done } = await this.#reader.read();
-      if (done) throw new Error("QMP connection closed.");
+      if (done) throw new QmpClosedError();
       this.#buffer += value;
     }
   }

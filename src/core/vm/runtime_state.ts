@@ -71,8 +71,9 @@ export async function readRuntimeRecord(paths: ProjectPaths): Promise<RuntimeRec
   try {
     const value = JSON.parse(text) as RuntimeRecord;
     return typeof value.port === "number" ? value : undefined;
-  } catch {
-    return undefined;
+  } catch (error) {
+    if (error instanceof SyntaxError) return undefined; // half a record, from a crash
+    throw error;
   }
 }
 
@@ -95,8 +96,9 @@ export async function inspectVm(paths: ProjectPaths): Promise<VmStatus> {
         await Deno.lstat(file);
         stale = true;
         break;
-      } catch {
+      } catch (error) {
         // Absent, as it should be.
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
       }
     }
     return { state: "stopped", stale };

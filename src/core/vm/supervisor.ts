@@ -10,7 +10,7 @@
  * @module
  */
 import type { Environment, SupervisorKind } from "../store/config.ts";
-import { VirtdevError } from "../store/errors.ts";
+import { ExitCode, ToolError, VirtdevError } from "../store/errors.ts";
 import { runTool, spawnDetached } from "../store/process.ts";
 import type { RuntimeRecord } from "./runtime_state.ts";
 import type { Reporter } from "../store/reporter.ts";
@@ -76,7 +76,7 @@ export function hostAgentCommand(paths: ProjectPaths, qemu: string): { program: 
   if (Deno.build.standalone) return { program: Deno.execPath(), args: agentArgs };
   const sockets = [paths.runtime.qmpSocket, paths.runtime.consoleSocket, listening];
   return {
-    program: Deno.execPath(),
+    program: _denoProgram(),
     args: [
       "run",
       "--no-prompt",
@@ -91,6 +91,16 @@ export function hostAgentCommand(paths: ProjectPaths, qemu: string): { program: 
       ...agentArgs,
     ],
   };
+}
+
+/**
+ * The Deno that runs the agent: this one, when virtdev may run it by its
+ * path; otherwise `deno` from PATH, which `--allow-run=deno` names (the
+ * two differ when PATH holds a symlink to Deno).
+ */
+function _denoProgram(): string {
+  const self = Deno.execPath();
+  return Deno.permissions.querySync({ name: "run", command: self }).state === "granted" ? self : "deno";
 }
 
 /** The name the host agent first binds its console socket to (see `host_agent.ts`). */
@@ -160,9 +170,10 @@ export async function chooseSupervisor(kind: SupervisorKind, env: Environment): 
   try {
     const answer = await runTool("systemctl", ["--user", "show-environment"], { allowFailure: true });
     return answer.code === 0 ? systemdSupervisor : processSupervisor;
-  } catch {
+  } catch (error) {
     // systemctl is not installed.
-    return processSupervisor;
+    if (error instanceof ToolError && error.exitCode === ExitCode.toolMissing) return processSupervisor;
+    throw error;
   }
 }
 
@@ -220,7 +231,11 @@ export const systemdSupervisor: Supervisor = {
     await runTool("systemctl", ["--user", "reset-failed", unit], { allowFailure: true });
     const linger = await runTool("loginctl", ["show-user", launch.user ?? "", "--property=Linger", "--value"], {
       allowFailure: true,
-    }).catch(() => undefined);
+    }).catch((error) => {
+      // No loginctl: no linger to check.
+      if (error instanceof ToolError && error.exitCode === ExitCode.toolMissing) return undefined;
+      throw error;
+    });
     if (launch.user && linger?.stdout.trim() !== "yes") {
       launch.reporter.warn(
         `lingering is not enabled for ${launch.user}: the VM stops when you log out. Keep it with: sudo loginctl enable-linger ${launch.user}`,

@@ -14,7 +14,7 @@ import { fwCfgNames } from "../guest/guest_contract.ts";
 import { ensureHostKey } from "../guest/host_key.ts";
 import { choosePort, isPortFree, parsePort } from "./ports.ts";
 import { requireProject } from "../projects/project.ts";
-import { QmpClient } from "./qmp.ts";
+import { QmpClient, QmpClosedError } from "./qmp.ts";
 import { qemuArguments, type VmSpec } from "./qemu_args.ts";
 import {
   clearRuntime,
@@ -53,7 +53,9 @@ export async function resolveAccel(config: Pick<Config, "accel">, reporter: Repo
   if (config.accel === "auto") {
     try {
       (await Deno.open("/dev/kvm", { read: true, write: true })).close();
-    } catch {
+    } catch (error) {
+      // No device, or not in the kvm group: software emulation.
+      if (!(error instanceof Deno.errors.NotFound) && !(error instanceof Deno.errors.PermissionDenied)) throw error;
       accel = "tcg";
     }
   }
@@ -296,15 +298,18 @@ export async function stopProject(
 
 /**
  * Sends `system_powerdown` and waits until QEMU closes the QMP connection
- * (it does when it exits) and the process is gone.
+ * (it does when it exits) and the process is gone. A QMP socket that
+ * refuses or is missing means no power button to press (false); anything
+ * else (a permission, a bug) is an error for the user to see.
  */
 async function _powerDown(paths: ProjectPaths, pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   let client: QmpClient;
   try {
     client = await QmpClient.connect(paths.runtime.qmpSocket);
-  } catch {
-    return false;
+  } catch (error) {
+    if (_isConnectionFailure(error)) return false;
+    throw error;
   }
   try {
     await client.execute("system_powerdown");
@@ -314,12 +319,20 @@ async function _powerDown(paths: ProjectPaths, pid: number, timeoutMs: number): 
     const ended = await Promise.race([closed, timedOut]);
     clearTimeout(timer);
     if (!ended) return false;
-  } catch {
+  } catch (error) {
     // QEMU went away mid-command: it is exiting.
+    if (!_isConnectionFailure(error)) throw error;
   } finally {
     client.close();
   }
   return await _waitForExit(paths.runtime.pidFile, pid, Math.max(deadline - Date.now(), 1000));
+}
+
+/** Whether `error` says the QMP peer is not there or went away. */
+function _isConnectionFailure(error: unknown): boolean {
+  return error instanceof Deno.errors.NotFound || error instanceof Deno.errors.ConnectionRefused ||
+    error instanceof Deno.errors.ConnectionReset || error instanceof Deno.errors.BrokenPipe ||
+    error instanceof QmpClosedError;
 }
 
 /** Waits for `pid` to be gone; QEMU exits right after closing its sockets. */

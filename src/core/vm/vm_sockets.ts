@@ -21,8 +21,9 @@ export async function requireVmSocket(store: Store, name: string, which: "consol
   const socket = which === "console" ? paths.runtime.consoleSocket : paths.runtime.monitorSocket;
   try {
     if ((await Deno.lstat(socket)).isSocket) return socket;
-  } catch {
-    // Reported below.
+  } catch (error) {
+    // Missing is reported below.
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   throw new VirtdevError(`The ${which} socket of ${name} is missing: ${socket}.`, {
     exitCode: SocketExit.socketMissing,

@@ -1,0 +1,71 @@
+/**
+ * The console log on the host: a cap that holds whatever the guest writes,
+ * markers found across any chunk boundary, tails read from the end.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { CappedLog, FileFollower, MarkerScanner, readFileTail } from "../src/core/vm/console_log.ts";
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+Deno.test("markers are found wherever a chunk boundary falls, once each, in order", () => {
+  const stream = "boot...\nVIRTDEV-NOT-READY\nretry\nVIRTDEV-READY\nlogin: ";
+  for (let size = 1; size <= stream.length; size++) {
+    const scanner = new MarkerScanner(["VIRTDEV-READY", "VIRTDEV-NOT-READY"]);
+    const seen: string[] = [];
+    for (let i = 0; i < stream.length; i += size) seen.push(...scanner.push(bytes(stream.slice(i, i + size))));
+    assert.deepEqual(seen, ["VIRTDEV-NOT-READY", "VIRTDEV-READY"], `chunks of ${size}`);
+  }
+});
+
+Deno.test("a marker split by a flood of other bytes is not invented, and memory stays small", () => {
+  const scanner = new MarkerScanner(["VIRTDEV-READY"]);
+  assert.deepEqual(scanner.push(bytes("VIRTDEV-")), []);
+  assert.deepEqual(scanner.push(new Uint8Array(1 << 20).fill(0x41)), []);
+  assert.deepEqual(scanner.push(bytes("READY")), []);
+  assert.deepEqual(scanner.push(bytes("xxVIRTDEV-READYxx")), ["VIRTDEV-READY"]);
+});
+
+Deno.test("the capped log never holds more than its cap, and keeps the newest bytes", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "console.log");
+    await Deno.writeTextFile(path, "previous boot\n");
+    const log = await CappedLog.create(path, { maxBytes: 64 * 1024 });
+    assert.equal(await Deno.readTextFile(`${path}.1`), "previous boot\n", "the previous boot moved aside");
+    let written = 0;
+    for (let i = 0; i < 2000; i++) {
+      const line = bytes(`line ${i} ${"x".repeat(i % 300)}\n`);
+      await log.write(line);
+      written += line.length;
+      const total = (await Deno.stat(path)).size + ((await Deno.stat(`${path}.1`).catch(() => ({ size: 0 }))).size);
+      assert.ok(total <= 64 * 1024, `after ${written} bytes the log holds ${total}`);
+    }
+    await log.write(new Uint8Array(1 << 20).fill(0x42)); // one write far over the cap
+    log.close();
+    const total = (await Deno.stat(path)).size + (await Deno.stat(`${path}.1`)).size;
+    assert.ok(total <= 64 * 1024, `${total}`);
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+    assert.ok(written > 4 * 64 * 1024, "the test wrote well past the cap");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tails come from the end; a follower reads each byte once", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "log");
+    await Deno.writeTextFile(path, "a".repeat(100_000) + "the end\n");
+    assert.equal(await readFileTail(path, 8), "the end\n");
+    assert.equal(await readFileTail(join(dir, "missing"), 8), undefined);
+    const follower = new FileFollower(path, { maxBytes: 1000 });
+    let total = 0;
+    for (let chunk = await follower.read(); chunk.length > 0; chunk = await follower.read()) total += chunk.length;
+    assert.equal(total, 100_008);
+    await Deno.writeTextFile(path, "more\n", { append: true });
+    assert.equal(new TextDecoder().decode(await follower.read()), "more\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
