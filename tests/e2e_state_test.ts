@@ -84,8 +84,9 @@ Deno.test({
       const backup = await ok(["backup", project]);
       assert.match(backup.stdout, /^\d{4}-\d{2}-\d{2}\/\d{2}-\d{2}-\d{2}\n$/);
       first = backup.stdout.trim();
-      const files = (listing.match(/^[^|\n]+\|f\|/gm) ?? []).length;
-      assert.match(backup.stderr, new RegExp(`Backed up ${files} files`));
+      // Every entry counts: files, directories, symlinks, and the implied .config.
+      const entries = (listing.match(/^[^|\n]+\|[fdl]\|/gm) ?? []).length + 1;
+      assert.match(backup.stderr, new RegExp(`Backed up ${entries} entries`));
       const before = await diskKiB();
       const started = performance.now();
       const second = await ok(["backup", project]);
@@ -93,7 +94,7 @@ Deno.test({
       const added = await diskKiB() - before;
       assert.notEqual(second.stdout.trim(), first, "same-second backups never collide");
       assert.ok(added < 1024, `the second snapshot added ${added} KiB`);
-      assert.match(second.stderr, /\(0 copied/);
+      assert.match(second.stderr, /\(0 files copied/);
 
       // The floor: the same rsync, by hand, into a scratch directory.
       const status = JSON.parse((await ok(["status", "--json", project])).stdout);
@@ -168,7 +169,10 @@ Deno.test({
       assert.match(recreate.stderr, /Project recreated: data \(restore skipped\)/);
       assert.equal((await guest("test -e ~/work && echo yes || echo no")).trim(), "no");
       const restore = await ok(["restore", project]);
-      assert.match(restore.stderr, new RegExp(`Restored ${(listing.match(/^[^|\n]+\|f\|/gm) ?? []).length} files`));
+      assert.match(
+        restore.stderr,
+        new RegExp(`Restored ${(listing.match(/^[^|\n]+\|[fdl]\|/gm) ?? []).length + 1} entries`),
+      );
       assertSameTree(await guest(listTree));
       assert.equal((await guest("test -e ~/outside.txt && echo yes || echo no")).trim(), "no");
     });
@@ -202,34 +206,42 @@ Deno.test({
       assertSameTree(await guest(listTree));
     });
 
-    await t.step("a tampered snapshot cannot write outside /home/dev", async () => {
-      const latest = (await ok(["backup", "--latest", project])).stdout.trim();
-      const forged = "2099-01-01/00-00-00";
-      const forgedDir = join(backups, forged);
-      await Deno.mkdir(join(backups, "2099-01-01"));
-      await sh("cp", ["-a", join(backups, latest), forgedDir]);
-      await Deno.symlink("/tmp", join(forgedDir, "tree/work/escape-absolute"));
-      await Deno.symlink("../../../../tmp", join(forgedDir, "tree/work/escape-relative"));
-      // Adding the links touched work/; give it back its recorded time.
-      await sh("touch", ["-r", join(backups, latest, "tree/work"), join(forgedDir, "tree/work")]);
-      await guest("rm -rf ~/work");
-      const restore = await ok(["restore", project, forged]);
-      assert.match(restore.stderr, /Restored/);
-      assert.equal(
-        (await guest("ls -A ~/work | grep -c escape || true")).trim(),
-        "0",
-        "escaping symlinks are not restored",
-      );
-      assertSameTree(await guest(listTree));
+    await t.step(
+      "a tampered snapshot: its links come back as links, and nothing is written outside /home/dev",
+      async () => {
+        const latest = (await ok(["backup", "--latest", project])).stdout.trim();
+        const forged = "2099-01-01/00-00-00";
+        const forgedDir = join(backups, forged);
+        await Deno.mkdir(join(backups, "2099-01-01"));
+        await sh("cp", ["-a", join(backups, latest), forgedDir]);
+        await Deno.symlink("/tmp", join(forgedDir, "tree/work/escape-absolute"));
+        await Deno.symlink("../../../../tmp", join(forgedDir, "tree/work/escape-relative"));
+        // Adding the links touched work/; give it back its recorded time.
+        await sh("touch", ["-r", join(backups, latest, "tree/work"), join(forgedDir, "tree/work")]);
+        await guest("rm -rf ~/work; sudo rm -rf /tmp/virtdev-probe; mkdir /tmp/virtdev-probe");
+        const restore = await ok(["restore", project, forged]);
+        assert.match(restore.stderr, /Restored/);
+        // In the guest they are the guest's own links: restored as they are, never followed.
+        assert.equal(
+          (await guest("readlink ~/work/escape-absolute ~/work/escape-relative")).trim(),
+          "/tmp\n../../../../tmp",
+        );
+        assert.equal((await guest("ls -A /tmp/virtdev-probe | wc -l")).trim(), "0", "nothing written through them");
+        await guest("rm ~/work/escape-absolute ~/work/escape-relative");
+        await guest(
+          `touch -d @${Math.floor((await Deno.stat(join(forgedDir, "tree/work"))).mtime!.getTime() / 1000)} ~/work`,
+        );
+        assertSameTree(await guest(listTree));
 
-      // A manifest path through a symlink would make rsync read the host beyond the tree.
-      await Deno.writeTextFile(join(forgedDir, "manifest"), "work/escape-absolute/passwd\n");
-      const unsafe = await run(["restore", project, forged]);
-      assert.equal(unsafe.code, 25, unsafe.stderr);
-      assert.equal((await guest("test -e ~/work/escape-absolute && echo yes || echo no")).trim(), "no");
-      assert.equal((await run(["restore", project, "2099-01-01"])).code, 79);
-      assert.equal((await run(["restore", project, "2001-01-01/00-00-00"])).code, 16);
-    });
+        // A manifest path through a symlink would make rsync read the host beyond the tree.
+        await Deno.writeTextFile(join(forgedDir, "manifest"), "work/escape-absolute/passwd\n");
+        const unsafe = await run(["restore", project, forged]);
+        assert.equal(unsafe.code, 25, unsafe.stderr);
+        assert.equal((await guest("test -e ~/work/escape-absolute && echo yes || echo no")).trim(), "no");
+        assert.equal((await run(["restore", project, "2099-01-01"])).code, 79);
+        assert.equal((await run(["restore", project, "2001-01-01/00-00-00"])).code, 16);
+      },
+    );
 
     await t.step("--keep prunes the oldest snapshots, never the new one", async () => {
       const before = JSON.parse((await ok(["backup", "--list", "--json", project])).stdout).length;

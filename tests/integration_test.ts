@@ -67,6 +67,24 @@ Deno.test("seal → create: absolute backing paths, a read-only base at generati
   assert.equal(resealed.code, 3);
 });
 
+Deno.test("a VIRTDEV_HOME open to others is closed to 0700 by the next command, with a warning", async () => {
+  await using sandbox = await sealedSandbox();
+  await Deno.chmod(sandbox.virtdevHome, 0o755);
+  const list = await virtdev(sandbox, ["list"]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stderr, /warning: .*virtdev was open to other users \(mode 755\); it is now 0700\./);
+  assert.equal((await Deno.stat(sandbox.virtdevHome)).mode! & 0o777, 0o700);
+  const again = await virtdev(sandbox, ["list"]);
+  assert.doesNotMatch(again.stderr, /warning/);
+  // A directory without virtdev's lock is not a store: the user's own directory is left alone.
+  const mine = join(sandbox.home, "mine");
+  await Deno.mkdir(mine, { mode: 0o755 });
+  await Deno.chmod(mine, 0o755);
+  const other = await virtdev(sandbox, ["list"], { env: { VIRTDEV_HOME: mine } });
+  assert.doesNotMatch(other.stderr, /warning/);
+  assert.equal((await Deno.stat(mine)).mode! & 0o777, 0o755);
+});
+
 Deno.test("create without a base exits 4; seal checks its inputs", async () => {
   await using sandbox = await makeSandbox();
   assert.equal((await virtdev(sandbox, ["create", "web"])).code, 4);

@@ -454,3 +454,35 @@ Deno.test("restore checks the snapshot before it sends anything: exits 8, 10, 12
     await killVms(sandbox, ["a", "b"]);
   }
 });
+
+Deno.test("backup, restore and transfer refuse an rsync older than 3.4.0, naming it (stubbed: no rsync older than 3.4 on this machine)", async () => {
+  await using sandbox = await vmSandbox();
+  const bin = join(sandbox.root, "old-rsync");
+  await Deno.mkdir(bin);
+  await Deno.writeTextFile(
+    join(bin, "rsync"),
+    "#!/bin/sh\necho 'rsync  version 3.2.7  protocol version 31'\necho 'Copyright (C) 1996-2022 by Andrew Tridgell, Wayne Davison, and others.'\n",
+    { mode: 0o755 },
+  );
+  const env = { PATH: `${bin}:${sandbox.env.PATH}` };
+  try {
+    assert.equal((await virtdev(sandbox, ["key"])).code, 0);
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    const configDir = join(sandbox.home, ".config/virtdev/projects/a");
+    await Deno.mkdir(configDir, { recursive: true });
+    await Deno.writeTextFile(join(configDir, "manifest"), "work\n");
+    const snapshot = join(sandbox.virtdevHome, "backups/a/2026-01-01/00-00-00");
+    await Deno.mkdir(join(snapshot, "tree"), { recursive: true });
+    await Deno.writeTextFile(join(snapshot, "project"), "a\n");
+    await Deno.writeTextFile(join(snapshot, "manifest"), "work\n");
+    for (const args of [["backup", "a"], ["restore", "a"], ["transfer", "a", ":x", join(sandbox.root, "x")]]) {
+      const result = await virtdev(sandbox, args, { env });
+      assert.equal(result.code, 69, `${args.join(" ")}: ${result.stderr}`);
+      assert.match(result.stderr, /The host's rsync is 3\.2\.7; virtdev needs 3\.4\.0 or later/);
+      assert.match(result.stderr, /CVE-2024-12084/);
+      assert.match(result.stderr, /hint: Install rsync 3\.4\.0 or later: 'pacman -S rsync'/);
+    }
+  } finally {
+    await killVms(sandbox, ["a", "b"]);
+  }
+});

@@ -10,6 +10,7 @@ import { inspectVm } from "../core/vm/runtime_state.ts";
 import { readOptionalText } from "../core/store/store.ts";
 import { supervisorFor } from "../core/vm/supervisor.ts";
 import { followFile } from "../ui/follow.ts";
+import { stripTerminalControls } from "../core/guest/terminal_text.ts";
 
 /** `virtdev log [-f] <project>`: the supervisor's log of a project VM. */
 export const logCommand = defineCommand("log", {
@@ -27,9 +28,11 @@ export const logCommand = defineCommand("log", {
     if (follow && status.state === "stopped") ui.warn(`${project} is not running; waiting for new lines anyway.`);
     const viewer = supervisorFor(status.record).logCommand(project, { follow });
     if (viewer) return await runAttached(viewer[0], viewer.slice(1));
-    if (follow) return await followFile(paths.vmLog, (text) => ui.io.out(text));
+    // vm.log quotes QEMU, and QEMU may quote the guest: no control sequences pass.
+    const output = ui.guestStream((text) => ui.io.out(text));
+    if (follow) return await followFile(paths.vmLog, output.write);
     const text = await readOptionalText(paths.vmLog);
     if (text === undefined) ui.info(`No log yet: ${project} has not been started.`);
-    else ui.io.out(text);
+    else ui.io.out(stripTerminalControls(text));
   },
 });

@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { basename, dirname, join } from "node:path";
 import { VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
 
@@ -125,6 +124,60 @@ async function _checkRsync(): Promise<void> {
   });
 }
 
+/** How {@link copyManifestPaths} reports a failure. */
+export interface CopyFailure {
+  /** The exit codes for a partial transfer, an SSH failure and anything else. */
+  readonly codes: { readonly partial: number; readonly transport: number; readonly other: number };
+  /** What failed, e.g. "Backup failed". */
+  readonly what: string;
+  readonly hint?: string;
+}
+
+/**
+ * Copies the manifest's `entries` (paths below `from`) to `to` with
+ * {@link rsyncCopyOptions}, over `remoteShell`; one side is the guest.
+ *
+ * @returns rsync's counts.
+ * @throws {VirtdevError} with `failure`'s codes when rsync fails.
+ */
+export async function copyManifestPaths(
+  entries: readonly string[],
+  options: {
+    readonly from: string;
+    readonly to: string;
+    readonly remoteShell: string;
+    readonly linkDest?: string;
+    readonly verbose?: boolean;
+    readonly progress?: boolean;
+    readonly onOutput?: (text: string) => void;
+    readonly failure: CopyFailure;
+  },
+): Promise<RsyncStats> {
+  const args = [
+    ...rsyncCopyOptions,
+    ...(options.linkDest ? [`--link-dest=${options.linkDest}`] : []),
+    ...(options.verbose ? ["--itemize-changes"] : []),
+    ...(options.progress ? ["--info=progress2"] : []),
+    "-e",
+    options.remoteShell,
+    "--",
+    options.from,
+    options.to,
+  ];
+  const shown = options.verbose || options.progress;
+  const result = await runTool("rsync", args, {
+    stdin: `${entries.join("\n")}\n`,
+    allowFailure: true,
+    env: { LC_ALL: "C" },
+    onOutput: shown ? (text) => options.onOutput?.(text) : undefined,
+    missingHint: rsyncInstallHint,
+  });
+  if (result.code !== 0) {
+    throw rsyncError(result.code, result.stderr, options.failure.codes, options.failure.what, options.failure.hint);
+  }
+  return parseRsyncStats(result.stdout);
+}
+
 /** Maps a failed rsync to the command's error. */
 export function rsyncError(
   code: number,
@@ -183,53 +236,31 @@ function _decodeRsyncEscapes(name: string): string {
 }
 
 /**
- * Turns the munged symlinks an rsync run made under `root` back into the
- * links the guest sent. A path is touched only when every directory on the
- * way down from `root` is a real directory (never a symlink), and its last
- * part is a symlink whose target carries the munge prefix; the link is
- * replaced by a rename, so it is never missing.
+ * Turns the munged symlinks an rsync run made under `root` (relative
+ * paths, as rsync itemized them) back into the links the guest sent. rsync
+ * does it, not virtdev: a local copy of exactly those names onto
+ * themselves, in which `--munge-links` makes the sending side unmunge each
+ * link and the receiving side replace it. Nothing is followed: every
+ * directory on the way was made by the first run (a real directory) or is
+ * itself a munged link that leads nowhere, and names that do not exist are
+ * skipped. virtdev itself needs no access to `root`.
  *
- * @returns how many links were restored.
+ * @returns rsync's exit code (0 when there was nothing to do).
  */
 export async function unmungeSymlinks(root: string, relativePaths: readonly string[]): Promise<number> {
-  let restored = 0;
-  for (const relative of new Set(relativePaths)) {
-    const path = relative === "" || relative === "." ? root : join(root, relative);
-    if (!await _isBelowThroughRealDirectories(root, path)) continue;
-    let target: string;
-    try {
-      if (!(await Deno.lstat(path)).isSymlink) continue;
-      target = await Deno.readLink(path);
-    } catch {
-      continue;
-    }
-    if (!target.startsWith(mungePrefix)) continue;
-    const temporary = join(dirname(path), `.${basename(path)}.virtdev-${Deno.pid}-${restored}`);
-    await Deno.symlink(target.slice(mungePrefix.length), temporary);
-    try {
-      await Deno.rename(temporary, path);
-    } catch (error) {
-      await Deno.remove(temporary).catch(() => {});
-      throw error;
-    }
-    restored++;
-  }
-  return restored;
-}
-
-/** Whether `path` lies below `root` with no symlink between them (the last part aside). */
-async function _isBelowThroughRealDirectories(root: string, path: string): Promise<boolean> {
-  if (path === root) return true;
-  const parts = path.slice(root.length).split("/").filter((part) => part !== "");
-  if (!path.startsWith(`${root}/`) || parts.includes("..")) return false;
-  let current = root;
-  for (const part of parts.slice(0, -1)) {
-    current = join(current, part);
-    try {
-      if (!(await Deno.lstat(current)).isDirectory) return false;
-    } catch {
-      return false;
-    }
-  }
-  return true;
+  const names = [...new Set(relativePaths)].filter((name) => name !== "" && !name.split("/").includes(".."));
+  if (names.length === 0) return 0;
+  const directory = root.endsWith("/") ? root : `${root}/`;
+  const result = await runTool("rsync", [
+    "--archive",
+    "--no-recursive",
+    "--munge-links",
+    "--ignore-missing-args",
+    "--from0",
+    "--files-from=-",
+    "--",
+    directory,
+    directory,
+  ], { stdin: `${names.join("\0")}\0`, allowFailure: true, env: { LC_ALL: "C" }, missingHint: rsyncInstallHint });
+  return result.code;
 }

@@ -2,12 +2,12 @@
  * `transfer`: rsync to or from a running guest over its pinned SSH. Files
  * from the guest arrive with their symlinks munged, so that nothing the
  * guest sends can make the host's rsync write through a link out of the
- * destination; once rsync is done, virtdev turns those links back into the
- * links the guest sent, without following any.
+ * destination; once it is done, a local rsync turns those links back into
+ * the links the guest sent, without following any.
  *
  * @module
  */
-import { basename, dirname, resolve } from "node:path";
+import { basename, dirname } from "node:path";
 import type { Config } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
@@ -86,16 +86,13 @@ export async function transferFiles(
   return result.code;
 }
 
-/** Unmunges the links rsync made at `destination` (a directory, or the name of a single item). */
+/**
+ * Unmunges the links rsync made at `destination`: a directory (the usual
+ * case), or the new name of a single item when rsync cannot enter it.
+ */
 async function _restoreLinks(destination: string, names: readonly string[]): Promise<void> {
   if (names.length === 0) return;
-  const path = resolve(destination);
-  let isDirectory = false;
-  try {
-    isDirectory = (await Deno.lstat(path)).isDirectory || (await Deno.stat(path)).isDirectory;
-  } catch {
-    // Made by nothing: nothing to restore.
-  }
-  if (isDirectory) await unmungeSymlinks(path, names);
-  else await unmungeSymlinks(dirname(path), [basename(path)]);
+  const code = await unmungeSymlinks(destination, names);
+  // 3: "errors selecting input/output files, dirs": not a directory.
+  if (code === 3 && !destination.endsWith("/")) await unmungeSymlinks(dirname(destination), [basename(destination)]);
 }

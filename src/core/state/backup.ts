@@ -13,15 +13,7 @@ import { requireRunningGuest } from "../guest/guest_access.ts";
 import { holdFileLock } from "../store/lock.ts";
 import { privateDirectoryMode, privateFileMode } from "../store/file_modes.ts";
 import { loadManifest } from "./manifest.ts";
-import { runTool } from "../store/process.ts";
-import {
-  parseRsyncStats,
-  requireSafeRsync,
-  rsyncCopyOptions,
-  rsyncError,
-  rsyncInstallHint,
-  type RsyncStats,
-} from "../guest/rsync.ts";
+import { copyManifestPaths, requireSafeRsync, type RsyncStats } from "../guest/rsync.ts";
 import type { Reporter } from "../store/reporter.ts";
 import {
   latestSnapshot,
@@ -97,33 +89,23 @@ export async function backupProject(
     await Deno.mkdir(join(partial, "tree"), { mode: privateDirectoryMode });
 
     const linkDest = await _linkDestination(store, name, options.reporter);
-    const args = [
-      ...rsyncCopyOptions,
-      ...(linkDest ? [`--link-dest=${linkDest}`] : []),
-      ...(options.verbose ? ["--itemize-changes"] : []),
-      ...(options.progress ? ["--info=progress2"] : []),
-      "-e",
-      rsyncRemoteShell(guest.target),
-      "--",
-      `${sshDestination}:/home/dev/`,
-      `${join(partial, "tree")}/`,
-    ];
-    const shown = options.verbose || options.progress;
-    const result = await runTool("rsync", args, {
-      stdin: `${manifest.entries.join("\n")}\n`,
-      allowFailure: true,
-      env: { LC_ALL: "C" },
-      onOutput: shown ? (text) => options.onOutput?.(text) : undefined,
-      missingHint: rsyncInstallHint,
+    const stats = await copyManifestPaths(manifest.entries, {
+      from: `${sshDestination}:/home/dev/`,
+      to: `${join(partial, "tree")}/`,
+      remoteShell: rsyncRemoteShell(guest.target),
+      linkDest,
+      verbose: options.verbose,
+      progress: options.progress,
+      onOutput: options.onOutput,
+      failure: {
+        codes: {
+          partial: BackupExit.partialTransfer,
+          transport: BackupExit.transport,
+          other: BackupExit.rsyncFailed,
+        },
+        what: "Backup failed",
+      },
     });
-    if (result.code !== 0) {
-      throw rsyncError(result.code, result.stderr, {
-        partial: BackupExit.partialTransfer,
-        transport: BackupExit.transport,
-        other: BackupExit.rsyncFailed,
-      }, "Backup failed");
-    }
-    const stats = parseRsyncStats(result.stdout);
     if (stats.entries === 0) {
       throw new VirtdevError(`Backup found no files: none of the manifest's paths exist in ${name}.`, {
         exitCode: BackupExit.noFiles,

@@ -15,15 +15,7 @@ import { VirtdevError } from "../store/errors.ts";
 import { describeGeneration, readGeneration } from "../store/generation.ts";
 import { requireRunningGuest } from "../guest/guest_access.ts";
 import { parseManifest } from "./manifest.ts";
-import { runTool } from "../store/process.ts";
-import {
-  parseRsyncStats,
-  requireSafeRsync,
-  rsyncCopyOptions,
-  rsyncError,
-  rsyncInstallHint,
-  type RsyncStats,
-} from "../guest/rsync.ts";
+import { copyManifestPaths, requireSafeRsync, type RsyncStats } from "../guest/rsync.ts";
 import type { Reporter } from "../store/reporter.ts";
 import { latestSnapshot, snapshotDir, validateSnapshotId } from "./snapshots.ts";
 import { rsyncRemoteShell, sshDestination } from "../guest/ssh.ts";
@@ -155,34 +147,19 @@ export async function restoreProject(
     `Restoring ${name} from ${id} (snapshot generation ${snapshotGeneration}, project generation ${projectGeneration}).`,
   );
 
-  const args = [
-    ...rsyncCopyOptions,
-    ...(options.verbose ? ["--itemize-changes"] : []),
-    ...(options.progress ? ["--info=progress2"] : []),
-    "-e",
-    rsyncRemoteShell(guest.target),
-    "--",
-    `${tree}/`,
-    `${sshDestination}:/home/dev/`,
-  ];
-  const shown = options.verbose || options.progress;
-  const result = await runTool("rsync", args, {
-    stdin: `${entries.join("\n")}\n`,
-    allowFailure: true,
-    env: { LC_ALL: "C" },
-    onOutput: shown ? (text) => options.onOutput?.(text) : undefined,
-    missingHint: rsyncInstallHint,
+  const stats = await copyManifestPaths(entries, {
+    from: `${tree}/`,
+    to: `${sshDestination}:/home/dev/`,
+    remoteShell: rsyncRemoteShell(guest.target),
+    verbose: options.verbose,
+    progress: options.progress,
+    onOutput: options.onOutput,
+    failure: {
+      codes: { partial: RestoreExit.partialTransfer, transport: RestoreExit.transport, other: RestoreExit.rsyncFailed },
+      what: "Restore failed",
+      hint: `The guest may be half restored; run the restore again: virtdev restore ${name} ${id}`,
+    },
   });
-  if (result.code !== 0) {
-    throw rsyncError(
-      result.code,
-      result.stderr,
-      { partial: RestoreExit.partialTransfer, transport: RestoreExit.transport, other: RestoreExit.rsyncFailed },
-      "Restore failed",
-      `The guest may be half restored; run the restore again: virtdev restore ${name} ${id}`,
-    );
-  }
-  const stats = parseRsyncStats(result.stdout);
   if (stats.entries === 0) {
     throw new VirtdevError(`Snapshot ${id} holds no files.`, { exitCode: RestoreExit.noFiles });
   }

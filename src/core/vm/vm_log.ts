@@ -1,15 +1,27 @@
 /**
  * The per-project supervisor log (`vm.log`): one timestamped line per
- * start, stop, crash found and QEMU error, for `virtdev log`.
+ * start, stop, crash found and QEMU error, for `virtdev log`. Past 1 MiB it
+ * becomes `vm.log.1` and a new one begins, so it never grows without end.
  *
  * @module
  */
 import { privateFileMode } from "../store/file_modes.ts";
 import type { ProjectPaths } from "../store/store.ts";
 
-/** Appends `lines` to the project's vm.log, each stamped with the UTC time. */
+/** The size at which vm.log is rotated. */
+export const vmLogRotateBytes = 1 << 20;
+
+/**
+ * Appends `lines` to the project's vm.log, each stamped with the UTC time.
+ * A log that cannot be written never fails the operation it records.
+ */
 export async function appendVmLog(paths: ProjectPaths, lines: string | readonly string[]): Promise<void> {
   const stamp = new Date().toISOString();
   const text = (typeof lines === "string" ? [lines] : lines).map((line) => `${stamp} ${line}\n`).join("");
+  try {
+    if ((await Deno.stat(paths.vmLog)).size > vmLogRotateBytes) await Deno.rename(paths.vmLog, `${paths.vmLog}.1`);
+  } catch {
+    // No log yet, or it cannot be rotated: append to what is there.
+  }
   await Deno.writeTextFile(paths.vmLog, text, { append: true, create: true, mode: privateFileMode }).catch(() => {});
 }
