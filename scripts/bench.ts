@@ -132,8 +132,10 @@ async function floorRound(): Promise<void> {
   const args = qemuArguments(
     projectVmSpec(paths, { config: { vmMemoryMiB: 1024, vmCpus: 2 }, accel, firmwareCode: firmware.code, port }),
   );
+  await Deno.mkdir(paths.runDir, { recursive: true });
   const started = performance.now();
-  const qemu = new Deno.Command("qemu-system-x86_64", { args, stdout: "null", stderr: "null" }).spawn();
+  // The bare floor: QEMU alone, its serial console (stdio) thrown away.
+  const qemu = new Deno.Command("qemu-system-x86_64", { args, stdin: "null", stdout: "null", stderr: "null" }).spawn();
   await waitForBanner(port);
   floorReady.push(performance.now() - started);
   floorStop.push(

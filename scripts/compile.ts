@@ -18,15 +18,19 @@ const allow = (flag: string): string => {
   if (!match) throw new Error(`The virtdev task has no --allow-${flag}.`);
   return `--allow-${flag}=${match[1]}`;
 };
+// The binary starts itself as each VM's host agent: by its path, or as
+// `virtdev` from PATH; it has no `deno` to run.
+const run = allow("run").replace(/=deno,/, "=virtdev,");
 const args = [
   "compile",
   "--frozen",
   "--no-prompt",
-  allow("run"),
+  run,
   allow("env"),
   "--allow-read",
   "--allow-write",
-  "--allow-net=127.0.0.1",
+  // As the task: Deno scopes unix sockets (QMP, the console) only by exact path.
+  "--allow-net",
   "--output",
   "dist/virtdev",
   "src/main.ts",

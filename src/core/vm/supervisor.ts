@@ -73,10 +73,10 @@ export interface Supervisor {
 export function hostAgentCommand(paths: ProjectPaths, qemu: string): { program: string; args: string[] } {
   const listening = hostAgentListeningPath(paths, crypto.randomUUID().slice(0, 8));
   const agentArgs = [hostAgentArgument, paths.dir, listening];
-  if (Deno.build.standalone) return { program: Deno.execPath(), args: agentArgs };
+  if (Deno.build.standalone) return { program: _selfOr("virtdev"), args: agentArgs };
   const sockets = [paths.runtime.qmpSocket, paths.runtime.consoleSocket, listening];
   return {
-    program: _denoProgram(),
+    program: _selfOr("deno"),
     args: [
       "run",
       "--no-prompt",
@@ -94,13 +94,13 @@ export function hostAgentCommand(paths: ProjectPaths, qemu: string): { program: 
 }
 
 /**
- * The Deno that runs the agent: this one, when virtdev may run it by its
- * path; otherwise `deno` from PATH, which `--allow-run=deno` names (the
- * two differ when PATH holds a symlink to Deno).
+ * The program that runs the agent: this executable, when virtdev may run
+ * it by its path; otherwise `name` from PATH, which `--allow-run` names
+ * (the two differ when PATH holds a symlink to the executable).
  */
-function _denoProgram(): string {
+function _selfOr(name: string): string {
   const self = Deno.execPath();
-  return Deno.permissions.querySync({ name: "run", command: self }).state === "granted" ? self : "deno";
+  return Deno.permissions.querySync({ name: "run", command: self }).state === "granted" ? self : name;
 }
 
 /** The name the host agent first binds its console socket to (see `host_agent.ts`). */
