@@ -55,6 +55,16 @@ Deno.test("start: a kept port, status/port/pid, 6 when running; stop falls back 
     );
     const pid = Number((await virtdev(sandbox, ["pid", "a"])).stdout.trim());
     assert.ok(pid > 1);
+    // The host agent reports the launch, and keeps QEMU and its console.
+    const agent = JSON.parse(await Deno.readTextFile(join(dir, "run/agent.json")));
+    assert.equal(agent.phase, "running");
+    assert.equal(agent.readiness, "pending");
+    assert.notEqual(agent.pid, pid, "the agent is not QEMU");
+    assert.equal((await Deno.stat(join(dir, "run"))).mode! & 0o777, 0o700);
+    for (const socket of ["qmp.sock", "monitor.sock", "console.sock"]) {
+      assert.equal((await Deno.lstat(join(dir, "run", socket))).mode! & 0o777, 0o600, socket);
+    }
+    assert.equal((await Deno.stat(join(dir, "console.log"))).mode! & 0o777, 0o600);
     const again = await virtdev(sandbox, ["start", "a"]);
     assert.equal(again.code, 6);
     assert.match(again.stderr, new RegExp(`already running \\(PID ${pid}\\)`));

@@ -181,9 +181,12 @@ async function _pumpConsole(
 ): Promise<void> {
   const scanner = new MarkerScanner([readinessLine, notReadyLine]);
   let readiness: Readiness = "pending";
+  let logging = true;
   try {
     for await (const chunk of stdout) {
-      await sinks.log.write(chunk);
+      // A log that cannot be written (a full disk) is given up, never the
+      // console: a reader that stopped would stall the guest's serial port.
+      if (logging) await sinks.log.write(chunk).catch(() => logging = false);
       const seen = scanner.push(chunk).at(-1);
       const next: Readiness | undefined = seen === readinessLine
         ? "ready"
