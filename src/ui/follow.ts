@@ -4,31 +4,15 @@
  *
  * @module
  */
+import { FileFollower } from "../core/vm/console_log.ts";
 
 /** Prints `path` through `write`, then follows appends until Ctrl-C. */
 export async function followFile(path: string, write: (text: string) => void): Promise<number> {
-  let offset = 0;
+  const follower = new FileFollower(path);
   const decoder = new TextDecoder();
   const drain = async (): Promise<void> => {
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(path);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return; // not written yet
-      throw error;
-    }
-    try {
-      if ((await file.stat()).size < offset) offset = 0;
-      await file.seek(offset, Deno.SeekMode.Start);
-      const buffer = new Uint8Array(65536);
-      for (;;) {
-        const n = await file.read(buffer);
-        if (n === null) break;
-        offset += n;
-        write(decoder.decode(buffer.subarray(0, n), { stream: true }));
-      }
-    } finally {
-      file.close();
+    for (let chunk = await follower.read(); chunk.length > 0; chunk = await follower.read()) {
+      write(decoder.decode(chunk, { stream: true }));
     }
   };
   await drain();

@@ -15,6 +15,7 @@ import { createImage } from "../vm/images.ts";
 import { exitCodeOf, runTool, spawnTool } from "../store/process.ts";
 import { qemuArguments } from "../vm/qemu_args.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
+import { FileFollower, MarkerScanner, readFileTail } from "../vm/console_log.ts";
 import { ensurePrivateDirectory, privateFileMode } from "../store/file_modes.ts";
 import { startSeedServer } from "./seed_server.ts";
 import { requireKey } from "../guest/ssh_key.ts";
@@ -128,9 +129,8 @@ export async function installBase(
     });
     progress.stage("boot");
     seed.userDataFetched.then(() => progress.stage("contract"));
-    await _bootOnce(args, { consoleLog, timeoutSeconds: config.installTimeout, progress });
-    const log = (await readOptionalText(consoleLog)) ?? "";
-    if (!log.includes(installedLine)) {
+    const { confirmed } = await _bootOnce(args, { consoleLog, timeoutSeconds: config.installTimeout, progress });
+    if (!confirmed) {
       throw new VirtdevError("The install VM powered off without confirming that the guest contract was applied.", {
         exitCode: InstallExit.contractNotApplied,
         hint: [
@@ -142,19 +142,25 @@ export async function installBase(
     succeeded = true;
     return { installationDir: store.installation.dir, consoleLog, seconds: (performance.now() - started) / 1000 };
   } catch (error) {
-    const log = (await readOptionalText(consoleLog)) ?? "";
-    progress.failed(_tail(log, consoleTailLines));
+    progress.failed(_tail((await readFileTail(consoleLog, _tailBytes)) ?? "", consoleTailLines));
     throw error;
   } finally {
     if (!succeeded) await Deno.remove(work, { recursive: true }).catch(() => {});
   }
 }
 
-/** Boots the install VM in the foreground until it powers off. */
+/** How much of the console's end a failure reads for its tail. */
+const _tailBytes = 64 * 1024;
+
+/**
+ * Boots the install VM in the foreground until it powers off, following
+ * its console log as it grows (each byte read once) for the line that
+ * confirms the contract.
+ */
 async function _bootOnce(
   args: readonly string[],
   options: { readonly consoleLog: string; readonly timeoutSeconds: number; readonly progress: InstallProgress },
-): Promise<void> {
+): Promise<{ readonly confirmed: boolean }> {
   const child = spawnTool(qemuProgram, args, { missingHint: qemuInstallHint });
   const stderr = new Response(child.stderr).text();
   const stdout = new Response(child.stdout).text();
@@ -170,13 +176,19 @@ async function _bootOnce(
     child.kill("SIGTERM");
   }, options.timeoutSeconds * 1000);
   // Power-off starts when the contract is confirmed on the console.
-  const poller = setInterval(async () => {
-    const log = await readOptionalText(options.consoleLog);
-    if (log?.includes(installedLine)) {
-      clearInterval(poller);
-      options.progress.stage("poweroff");
+  const follower = new FileFollower(options.consoleLog);
+  const scanner = new MarkerScanner([installedLine]);
+  let confirmed = false;
+  const scan = async (): Promise<void> => {
+    for (let chunk = await follower.read(); chunk.length > 0; chunk = await follower.read()) {
+      if (!confirmed && scanner.push(chunk).length > 0) {
+        confirmed = true;
+        options.progress.stage("poweroff");
+      }
     }
-  }, 500);
+  };
+  let scanning = Promise.resolve();
+  const poller = setInterval(() => scanning = scanning.then(scan), 500);
   try {
     const status = await child.status;
     const message = (await stderr).trim() || (await stdout).trim();
@@ -195,6 +207,9 @@ async function _bootOnce(
         exitCode: InstallExit.qemuFailed,
       });
     }
+    clearInterval(poller);
+    await scanning.then(scan);
+    return { confirmed };
   } finally {
     clearTimeout(timer);
     clearInterval(poller);
