@@ -38,6 +38,7 @@ export const StartExit = {
   generationMismatch: 11,
   baseGenerationCorrupt: 13,
   projectGenerationCorrupt: 14,
+  /** The runtime paths are unusable: too long for a unix socket, or (from source) holding a comma. */
   socketPathTooLong: 15,
 } as const;
 
@@ -194,6 +195,12 @@ export async function startProject(
     throw new VirtdevError(`The project's socket paths are too long for unix sockets: ${longest}.`, {
       exitCode: StartExit.socketPathTooLong,
       hint: `Unix socket paths are limited to ${_maxSocketPath} bytes. Use a shorter VIRTDEV_HOME or project name.`,
+    });
+  }
+  if (!Deno.build.standalone && paths.dir.includes(",")) {
+    throw new VirtdevError(`The project's path contains a comma: ${paths.dir}.`, {
+      exitCode: StartExit.socketPathTooLong,
+      hint: "Deno's permission flags cannot name such a path for the host agent. Use a VIRTDEV_HOME without commas.",
     });
   }
   await ensureHostKey(paths);
