@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-control-regex -- the test looks for control bytes on purpose.
 /**
  * End to end on the real guest, as an attacker: root in the guest tries to
  * get host files through backups (symlinks into the host and files shaped
