@@ -28,7 +28,8 @@ import { readRuntimeRecord } from "./runtime_state.ts";
 import { appendVmLog } from "./vm_log.ts";
 import { spawnTool } from "../store/process.ts";
 
-export { hostAgentArgument } from "./host_agent_argument.ts";
+/** The hidden first argument that makes `virtdev` run as a VM's host agent. */
+export const hostAgentArgument = "__host-agent";
 
 /** What the guest has said on its console since this boot began. */
 export type Readiness = "pending" | "ready" | "failed";

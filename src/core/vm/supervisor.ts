@@ -87,7 +87,7 @@ export function hostAgentCommand(paths: ProjectPaths, qemu: string): { program: 
       `--allow-write=${paths.dir}`,
       `--allow-net=${sockets.map((socket) => `unix:${socket}`).join(",")}`,
       `--allow-run=${qemu}`,
-      new URL(Deno.mainModule).pathname,
+      _agentScript(),
       ...agentArgs,
     ],
   };
@@ -101,6 +101,16 @@ export function hostAgentCommand(paths: ProjectPaths, qemu: string): { program: 
 function _selfOr(name: string): string {
   const self = Deno.execPath();
   return Deno.permissions.querySync({ name: "run", command: self }).state === "granted" ? self : name;
+}
+
+/**
+ * The script the agent runs: from source its own entry beside `main.ts`
+ * (no package is loaded, so Deno needs no configuration); otherwise the
+ * bundle, which holds everything.
+ */
+function _agentScript(): string {
+  const main = new URL(Deno.mainModule).pathname;
+  return main.endsWith("/src/main.ts") ? main.replace(/main\.ts$/, "host_agent_main.ts") : main;
 }
 
 /** The name the host agent first binds its console socket to (see `host_agent.ts`). */
