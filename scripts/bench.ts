@@ -130,7 +130,12 @@ async function floorRound(): Promise<void> {
   const paths = store.project("floor");
   const port = 2299;
   const args = qemuArguments(
-    projectVmSpec(paths, { config: { vmMemoryMiB: 1024, vmCpus: 2 }, accel, firmwareCode: firmware.code, port }),
+    projectVmSpec(paths, {
+      config: { vmMemoryMiB: 1024, vmCpus: 2 },
+      accel,
+      firmwareCode: firmware.code,
+      netdev: `user,id=net0,hostfwd=tcp:127.0.0.1:${port}-:22`,
+    }),
   );
   await Deno.mkdir(paths.runDir, { recursive: true });
   const started = performance.now();

@@ -162,9 +162,9 @@ export async function killVms(sandbox: Sandbox, projects: readonly string[]): Pr
 export function runtimeFiles(sandbox: Sandbox, name: string): string[] {
   const run = join(sandbox.virtdevHome, "projects", name, "run");
   return [
-    ...["monitor.sock", "qmp.sock", "console.sock", "qemu.pid", "runtime.json", "agent.json", "stopping"].map((file) =>
-      join(run, file)
-    ),
+    ...["monitor.sock", "qmp.sock", "console.sock", "qemu.pid", "runtime.json", "agent.json", "stopping", "net"].map((
+      file,
+    ) => join(run, file)),
     run,
   ];
 }

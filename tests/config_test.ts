@@ -63,6 +63,7 @@ const badValues: readonly (readonly [string, string])[] = [
   ["OVMF_VARS", "vars.fd"],
   ["VIRTDEV_ACCEL", "hvf"],
   ["VIRTDEV_SUPERVISOR", "docker"],
+  ["VIRTDEV_NET_BACKEND", "vde"],
   ["XDG_DATA_HOME", "data"],
 ];
 

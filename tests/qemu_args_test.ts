@@ -8,7 +8,7 @@ const spec: VmSpec = {
   cpus: 4,
   firmware: { code: "/fw/CODE.fd", nvram: "/p/web/nvram" },
   disks: { system: "/p/web/system.qcow2", home: "/p/web/home.qcow2" },
-  sshPort: 2222,
+  netdev: "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22",
   runtime: {
     monitorSocket: "/p/web/monitor.sock",
     qmpSocket: "/p/web/qmp.sock",
@@ -52,7 +52,7 @@ Deno.test("a project VM's argv: q35, KVM, firmware, discard on both disks, loopb
 });
 
 Deno.test("TCG uses the emulated 'max' CPU; no runtime sockets means a foreground serial", () => {
-  const args = qemuArguments({ ...spec, accel: "tcg", runtime: undefined, sshPort: undefined });
+  const args = qemuArguments({ ...spec, accel: "tcg", runtime: undefined, netdev: undefined });
   assert.deepEqual(after(args, "-machine"), ["q35,accel=tcg"]);
   assert.deepEqual(after(args, "-cpu"), ["max"]);
   assert.deepEqual(after(args, "-netdev"), ["user,id=net0"]);
@@ -77,7 +77,7 @@ Deno.test("the install boot logs its serial console to a file, serves its seed b
   const args = qemuArguments({
     ...spec,
     runtime: undefined,
-    sshPort: undefined,
+    netdev: undefined,
     fwCfg: undefined,
     serialLog: "/c/install,console.log",
     smbiosSerial: "ds=nocloud-net;s=http://10.0.2.2:4321/",

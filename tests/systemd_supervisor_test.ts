@@ -75,7 +75,7 @@ Deno.test("systemd supervisor: transient unit, linger warning, reset-failed, jou
     assert.match(calls, /^systemctl --user reset-failed virtdev-a$/m);
     assert.match(
       calls,
-      /^systemd-run --user --unit=virtdev-a --description=virtdev project virtual machine: a .*-- \S*deno run .*--allow-run=qemu-system-x86_64 \S*src\/host_agent_main\.ts __host-agent \S*\/projects\/a /m,
+      /^systemd-run --user --unit=virtdev-a --description=virtdev project virtual machine: a .*-- \S*deno run .*--allow-run=qemu-system-x86_64,passt,ssh \S*src\/host_agent_main\.ts __host-agent \S*\/projects\/a /m,
     );
     assert.doesNotMatch(calls, /--collect/);
     const status = JSON.parse((await virtdev(sandbox, ["status", "--json", "a"])).stdout);

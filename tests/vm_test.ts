@@ -243,7 +243,8 @@ Deno.test("log prints vm.log; log -f follows it until interrupted", async () => 
     const log = await virtdev(sandbox, ["log", "a"]);
     assert.equal(log.code, 0, log.stderr);
     assert.match(log.stdout, /^\S+Z start: host agent .*__host-agent /m);
-    assert.match(log.stdout, /^\S+Z started: port \d+, tcg, supervisor process$/m);
+    assert.match(log.stdout, /^\S+Z passt started \(PID \d+\)$/m);
+    assert.match(log.stdout, /^\S+Z started: port \d+, tcg, supervisor process, network passt \(egress full\)$/m);
     const follow = spawnVirtdev(sandbox, ["log", "-f", "a"]);
     const reader = follow.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let seen = "";
@@ -324,11 +325,11 @@ Deno.test("install: a missing image exits 3; an image that never powers off time
   assert.match(noQemu.stderr, /qemu-system-x86_64 is not installed.*\n.*hint: Install QEMU: 'pacman -S qemu-base'/);
 });
 
-/** A PATH with the tools virtdev runs, but not qemu-system-x86_64. */
-async function pathWithout(sandbox: Sandbox): Promise<string> {
-  const bin = join(sandbox.root, "bin-without-qemu");
+/** A PATH with the tools virtdev runs, but not qemu-system-x86_64 (nor passt), plus those in `extra`. */
+async function pathWithout(sandbox: Sandbox, extra: readonly string[] = []): Promise<string> {
+  const bin = join(sandbox.root, `bin-${extra.join("-") || "without-qemu"}`);
   await Deno.mkdir(bin, { recursive: true });
-  for (const tool of ["deno", "qemu-img", "ssh-keygen", "ssh", "ps", "kill", "rsync"]) {
+  for (const tool of ["deno", "qemu-img", "ssh-keygen", "ssh", "ps", "kill", "rsync", ...extra]) {
     const found = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "piped" }).output();
     const path = new TextDecoder().decode(found.stdout).trim();
     if (path) await Deno.symlink(path, join(bin, tool)).catch(() => {});
@@ -492,6 +493,102 @@ Deno.test("backup, restore and transfer refuse an rsync older than 3.4.0, naming
       assert.match(result.stderr, /CVE-2024-12084/);
       assert.match(result.stderr, /hint: Install rsync 3\.4\.0 or later: 'pacman -S rsync'/);
     }
+  } finally {
+    await killVms(sandbox, ["a", "b"]);
+  }
+});
+
+Deno.test("network: passt by default, SLIRP with a warning when asked or when passt is missing; 69 when passt is required", async () => {
+  await using sandbox = await vmSandbox();
+  const network = async (name: string) =>
+    JSON.parse((await virtdev(sandbox, ["status", "--json", name])).stdout).network;
+  try {
+    const passt = await virtdev(sandbox, ["start", "a"]);
+    assert.equal(passt.code, 0, passt.stderr);
+    assert.doesNotMatch(passt.stderr, /loopback/);
+    assert.deepEqual(await network("a"), { backend: "passt", egress: "full" });
+    const qemu = (await virtdev(sandbox, ["pid", "a"])).stdout.trim();
+    const args = await Deno.readTextFile(`/proc/${qemu}/cmdline`);
+    assert.match(args, /stream,id=net0,server=off,addr\.type=unix,addr\.path=\S*\/run\/net\/passt\.sock/);
+    assert.doesNotMatch(args, /hostfwd/);
+
+    const slirp = await virtdev(sandbox, ["start", "b"], { env: { VIRTDEV_NET_BACKEND: "slirp" } });
+    assert.equal(slirp.code, 0, slirp.stderr);
+    assert.match(
+      slirp.stderr,
+      /warning: VIRTDEV_NET_BACKEND=slirp: the guest can reach services on this host's loopback/,
+    );
+    assert.deepEqual(await network("b"), { backend: "slirp", egress: "full" });
+    assert.equal((await virtdev(sandbox, ["stop", "b"])).code, 0);
+
+    const noPasst = { PATH: await pathWithout(sandbox, ["qemu-system-x86_64"]) };
+    const fallback = await virtdev(sandbox, ["start", "b"], { env: noPasst });
+    assert.equal(fallback.code, 0, fallback.stderr);
+    assert.match(
+      fallback.stderr,
+      /warning: passt is not installed, so the guest can reach .* Install passt: 'pacman -S passt'/,
+    );
+    assert.equal((await virtdev(sandbox, ["stop", "b"])).code, 0);
+    const required = await virtdev(sandbox, ["start", "b"], { env: { ...noPasst, VIRTDEV_NET_BACKEND: "passt" } });
+    assert.equal(required.code, 69, required.stderr);
+    assert.match(required.stderr, /passt is not installed/);
+  } finally {
+    await killVms(sandbox, ["a", "b"]);
+  }
+});
+
+Deno.test("net none|full is kept in the project; start --net overrides it for one boot", async () => {
+  await using sandbox = await vmSandbox();
+  const egress = async () => JSON.parse((await virtdev(sandbox, ["status", "--json", "a"])).stdout).network;
+  try {
+    assert.equal((await virtdev(sandbox, ["net", "a"])).stdout, "full\n");
+    assert.equal((await virtdev(sandbox, ["net", "a", "none"])).code, 0);
+    assert.equal((await virtdev(sandbox, ["net", "a"])).stdout, "none\n");
+    assert.equal((await virtdev(sandbox, ["net", "a", "wan"])).code, 64);
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    assert.deepEqual(await egress(), { backend: "slirp", egress: "none" });
+    const qemu = (await virtdev(sandbox, ["pid", "a"])).stdout.trim();
+    assert.match(
+      await Deno.readTextFile(`/proc/${qemu}/cmdline`),
+      /user,id=net0,restrict=on,hostfwd=tcp:127\.0\.0\.1:\d+-:22/,
+    );
+    const later = await virtdev(sandbox, ["net", "a", "full"]);
+    assert.match(later.stderr, /runs with egress none; 'full' applies from its next start/);
+    assert.equal((await virtdev(sandbox, ["stop", "a"])).code, 0);
+    assert.equal((await virtdev(sandbox, ["start", "--net", "none", "a"])).code, 0);
+    assert.deepEqual(await egress(), { backend: "slirp", egress: "none" });
+    assert.equal((await virtdev(sandbox, ["net", "a"])).stdout, "full\n", "--net is for one boot");
+  } finally {
+    await killVms(sandbox, ["a", "b"]);
+  }
+});
+
+Deno.test("passt killed while the VM runs: status says degraded, stop works, and start works again", async () => {
+  await using sandbox = await vmSandbox();
+  try {
+    assert.equal((await virtdev(sandbox, ["key"])).code, 0);
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    const agent = JSON.parse(await Deno.readTextFile(join(sandbox.virtdevHome, "projects/a/run/agent.json")));
+    assert.equal(agent.network, "up");
+    Deno.kill(agent.passtPid, "SIGKILL");
+    let state = "";
+    for (let i = 0; i < 100 && state !== "degraded"; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      state = (await virtdev(sandbox, ["status", "a"])).stdout.trim();
+    }
+    assert.equal(state, "degraded");
+    const wait = await virtdev(sandbox, ["wait", "a"]);
+    assert.equal(wait.code, 11, wait.stderr);
+    assert.match(wait.stderr, /passt process has died/);
+    assert.match(await Deno.readTextFile(join(sandbox.virtdevHome, "projects/a/vm.log")), /passt exited \(SIGKILL\)/);
+    const stop = await virtdev(sandbox, ["stop", "a"]);
+    assert.equal(stop.code, 0, stop.stderr);
+    for (const file of runtimeFiles(sandbox, "a")) assert.equal(await exists(file), false, file);
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    assert.equal(
+      JSON.parse(await Deno.readTextFile(join(sandbox.virtdevHome, "projects/a/run/agent.json"))).network,
+      "up",
+    );
   } finally {
     await killVms(sandbox, ["a", "b"]);
   }

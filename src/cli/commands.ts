@@ -29,6 +29,7 @@ import { pathCommand } from "../commands/path.ts";
 import { sealCommand } from "../commands/seal.ts";
 import { staleCommand } from "../commands/stale.ts";
 import { statusCommand } from "../commands/status.ts";
+import { netCommand } from "../commands/net.ts";
 import type { CommandSpec } from "./command.ts";
 
 /** The registered commands. */
@@ -42,6 +43,7 @@ export const commands: readonly CommandSpec[] = [
   sshCommand,
   transferCommand,
   stopCommand,
+  netCommand,
   backupCommand,
   restoreCommand,
   recreateCommand,

@@ -1,13 +1,14 @@
 import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
-import { argument } from "@optique/core/primitives";
-import { string } from "@optique/core/valueparser";
+import { argument, option } from "@optique/core/primitives";
+import { choice, string } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
 import { projectArgument } from "../cli/project_argument.ts";
 import { validateProjectName } from "../core/store/store.ts";
 import { startProject } from "../core/vm/vm_lifecycle.ts";
+import { egressSettings } from "../core/vm/network.ts";
 
 /** `virtdev start <project> [port]`: boots a project's VM in the background. */
 export const startCommand = defineCommand("start", {
@@ -20,18 +21,25 @@ export const startCommand = defineCommand("start", {
     port: optional(
       argument(string({ metavar: "PORT" }), { description: message`SSH port on 127.0.0.1 (1024-65535).` }),
     ),
+    net: optional(
+      option("--net", choice(egressSettings, { metavar: "EGRESS" }), {
+        description: message`What the guest may reach for this boot only: none or full (see 'virtdev net').`,
+      }),
+    ),
   }),
-  async run({ project, port }, context) {
+  async run({ project, port, net }, context) {
     const { ui, store, config, env } = context;
     validateProjectName(project);
     // Waiting for the lock lets parallel starts queue instead of failing:
     // each holds it only until its QEMU has bound its port.
     const result = await withLock(context, `start ${project}`, async () => {
       ui.info(`Starting project virtual machine ${project}...`);
-      return await startProject(store, project, { config, env, reporter: ui, port });
+      return await startProject(store, project, { config, env, reporter: ui, port, egress: net });
     }, { waitSeconds: 60 });
     if (result.cleanedStale) ui.info("Cleaned up after a VM that had ended without stopping (crash or reboot).");
-    ui.success(`Virtual machine started (${result.supervisor} supervisor).`);
+    ui.success(
+      `Virtual machine started (${result.supervisor} supervisor, ${result.network.backend} network, egress ${result.network.egress}).`,
+    );
     ui.info(`SSH at 127.0.0.1:${result.port} once the guest has booted: virtdev wait ${project}`);
     ui.info(`Shut down cleanly with: virtdev stop ${project}`);
   },

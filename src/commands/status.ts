@@ -9,9 +9,9 @@ import { inspectVm } from "../core/vm/runtime_state.ts";
 
 /** `virtdev status [--json] <project>`: the VM's run state. */
 export const statusCommand = defineCommand("status", {
-  brief: message`Print a project VM's state: running, starting, stopping or stopped.`,
+  brief: message`Print a project VM's state: running, starting, stopping, degraded or stopped.`,
   description:
-    message`'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has. With --json, also the PID, port and supervisor.`,
+    message`'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has; 'degraded' that its network (passt) has died, so it cannot be reached until it is restarted. With --json, also the PID, port, supervisor and network.`,
   takesProject: true,
   parser: object({
     json: withDefault(flag("--json", { description: message`Print a JSON object.` }), false),
@@ -30,6 +30,7 @@ export const statusCommand = defineCommand("status", {
       port: status.record?.port ?? null,
       supervisor: status.record?.supervisor ?? null,
       startedAt: status.record?.startedAt ?? null,
+      network: status.record?.network ?? null,
     }));
   },
 });

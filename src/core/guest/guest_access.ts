@@ -14,7 +14,14 @@ import { requireKey } from "./ssh_key.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
 
 /** Exit codes of `wait`. */
-export const WaitExit = { exited: 6, timeout: 7, hostKeyMismatch: 8, sshFailed: 9, keyRefused: 10 } as const;
+export const WaitExit = {
+  exited: 6,
+  timeout: 7,
+  hostKeyMismatch: 8,
+  sshFailed: 9,
+  keyRefused: 10,
+  networkLost: 11,
+} as const;
 
 /** A running project and how to reach it. */
 export interface RunningGuest {
@@ -106,6 +113,12 @@ export async function waitForGuest(
             hint: `See its console log: ${guest.paths.consoleLog}, and 'virtdev log ${name}'.`,
           },
         );
+      }
+      if (status.state === "degraded") {
+        throw new VirtdevError(`Project ${name}'s network is gone: its passt process has died.`, {
+          exitCode: WaitExit.networkLost,
+          hint: `Restart the VM: virtdev stop ${name} && virtdev start ${name}`,
+        });
       }
       if (Date.now() > deadline) {
         throw new VirtdevError(`Project ${name} did not become reachable within ${options.config.waitTimeout}s.`, {

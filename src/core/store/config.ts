@@ -15,6 +15,9 @@ export type Accel = "auto" | "kvm" | "tcg";
 /** Which supervisor runs project VMs. */
 export type SupervisorKind = "auto" | "systemd" | "process";
 
+/** Which network backend carries a VM with full egress. */
+export type NetBackendSetting = "auto" | "passt" | "slirp";
+
 /** The validated configuration. Sizes are bytes, timeouts seconds. */
 export interface Config {
   /** `VIRTDEV_HOME`: where bases, projects, backups and keys live. */
@@ -51,6 +54,8 @@ export interface Config {
   readonly accel: Accel;
   /** `VIRTDEV_SUPERVISOR`. */
   readonly supervisor: SupervisorKind;
+  /** `VIRTDEV_NET_BACKEND`. */
+  readonly netBackend: NetBackendSetting;
   /** The user's home directory (`HOME`). */
   readonly userHome: string;
 }
@@ -73,6 +78,7 @@ export const configVariables = [
   "OVMF_VARS",
   "VIRTDEV_ACCEL",
   "VIRTDEV_SUPERVISOR",
+  "VIRTDEV_NET_BACKEND",
   "XDG_DATA_HOME",
   "XDG_CACHE_HOME",
   "XDG_CONFIG_HOME",
@@ -175,6 +181,11 @@ export function loadConfig(env: Environment): Config {
         "systemd",
         "process",
       ] as const,
+    ),
+    netBackend: _choice(
+      "VIRTDEV_NET_BACKEND",
+      get("VIRTDEV_NET_BACKEND") ?? "auto",
+      ["auto", "passt", "slirp"] as const,
     ),
     userHome: userHome === undefined ? "/" : _absolute("HOME", userHome),
   };

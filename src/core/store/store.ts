@@ -74,6 +74,8 @@ export interface RuntimePaths {
   readonly agent: string;
   /** Present while a stop is in progress; holds the stopping process's PID. */
   readonly stopping: string;
+  /** passt's directory: its socket and its log. */
+  readonly network: string;
 }
 
 /** Paths of one project's files: the base's shape plus its own. */
@@ -88,6 +90,10 @@ export interface ProjectPaths extends BasePaths {
   readonly hostKey: string;
   /** The pinned public host key, as an OpenSSH known_hosts file. */
   readonly knownHosts: string;
+  /** What the guest may reach (`none` or `full`), when set with `virtdev net`. */
+  readonly egress: string;
+  /** The project's forwards (JSON), kept across starts. */
+  readonly forwards: string;
   /** The serial console of the current (or last) boot; `console.log.1` holds what came before. */
   readonly consoleLog: string;
   /** The supervisor's log: starts, stops, exits and QEMU's own errors. */
@@ -143,6 +149,8 @@ export class Store {
       port: join(dir, "port"),
       hostKey: join(dir, "host_key"),
       knownHosts: join(dir, "known_hosts"),
+      egress: join(dir, "net"),
+      forwards: join(dir, "forwards.json"),
       consoleLog: join(dir, "console.log"),
       vmLog: join(dir, "vm.log"),
       runDir: run,
@@ -154,6 +162,7 @@ export class Store {
         record: join(run, "runtime.json"),
         agent: join(run, "agent.json"),
         stopping: join(run, "stopping"),
+        network: join(run, "net"),
       },
     };
   }

@@ -27,6 +27,8 @@ import { QmpClient } from "./qmp.ts";
 import { readRuntimeRecord } from "./runtime_state.ts";
 import { appendVmLog } from "./vm_log.ts";
 import { spawnTool } from "../store/process.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { PasstStartError, type RunningPasst, startPasst } from "./passt_process.ts";
 
 /** The hidden first argument that makes `virtdev` run as a VM's host agent. */
 export const hostAgentArgument = "__host-agent";
@@ -42,8 +44,12 @@ export interface AgentState {
   readonly phase: "launching" | "running" | "failed";
   /** The guest's last word on readiness. */
   readonly readiness: Readiness;
-  /** Why the launch failed (QEMU's own words). */
+  /** Why the launch failed (QEMU's or passt's own words). */
   readonly error?: string;
+  /** For the passt backend: `up`, or `lost` once passt has died (the guest has no network). */
+  readonly network?: "up" | "lost";
+  /** passt's PID, while it runs. */
+  readonly passtPid?: number;
 }
 
 /** Reads the agent's state, if there is a readable one. */
@@ -97,6 +103,20 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   };
   await setState({}, { now: true });
 
+  // The network comes first: QEMU connects to passt's socket as it starts.
+  let passt: RunningPasst | undefined;
+  if (record.passt) {
+    try {
+      passt = await startPasst(record.passt);
+    } catch (error) {
+      if (!(error instanceof PasstStartError) && !(error instanceof VirtdevError)) throw error;
+      await appendVmLog(paths, `host agent: ${error.message}`);
+      await setState({ phase: "failed", error: error.message }, { now: true });
+      return 1;
+    }
+    await setState({ network: "up", passtPid: passt.pid }, { now: true });
+    await appendVmLog(paths, `passt started (PID ${passt.pid})`);
+  }
   const log = await CappedLog.create(paths.consoleLog, { maxBytes: record.consoleLogBytes ?? 16 << 20 });
   let child: Deno.ChildProcess;
   try {
@@ -106,8 +126,18 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
     await appendVmLog(paths, `host agent: ${text}`);
     await setState({ phase: "failed", error: text }, { now: true });
     log.close();
+    await passt?.stop();
     return 1;
   }
+  let qemuEnded = false;
+  passt?.exited.then(async (status) => {
+    if (qemuEnded) return;
+    await appendVmLog(
+      paths,
+      `passt exited (${status.signal ?? `exit ${status.code}`}): the guest has no network until it is restarted`,
+    );
+    await setState({ network: "lost", passtPid: undefined }, { now: true });
+  });
   const forward = (): void => {
     try {
       child.kill("SIGTERM");
@@ -138,6 +168,8 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
     forward();
   }
   const exit = await status;
+  qemuEnded = true;
+  await passt?.stop();
   const code = exit.signal !== null ? 128 + (exit.signal === "SIGKILL" ? 9 : 15) : exit.code;
   await consoleDone;
   server?.close();

@@ -18,8 +18,8 @@ export interface VmSpec {
   readonly firmware: { readonly code: string; readonly nvram: string };
   /** The system and home disks (qcow2). */
   readonly disks: { readonly system: string; readonly home: string };
-  /** The host loopback port forwarded to the guest's SSH, if any. */
-  readonly sshPort?: number;
+  /** QEMU's `-netdev` value for `net0` (see `network.ts`); plain user networking when absent. */
+  readonly netdev?: string;
   /**
    * The monitor sockets, when the VM runs in the background under the host
    * agent, which then holds the serial console on QEMU's stdio.
@@ -74,7 +74,7 @@ export function qemuArguments(spec: VmSpec): string[] {
     "-drive",
     `file=${e(spec.disks.home)},if=virtio,format=qcow2,discard=unmap`,
     "-netdev",
-    spec.sshPort === undefined ? "user,id=net0" : `user,id=net0,hostfwd=tcp:127.0.0.1:${spec.sshPort}-:22`,
+    spec.netdev ?? "user,id=net0",
     "-device",
     "virtio-net-pci,netdev=net0",
     "-device",

@@ -7,12 +7,16 @@
  * @module
  */
 import { findProcesses, isProcessAlive } from "../store/processes.ts";
+import type { Egress, NetBackend, PasstLaunch } from "./network.ts";
 import { readAgentState, type Readiness } from "./host_agent.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
 import { readOptionalText } from "../store/store.ts";
 
-/** The run state of a project VM. */
-export type RunState = "running" | "starting" | "stopping" | "stopped";
+/**
+ * The run state of a project VM. `degraded`: QEMU runs, but its network
+ * (passt) has died, so the guest cannot be reached until a restart.
+ */
+export type RunState = "running" | "starting" | "stopping" | "degraded" | "stopped";
 
 /** How a running VM was launched; written by `start` before QEMU runs. */
 export interface RuntimeRecord {
@@ -28,6 +32,10 @@ export interface RuntimeRecord {
   readonly qemu?: { readonly program: string; readonly args: readonly string[] };
   /** The cap on the console log, in bytes. */
   readonly consoleLogBytes?: number;
+  /** The network of this boot. */
+  readonly network?: { readonly backend: NetBackend; readonly egress: Egress };
+  /** passt, for the passt backend: the host agent starts it before QEMU. */
+  readonly passt?: PasstLaunch;
 }
 
 /** What is known of a project's VM. */
@@ -108,7 +116,9 @@ export async function inspectVm(paths: ProjectPaths): Promise<VmStatus> {
   if (Number.isSafeInteger(stopper) && stopper > 0 && await isProcessAlive(stopper)) {
     return { state: "stopping", pid, record, stale: false };
   }
-  return { state: await guestReadiness(paths) === "pending" ? "starting" : "running", pid, record, stale: false };
+  const agent = await readAgentState(paths);
+  if (agent?.network === "lost") return { state: "degraded", pid, record, stale: false };
+  return { state: (agent?.readiness ?? "pending") === "pending" ? "starting" : "running", pid, record, stale: false };
 }
 
 /** The run state of project `name`. */
@@ -118,8 +128,9 @@ export async function projectRunState(store: Store, name: string): Promise<RunSt
 
 /** Removes every runtime file of `paths`, and `run/` once empty. Call only when no VM lives. */
 export async function clearRuntime(paths: ProjectPaths): Promise<void> {
+  // Recursive for passt's directory (its socket and log).
   for (const file of Object.values(paths.runtime)) {
-    await Deno.remove(file).catch((error) => {
+    await Deno.remove(file, { recursive: true }).catch((error) => {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     });
   }

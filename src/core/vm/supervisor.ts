@@ -27,6 +27,9 @@ export const qemuInstallHint = "Install QEMU: 'pacman -S qemu-base' (Arch) or 'a
 /** Exit codes of a failed launch, shared by `start`. */
 export const LaunchExit = { toolMissing: 69, portRace: 8, failed: 12 } as const;
 
+/** What the host agent runs: QEMU, passt, and ssh for forwards. */
+const _agentPrograms = [qemuProgram, "passt", "ssh"];
+
 /** How long a launch may take before it counts as failed. */
 const _launchTimeoutMs = 90_000;
 
@@ -67,10 +70,14 @@ export interface Supervisor {
 /**
  * The command that runs this virtdev as the host agent of the project in
  * `paths`: the compiled binary itself, or Deno with this script and only
- * what the agent needs (the project directory, QEMU, and its three unix
- * sockets: QMP, the console, and the name the console is first bound to).
+ * what the agent needs (the project directory, `programs`, and its three
+ * unix sockets: QMP, the console, and the name the console is first bound
+ * to).
  */
-export function hostAgentCommand(paths: ProjectPaths, qemu: string): { program: string; args: string[] } {
+export function hostAgentCommand(
+  paths: ProjectPaths,
+  programs: readonly string[],
+): { program: string; args: string[] } {
   const listening = hostAgentListeningPath(paths, crypto.randomUUID().slice(0, 8));
   const agentArgs = [hostAgentArgument, paths.dir, listening];
   if (Deno.build.standalone) return { program: _selfOr("virtdev"), args: agentArgs };
@@ -86,7 +93,7 @@ export function hostAgentCommand(paths: ProjectPaths, qemu: string): { program: 
       `--allow-read=${paths.dir}`,
       `--allow-write=${paths.dir}`,
       `--allow-net=${sockets.map((socket) => `unix:${socket}`).join(",")}`,
-      `--allow-run=${qemu}`,
+      `--allow-run=${programs.join(",")}`,
       _agentScript(),
       ...agentArgs,
     ],
@@ -120,8 +127,11 @@ export function hostAgentListeningPath(paths: ProjectPaths, token: string): stri
 
 /** Turns the agent's report of QEMU's complaint into the right error. */
 function _launchError(launch: Launch, detail: string, what: string): VirtdevError {
-  if (/host forwarding rule|Could not set up host forwarding|Address already in use/i.test(detail)) {
-    return new VirtdevError(`Port ${launch.port} was taken before QEMU could bind it.`, {
+  // QEMU's words for SLIRP, passt's for passt.
+  if (
+    /host forwarding rule|Could not set up host forwarding|Address already in use|Failed to bind any port/i.test(detail)
+  ) {
+    return new VirtdevError(`Port ${launch.port} was taken before it could be bound.`, {
       exitCode: LaunchExit.portRace,
       hint: launch.explicitPort
         ? "Retry with another port, or leave the port out."
@@ -192,7 +202,7 @@ export const processSupervisor: Supervisor = {
   kind: "process",
   unitFor: () => undefined,
   async launch(launch) {
-    const agent = hostAgentCommand(launch.paths, qemuProgram);
+    const agent = hostAgentCommand(launch.paths, _agentPrograms);
     await appendVmLog(launch.paths, `start: host agent ${agent.program} ${agent.args.join(" ")}`);
     const child = spawnDetached(agent.program, agent.args);
     let exited: number | undefined;
@@ -251,7 +261,7 @@ export const systemdSupervisor: Supervisor = {
         `lingering is not enabled for ${launch.user}: the VM stops when you log out. Keep it with: sudo loginctl enable-linger ${launch.user}`,
       );
     }
-    const agent = hostAgentCommand(launch.paths, qemuProgram);
+    const agent = hostAgentCommand(launch.paths, _agentPrograms);
     await appendVmLog(
       launch.paths,
       `start (systemd unit ${unit}): host agent ${agent.program} ${agent.args.join(" ")}`,

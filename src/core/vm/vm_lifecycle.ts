@@ -26,6 +26,7 @@ import {
 } from "./runtime_state.ts";
 import { pathExists, type ProjectPaths, readOptionalText, type Store } from "../store/store.ts";
 import { chooseSupervisor, hostAgentListeningPath, qemuProgram, supervisorFor } from "./supervisor.ts";
+import { detectPasst, type Egress, type NetBackend, planNetwork, readProjectEgress } from "./network.ts";
 import { appendVmLog } from "./vm_log.ts";
 import type { Reporter } from "../store/reporter.ts";
 
@@ -73,7 +74,8 @@ export function projectVmSpec(
     readonly config: Pick<Config, "vmMemoryMiB" | "vmCpus">;
     readonly accel: "kvm" | "tcg";
     readonly firmwareCode: string;
-    readonly port: number;
+    /** QEMU's `-netdev` value (see `network.ts`). */
+    readonly netdev: string;
   },
 ): VmSpec {
   return {
@@ -83,7 +85,7 @@ export function projectVmSpec(
     cpus: options.config.vmCpus,
     firmware: { code: options.firmwareCode, nvram: paths.nvram },
     disks: { system: paths.systemImage, home: paths.homeImage },
-    sshPort: options.port,
+    netdev: options.netdev,
     runtime: { monitorSocket: paths.runtime.monitorSocket, qmpSocket: paths.runtime.qmpSocket },
     fwCfg: [
       { name: fwCfgNames.project, string: paths.name },
@@ -156,6 +158,7 @@ export interface StartResult {
   readonly port: number;
   readonly supervisor: RuntimeRecord["supervisor"];
   readonly cleanedStale: boolean;
+  readonly network: { readonly backend: NetBackend; readonly egress: Egress };
 }
 
 /** Starts project `name`'s VM. Call under the store lock. */
@@ -167,6 +170,8 @@ export async function startProject(
     readonly env: Environment;
     readonly reporter: Reporter;
     readonly port?: string;
+    /** The egress for this boot only; the project's setting otherwise. */
+    readonly egress?: Egress;
   },
 ): Promise<StartResult> {
   const explicit = options.port === undefined ? undefined : parsePort(options.port);
@@ -221,7 +226,22 @@ export async function startProject(
 
   const accel = await resolveAccel(options.config, options.reporter);
   const supervisor = await chooseSupervisor(options.config.supervisor, options.env);
-  const spec = projectVmSpec(paths, { config: options.config, accel, firmwareCode: firmware.code, port: choice.port });
+  const egress = options.egress ?? await readProjectEgress(paths);
+  const network = planNetwork(paths, {
+    egress,
+    backend: options.config.netBackend,
+    sshPort: choice.port,
+    passt: egress === "full" && options.config.netBackend !== "slirp" ? await detectPasst() : undefined,
+    // Our own store tells who we are (Deno grants the uid only with --allow-sys).
+    asRoot: (await Deno.stat(store.root)).uid === 0,
+  });
+  if (network.warning) options.reporter.warn(network.warning);
+  const spec = projectVmSpec(paths, {
+    config: options.config,
+    accel,
+    firmwareCode: firmware.code,
+    netdev: network.netdev,
+  });
   const record: RuntimeRecord = {
     supervisor: supervisor.kind,
     unit: supervisor.unitFor(name),
@@ -229,6 +249,8 @@ export async function startProject(
     startedAt: new Date().toISOString(),
     qemu: { program: qemuProgram, args: qemuArguments(spec) },
     consoleLogBytes: options.config.consoleLogBytes,
+    network: { backend: network.backend, egress: network.egress },
+    passt: network.passt,
   };
   await ensurePrivateDirectory(paths.runDir);
   await writeFileAtomic(paths.runtime.record, `${JSON.stringify(record)}\n`);
@@ -251,8 +273,11 @@ export async function startProject(
     await clearRuntime(paths);
     throw error;
   }
-  await appendVmLog(paths, `started: port ${choice.port}, ${accel}, supervisor ${supervisor.kind}`);
-  return { port: choice.port, supervisor: supervisor.kind, cleanedStale };
+  await appendVmLog(
+    paths,
+    `started: port ${choice.port}, ${accel}, supervisor ${supervisor.kind}, network ${network.backend} (egress ${network.egress})`,
+  );
+  return { port: choice.port, supervisor: supervisor.kind, cleanedStale, network: record.network! };
 }
 
 /** What a stop did. */

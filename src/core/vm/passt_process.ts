@@ -1,0 +1,91 @@
+/**
+ * passt as the host agent runs it: started before QEMU, ready once its
+ * unix socket exists, stopped after QEMU. Its socket and log live in
+ * `run/net/` (0700).
+ *
+ * @module
+ */
+import { privateDirectoryMode, privateFileMode } from "../store/file_modes.ts";
+import { spawnTool } from "../store/process.ts";
+import { readFileTail } from "./console_log.ts";
+import type { PasstLaunch } from "./network.ts";
+
+/** A running passt. */
+export interface RunningPasst {
+  readonly pid: number;
+  /** Resolves when passt exits, with its status. */
+  readonly exited: Promise<Deno.CommandStatus>;
+  /** Asks passt to end, and waits for it. */
+  stop(): Promise<void>;
+}
+
+/** passt could not be started; `message` holds its own words. */
+export class PasstStartError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PasstStartError";
+  }
+}
+
+/** How long passt may take to bind its socket. */
+const _readyTimeoutMs = 15_000;
+
+/**
+ * Starts passt and waits until its socket exists.
+ *
+ * @throws {PasstStartError} with passt's log when it exits first or never
+ *   binds its socket.
+ */
+export async function startPasst(launch: PasstLaunch): Promise<RunningPasst> {
+  await Deno.mkdir(launch.dir, { recursive: true, mode: privateDirectoryMode });
+  await Deno.chmod(launch.dir, privateDirectoryMode);
+  const child = spawnTool(launch.program, launch.args);
+  // Its own log file takes what passt says; these streams stay quiet.
+  child.stdout.cancel().catch(() => {});
+  const stderr = new Response(child.stderr).text();
+  let exited: Deno.CommandStatus | undefined;
+  const status = child.status.then((value) => exited = value);
+  const deadline = Date.now() + _readyTimeoutMs;
+  for (let delay = 5; !exited; delay = Math.min(delay * 2, 50)) {
+    if (await _isSocket(launch.socket)) break;
+    if (Date.now() > deadline) {
+      _kill(child);
+      await status;
+      throw new PasstStartError(`passt did not bind its socket within ${_readyTimeoutMs / 1000}s.`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+  if (exited) {
+    const log = (await readFileTail(`${launch.dir}/passt.log`, 4096).catch(() => undefined)) ?? "";
+    const said = `${log}\n${await stderr}`.split("\n").filter((line) => line.trim() && !/syslog/.test(line));
+    throw new PasstStartError(`passt exited (${exited.code}) before it was ready.\n${said.slice(-5).join("\n")}`);
+  }
+  // passt made them under its umask; nothing in run/ is for others.
+  await Deno.chmod(launch.socket, privateFileMode).catch(() => {});
+  await Deno.chmod(`${launch.dir}/passt.log`, privateFileMode).catch(() => {});
+  return {
+    pid: child.pid,
+    exited: child.status,
+    async stop() {
+      _kill(child);
+      await child.status;
+    },
+  };
+}
+
+function _kill(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGTERM");
+  } catch {
+    // Already gone.
+  }
+}
+
+async function _isSocket(path: string): Promise<boolean> {
+  try {
+    return (await Deno.lstat(path)).isSocket === true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
