@@ -55,7 +55,7 @@ Deno.test("units are enabled only after their files are written, and cloud-init 
   assert.ok(contractUnits.includes("fstrim.timer"));
 });
 
-Deno.test("sshd accepts only keys, only for dev, with the fw_cfg host key", () => {
+Deno.test("sshd accepts only keys, only for dev, with the fw_cfg host key; local forwards only", () => {
   for (
     const line of [
       `HostKey ${guestHostKeyPath}`,
@@ -63,6 +63,11 @@ Deno.test("sshd accepts only keys, only for dev, with the fw_cfg host key", () =
       "PasswordAuthentication no",
       "PermitRootLogin no",
       "AllowUsers dev",
+      "AllowTcpForwarding local",
+      "PermitListen none",
+      "AllowAgentForwarding no",
+      "AllowStreamLocalForwarding no",
+      "X11Forwarding no",
     ]
   ) assert.match(sshdConfig, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`, "m"));
 });

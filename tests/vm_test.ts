@@ -593,3 +593,37 @@ Deno.test("passt killed while the VM runs: status says degraded, stop works, and
     await killVms(sandbox, ["a", "b"]);
   }
 });
+
+Deno.test("forward: kept while stopped, listed with --json; bad, duplicate and busy ports refused; --remove", async () => {
+  await using sandbox = await vmSandbox();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const busy = (listener.addr as Deno.NetAddr).port;
+  try {
+    const added = await virtdev(sandbox, ["forward", "a", "18000:8000"]);
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(added.stderr, /Kept 127\.0\.0\.1:18000 → guest port 8000; it is set up when a starts/);
+    assert.equal((await virtdev(sandbox, ["forward", "a", "9000"])).code, 0);
+    const list = JSON.parse((await virtdev(sandbox, ["forward", "--list", "--json", "a"])).stdout);
+    assert.deepEqual(list, [{ host: 9000, guest: 9000, state: "stopped" }, {
+      host: 18000,
+      guest: 8000,
+      state: "stopped",
+    }]);
+    assert.deepEqual(JSON.parse((await virtdev(sandbox, ["status", "--json", "a"])).stdout).forwards, list);
+    for (const bad of ["80:80", "x", "70000", "1:2:3"]) {
+      assert.equal((await virtdev(sandbox, ["forward", "a", bad])).code, 7, bad);
+    }
+    const again = await virtdev(sandbox, ["forward", "a", "18000:22"]);
+    assert.equal(again.code, 6, again.stderr);
+    const inUse = await virtdev(sandbox, ["forward", "a", `${busy}:80`]);
+    assert.equal(inUse.code, 8, inUse.stderr);
+    assert.match(inUse.stderr, new RegExp(`Port ${busy} is in use on this host`));
+    assert.equal((await virtdev(sandbox, ["forward", "--remove", "17000", "a"])).code, 10);
+    assert.equal((await virtdev(sandbox, ["forward", "--remove", "18000", "a"])).code, 0);
+    assert.equal((await virtdev(sandbox, ["forward", "--remove", "9000:9000", "a"])).code, 0);
+    assert.equal((await virtdev(sandbox, ["forward", "--list", "--json", "a"])).stdout, "[]\n");
+    assert.equal((await virtdev(sandbox, ["forward", "a"])).code, 64);
+  } finally {
+    listener.close();
+  }
+});

@@ -30,6 +30,7 @@ import { sealCommand } from "../commands/seal.ts";
 import { staleCommand } from "../commands/stale.ts";
 import { statusCommand } from "../commands/status.ts";
 import { netCommand } from "../commands/net.ts";
+import { forwardCommand } from "../commands/forward.ts";
 import type { CommandSpec } from "./command.ts";
 
 /** The registered commands. */
@@ -44,6 +45,7 @@ export const commands: readonly CommandSpec[] = [
   transferCommand,
   stopCommand,
   netCommand,
+  forwardCommand,
   backupCommand,
   restoreCommand,
   recreateCommand,

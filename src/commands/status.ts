@@ -6,19 +6,21 @@ import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
 import { requireProject } from "../core/projects/project.ts";
 import { inspectVm } from "../core/vm/runtime_state.ts";
+import { reportForwards } from "../core/vm/forward_control.ts";
 
 /** `virtdev status [--json] <project>`: the VM's run state. */
 export const statusCommand = defineCommand("status", {
   brief: message`Print a project VM's state: running, starting, stopping, degraded or stopped.`,
   description:
-    message`'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has; 'degraded' that its network (passt) has died, so it cannot be reached until it is restarted. With --json, also the PID, port, supervisor and network.`,
+    message`'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has; 'degraded' that its network (passt) has died, so it cannot be reached until it is restarted. With --json, also the PID, port, supervisor, network and forwards.`,
   takesProject: true,
   parser: object({
     json: withDefault(flag("--json", { description: message`Print a JSON object.` }), false),
     project: projectArgument(),
   }),
   async run({ project, json }, { store, ui }) {
-    const status = await inspectVm(await requireProject(store, project));
+    const paths = await requireProject(store, project);
+    const status = await inspectVm(paths);
     if (!json) {
       ui.result(status.state);
       return;
@@ -31,6 +33,7 @@ export const statusCommand = defineCommand("status", {
       supervisor: status.record?.supervisor ?? null,
       startedAt: status.record?.startedAt ?? null,
       network: status.record?.network ?? null,
+      forwards: await reportForwards(paths),
     }));
   },
 });

@@ -50,6 +50,13 @@ export const sshdConfig: string = [
   "AllowUsers dev",
   "PermitUserEnvironment no",
   "PermitTunnel no",
+  // Local forwards only (virtdev forward); nothing from the guest to the host.
+  "AllowTcpForwarding local",
+  "PermitListen none",
+  "GatewayPorts no",
+  "AllowAgentForwarding no",
+  "AllowStreamLocalForwarding no",
+  "X11Forwarding no",
   "UsePAM yes",
   "RequiredRSASize 4096",
   "Ciphers -*-cbc",

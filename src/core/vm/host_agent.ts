@@ -29,6 +29,8 @@ import { appendVmLog } from "./vm_log.ts";
 import { spawnTool } from "../store/process.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { PasstStartError, type RunningPasst, startPasst } from "./passt_process.ts";
+import { ForwardKeeper } from "./forward_keeper.ts";
+import { type ForwardState, readForwards } from "./forwards.ts";
 
 /** The hidden first argument that makes `virtdev` run as a VM's host agent. */
 export const hostAgentArgument = "__host-agent";
@@ -50,6 +52,8 @@ export interface AgentState {
   readonly network?: "up" | "lost";
   /** passt's PID, while it runs. */
   readonly passtPid?: number;
+  /** The project's forwards and how each fares. */
+  readonly forwards?: readonly ForwardState[];
 }
 
 /** Reads the agent's state, if there is a readable one. */
@@ -151,9 +155,39 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   Deno.addSignalListener("SIGINT", ignore);
   Deno.addSignalListener("SIGHUP", ignore);
 
+  // Forwards are set up once the guest is ready, again after each reboot,
+  // and whenever 'virtdev forward' changes them (it sends SIGUSR1).
+  const keeper = record.ssh
+    ? new ForwardKeeper(
+      { project: paths.name, port: record.port, identity: record.ssh.identity, knownHosts: paths.knownHosts },
+      (forwards) => setState({ forwards }),
+    )
+    : undefined;
+  let ready = false;
+  const reconcileForwards = async () => {
+    if (!keeper || !ready) return;
+    try {
+      keeper.reconcile(await readForwards(paths));
+    } catch (error) {
+      await appendVmLog(paths, `host agent: forwards: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  const onForwardsChanged = (): void => {
+    reconcileForwards();
+  };
+  Deno.addSignalListener("SIGUSR1", onForwardsChanged);
+
   const viewers = new _Viewers(child.stdin.getWriter());
   const stderrTail = _keepQemuStderr(child.stderr, paths);
-  const consoleDone = _pumpConsole(child.stdout, { log, viewers, onReadiness: (readiness) => setState({ readiness }) });
+  const consoleDone = _pumpConsole(child.stdout, {
+    log,
+    viewers,
+    onReadiness: (readiness) => {
+      setState({ readiness });
+      ready = readiness === "ready";
+      if (ready) reconcileForwards();
+    },
+  });
   const status = child.status;
 
   const launched = await _waitForQmp(paths, status);
@@ -169,6 +203,8 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   }
   const exit = await status;
   qemuEnded = true;
+  Deno.removeSignalListener("SIGUSR1", onForwardsChanged);
+  await keeper?.stopAll();
   await passt?.stop();
   const code = exit.signal !== null ? 128 + (exit.signal === "SIGKILL" ? 9 : 15) : exit.code;
   await consoleDone;

@@ -36,6 +36,8 @@ export interface RuntimeRecord {
   readonly network?: { readonly backend: NetBackend; readonly egress: Egress };
   /** passt, for the passt backend: the host agent starts it before QEMU. */
   readonly passt?: PasstLaunch;
+  /** How the host agent reaches the guest for forwards: the user's key. */
+  readonly ssh?: { readonly identity: string };
 }
 
 /** What is known of a project's VM. */

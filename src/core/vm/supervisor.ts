@@ -81,7 +81,11 @@ export function hostAgentCommand(
   const listening = hostAgentListeningPath(paths, crypto.randomUUID().slice(0, 8));
   const agentArgs = [hostAgentArgument, paths.dir, listening];
   if (Deno.build.standalone) return { program: _selfOr("virtdev"), args: agentArgs };
-  const sockets = [paths.runtime.qmpSocket, paths.runtime.consoleSocket, listening];
+  // Its unix sockets, and loopback for the forwards it keeps.
+  const net = [
+    ...[paths.runtime.qmpSocket, paths.runtime.consoleSocket, listening].map((s) => `unix:${s}`),
+    "127.0.0.1",
+  ];
   return {
     program: _selfOr("deno"),
     args: [
@@ -92,7 +96,7 @@ export function hostAgentCommand(
       "--no-config",
       `--allow-read=${paths.dir}`,
       `--allow-write=${paths.dir}`,
-      `--allow-net=${sockets.map((socket) => `unix:${socket}`).join(",")}`,
+      `--allow-net=${net.join(",")}`,
       `--allow-run=${programs.join(",")}`,
       _agentScript(),
       ...agentArgs,

@@ -251,6 +251,7 @@ export async function startProject(
     consoleLogBytes: options.config.consoleLogBytes,
     network: { backend: network.backend, egress: network.egress },
     passt: network.passt,
+    ssh: { identity: options.config.sshKey },
   };
   await ensurePrivateDirectory(paths.runDir);
   await writeFileAtomic(paths.runtime.record, `${JSON.stringify(record)}\n`);

@@ -1,0 +1,69 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { optional, withDefault } from "@optique/core/modifiers";
+import { argument, flag, option } from "@optique/core/primitives";
+import { string } from "@optique/core/valueparser";
+import { defineCommand } from "../cli/command.ts";
+import { projectArgument } from "../cli/project_argument.ts";
+import { UsageError } from "../core/store/errors.ts";
+import { validateProjectName } from "../core/store/store.ts";
+import { describeForward, parseForwardSpec } from "../core/vm/forwards.ts";
+import { addForward, removeForward, reportForwards } from "../core/vm/forward_control.ts";
+import { requireProject } from "../core/projects/project.ts";
+
+/** `virtdev forward <project> [HOSTPORT:]GUESTPORT`, `--list [--json]`, `--remove`. */
+export const forwardCommand = defineCommand("forward", {
+  brief: message`Make a guest port reachable on the host's 127.0.0.1 (and only there); kept across starts.`,
+  description:
+    message`SPEC is [HOSTPORT:]GUESTPORT. Forwards are added and removed while the VM runs (over its pinned SSH, kept by the VM's host agent) and set up again at every start. --list shows them with their state; --remove takes the same SPEC or the host port alone.`,
+  takesProject: true,
+  parser: object({
+    list: withDefault(flag("-l", "--list", { description: message`List the forwards.` }), false),
+    json: withDefault(flag("--json", { description: message`With --list: print JSON.` }), false),
+    remove: optional(
+      option("--remove", string({ metavar: "SPEC" }), { description: message`Remove the forward on this host port.` }),
+    ),
+    project: projectArgument(),
+    spec: optional(argument(string({ metavar: "SPEC" }))),
+  }),
+  async run({ list, json, remove, project, spec }, { store, ui }) {
+    validateProjectName(project);
+    if (list) {
+      const reports = await reportForwards(await requireProject(store, project));
+      if (json) {
+        ui.result(JSON.stringify(reports));
+        return;
+      }
+      if (reports.length === 0) {
+        ui.info(`${project} has no forwards. Add one with: virtdev forward ${project} [HOSTPORT:]GUESTPORT`);
+        return;
+      }
+      ui.result(`${"HOST".padEnd(15)}  ${"GUEST".padEnd(5)}  STATE`);
+      for (const r of reports) {
+        ui.result(
+          `${`127.0.0.1:${r.host}`.padEnd(15)}  ${String(r.guest).padEnd(5)}  ${r.state}${
+            r.error ? ` (${r.error})` : ""
+          }`,
+        );
+      }
+      return;
+    }
+    if (remove !== undefined) {
+      const forward = /^\d+$/.test(remove) ? { host: parseForwardSpec(remove).host } : parseForwardSpec(remove);
+      const removed = await removeForward(store, project, forward);
+      ui.success(`Removed ${describeForward(removed)}.`);
+      return;
+    }
+    if (spec === undefined) {
+      throw new UsageError("forward needs a SPEC, --list or --remove SPEC.", {
+        hint: `e.g. 'virtdev forward ${project} 8000' or 'virtdev forward --list ${project}'.`,
+      });
+    }
+    const report = await addForward(store, project, parseForwardSpec(spec));
+    if (report.state === "stopped") {
+      ui.success(`Kept ${describeForward(report)}; it is set up when ${project} starts.`);
+    } else {
+      ui.success(`Forwarding ${describeForward(report)}.`);
+    }
+  },
+});
