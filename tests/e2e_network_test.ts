@@ -1,0 +1,304 @@
+/**
+ * End to end on the real guest: what a guest can reach. With passt it
+ * cannot open a listener on the host's 127.0.0.1 by any address it knows,
+ * nor another project's SSH port; with SLIRP (the control) it can. With
+ * `net none` it reaches nothing while ssh, transfer and forwards still
+ * work. With `net full`, in a network namespace the test makes, it reaches
+ * the far end of a veth. Forwards come and go while the VM runs and come
+ * back after a restart; a killed passt leaves the VM degraded, not stuck.
+ * Runs when VIRTDEV_E2E=1.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { e2eEnabled, sealedGuestSandbox } from "./_guest.ts";
+import { killVms, type Sandbox, sh, taskArguments, virtdev } from "./_helpers.ts";
+
+/** A listener on `hostname`:0 that answers every connection with `secret`. */
+function secretListener(hostname: string, secret: string): { port: number; close(): void } {
+  const listener = Deno.listen({ hostname, port: 0 });
+  (async () => {
+    try {
+      for await (const connection of listener) {
+        connection.write(new TextEncoder().encode(`${secret}\n`)).finally(() => connection.close()).catch(() => {});
+      }
+    } catch {
+      // Closed.
+    }
+  })();
+  return { port: (listener.addr as Deno.NetAddr).port, close: () => listener.close() };
+}
+
+/**
+ * The guest script that tries `port` on every address the guest knows of:
+ * SLIRP's 10.0.2.2 and 10.0.2.3, its gateways, its own addresses, every
+ * destination and source in its routing tables, and its DNS servers. It
+ * prints `<address> <first line answered>` for each.
+ */
+function probeEverything(port: number): string {
+  return `
+addrs() {
+  echo 10.0.2.2; echo 10.0.2.3
+  for family in -4 -6; do
+    ip $family route show table all | awk '{for (i = 1; i <= NF; i++) if ($i == "via" || $i == "src") print $(i + 1); split($1, d, "/"); if (d[1] ~ /[.:]/) print d[1]}'
+    ip $family -o addr show | awk '{split($4, a, "/"); print a[1]}'
+  done
+  awk '$1 == "nameserver" {print $2}' /etc/resolv.conf
+}
+for a in $(addrs | grep -v '^fe80' | sort -u); do
+  got=$(timeout 3 bash -c "exec 3<>/dev/tcp/$a/${port} && timeout 2 head -n 1 <&3" 2>/dev/null | tr -d '\\r')
+  echo "$a \${got:-(nothing)}"
+done
+`;
+}
+
+Deno.test({
+  name:
+    "e2e: a guest reaches nothing on the host's loopback, egress none and full, forwards, a dead passt (real guest, TCG)",
+  ignore: !e2eEnabled,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  const { sandbox } = await sealedGuestSandbox();
+  const ok = async (args: string[], env: Record<string, string> = {}) => {
+    const result = await virtdev(sandbox, args, { env });
+    assert.equal(result.code, 0, `virtdev ${args.join(" ")} → ${result.code}\n${result.stderr}`);
+    return result;
+  };
+  const guest = async (project: string, script: string) =>
+    (await virtdev(sandbox, ["ssh", project, "--", "bash", "-s"], { stdin: script })).stdout;
+  const secret = `secret-${crypto.randomUUID()}`;
+  const host = secretListener("127.0.0.1", secret);
+  const projects = ["neta", "netb", "netns"];
+
+  try {
+    await t.step("passt: no address the guest knows leads to the host's loopback or to another project", async () => {
+      for (const name of ["neta", "netb"]) await ok(["create", name]);
+      for (const name of ["neta", "netb"]) {
+        const start = await ok(["start", name]);
+        assert.doesNotMatch(start.stderr, /loopback/, "no SLIRP warning with passt");
+        assert.match(start.stderr, /passt network, egress full/);
+      }
+      for (const name of ["neta", "netb"]) await ok(["wait", name]);
+      const probes = await guest("neta", probeEverything(host.port));
+      const tried = probes.trim().split("\n");
+      assert.ok(tried.length >= 5, probes);
+      assert.ok(tried.some((line) => line.startsWith("10.0.2.2 ")), probes);
+      assert.doesNotMatch(probes, new RegExp(secret), "the host's 127.0.0.1 answered the guest");
+      const portB = Number((await ok(["port", "netb"])).stdout.trim());
+      const ssh = await guest("neta", probeEverything(portB));
+      assert.doesNotMatch(ssh, /SSH-2\.0/, "project b's SSH port answered project a");
+      // deno-lint-ignore no-console -- what the guest tried, beside the test.
+      console.log(
+        `    passt: ${tried.length} addresses tried, none answered: ${tried.map((l) => l.split(" ")[0]).join(" ")}`,
+      );
+    });
+
+    await t.step("the same guest on SLIRP is warned about, and does reach the secret (the control)", async () => {
+      await ok(["stop", "neta"]);
+      const start = await ok(["start", "neta"], { VIRTDEV_NET_BACKEND: "slirp" });
+      assert.match(
+        start.stderr,
+        /warning: VIRTDEV_NET_BACKEND=slirp: the guest can reach services on this host's loopback/,
+      );
+      await ok(["wait", "neta"]);
+      assert.match(await guest("neta", probeEverything(host.port)), new RegExp(`^10\\.0\\.2\\.2 ${secret}$`, "m"));
+      await ok(["stop", "neta"]);
+    });
+
+    await t.step("net none: no name, no connection to anything; ssh, transfer and a forward still work", async () => {
+      await ok(["net", "neta", "none"]);
+      await ok(["start", "neta"]);
+      await ok(["wait", "neta"]);
+      const dns = await guest("neta", "getent hosts deb.debian.org >/dev/null && echo resolved || echo no-name");
+      assert.equal(dns.trim(), "no-name");
+      const probes = await guest("neta", probeEverything(host.port));
+      assert.doesNotMatch(probes, new RegExp(secret));
+      for (const line of probes.trim().split("\n")) {
+        // Only the guest itself may answer (its own addresses have nothing on the port).
+        assert.match(line, / \(nothing\)$/, line);
+      }
+      const outside = await guest(
+        "neta",
+        'for t in 1.1.1.1/443 8.8.8.8/53 192.0.2.1/80; do timeout 4 bash -c "exec 3<>/dev/tcp/${t%/*}/${t#*/}" 2>/dev/null && echo "reached $t"; done; echo done',
+      );
+      assert.equal(outside.trim(), "done", outside);
+      const file = join(sandbox.root, "to-guest.txt");
+      await Deno.writeTextFile(file, "over ssh\n");
+      await ok(["transfer", "neta", file, ":to-guest.txt"]);
+      assert.equal((await guest("neta", "cat ~/to-guest.txt")).trim(), "over ssh");
+      await guest(
+        "neta",
+        "mkdir -p ~/www && echo served > ~/www/f && cd ~/www && setsid nohup python3 -m http.server 8000 >/dev/null 2>&1 < /dev/null &",
+      );
+      await ok(["forward", "neta", "18000:8000"]);
+      assert.equal(await fetchText("127.0.0.1", 18000, "/f"), "served\n");
+      await ok(["forward", "--remove", "neta", "18000"]);
+      await ok(["stop", "neta"]);
+      await ok(["net", "neta", "full"]);
+    });
+
+    await t.step(
+      "forwards: loopback only, removed while running, back after a restart; a busy host port exits 8",
+      async () => {
+        await ok(["start", "neta"]);
+        await ok(["wait", "neta"]);
+        const serve =
+          "mkdir -p ~/www && echo served > ~/www/f && cd ~/www && setsid nohup python3 -m http.server 8000 >/dev/null 2>&1 < /dev/null &";
+        await guest("neta", serve);
+        const added = await ok(["forward", "neta", "18000:8000"]);
+        assert.match(added.stderr, /Forwarding 127\.0\.0\.1:18000 → guest port 8000/);
+        assert.equal(await fetchText("127.0.0.1", 18000, "/f"), "served\n");
+        // Not on any other address of this host.
+        for (const address of await hostAddresses()) {
+          await assert.rejects(() => fetchText(address, 18000, "/f"), `reachable on ${address}`);
+        }
+        const status = JSON.parse((await ok(["status", "--json", "neta"])).stdout);
+        assert.deepEqual(status.forwards, [{ host: 18000, guest: 8000, state: "up" }]);
+        await ok(["forward", "--remove", "neta", "18000:8000"]);
+        await assert.rejects(() => fetchText("127.0.0.1", 18000, "/f"), "closed by --remove");
+        await ok(["forward", "neta", "18000:8000"]);
+        await ok(["stop", "neta"]);
+        await ok(["start", "neta"]);
+        await ok(["wait", "neta"]);
+        await guest("neta", serve);
+        let text = "";
+        for (let i = 0; i < 100 && text === ""; i++) {
+          text = await fetchText("127.0.0.1", 18000, "/f").catch(() => "");
+          if (text === "") await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        assert.equal(text, "served\n", "the forward came back with the VM");
+        const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        try {
+          const taken = await virtdev(sandbox, ["forward", "neta", `${(busy.addr as Deno.NetAddr).port}:8000`]);
+          assert.equal(taken.code, 8, taken.stderr);
+        } finally {
+          busy.close();
+        }
+      },
+    );
+
+    await t.step("a passt killed while the VM runs: degraded, stop works, start works", async () => {
+      const agent = JSON.parse(await Deno.readTextFile(join(sandbox.virtdevHome, "projects/neta/run/agent.json")));
+      Deno.kill(agent.passtPid, "SIGKILL");
+      let state = "";
+      for (let i = 0; i < 100 && state !== "degraded"; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        state = (await ok(["status", "neta"])).stdout.trim();
+      }
+      assert.equal(state, "degraded");
+      assert.equal((await virtdev(sandbox, ["wait", "neta"])).code, 11);
+      await ok(["stop", "neta"]);
+      await ok(["start", "neta"]);
+      await ok(["wait", "neta"]);
+      assert.equal((await ok(["status", "neta"])).stdout.trim(), "running");
+      await ok(["stop", "neta"]);
+      await ok(["stop", "netb"]);
+    });
+
+    await t.step("net full inside a network namespace: the guest reaches the far end of a veth", async () => {
+      const far = "192.0.2.1";
+      await netns(["add", "vd-vm"]);
+      await netns(["add", "vd-far"]);
+      try {
+        await sh("ip", ["link", "add", "vd0", "type", "veth", "peer", "name", "vd1"]);
+        await sh("ip", ["link", "set", "vd0", "netns", "vd-vm"]);
+        await sh("ip", ["link", "set", "vd1", "netns", "vd-far"]);
+        for (const [ns, dev, address] of [["vd-vm", "vd0", "192.0.2.10/24"], ["vd-far", "vd1", `${far}/24`]]) {
+          await sh("ip", ["-n", ns, "addr", "add", address, "dev", dev]);
+          await sh("ip", ["-n", ns, "link", "set", dev, "up"]);
+          await sh("ip", ["-n", ns, "link", "set", "lo", "up"]);
+        }
+        await sh("ip", ["-n", "vd-vm", "route", "add", "default", "via", far]);
+        const farSecret = `far-${crypto.randomUUID()}`;
+        const server = new Deno.Command("ip", {
+          args: [
+            "netns",
+            "exec",
+            "vd-far",
+            "python3",
+            "-c",
+            `import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("${far}", 7777)); s.listen()\nwhile True:\n  c, _ = s.accept(); c.sendall(b"${farSecret}\\n"); c.close()\n`,
+          ],
+        }).spawn();
+        try {
+          await ok(["create", "netns"]);
+          const inside = (args: string[]) => inNamespace(sandbox, "vd-vm", args);
+          const start = await inside(["start", "netns"]);
+          assert.equal(start.code, 0, start.stderr);
+          assert.match(start.stderr, /passt network, egress full/);
+          assert.equal((await inside(["wait", "netns"])).code, 0);
+          // One word: ssh hands it to the guest's shell.
+          const reached = await inside([
+            "ssh",
+            "netns",
+            "--",
+            `timeout 5 bash -c 'exec 3<>/dev/tcp/${far}/7777 && head -n 1 <&3'`,
+          ]);
+          assert.equal(reached.stdout.trim(), farSecret, reached.stderr);
+          assert.equal((await inside(["stop", "netns"])).code, 0);
+        } finally {
+          server.kill("SIGKILL");
+          await server.status;
+        }
+      } finally {
+        await killVms(sandbox, ["netns"]);
+        await netns(["del", "vd-vm"]).catch(() => {});
+        await netns(["del", "vd-far"]).catch(() => {});
+      }
+    });
+  } finally {
+    host.close();
+    await killVms(sandbox, projects);
+  }
+});
+
+async function netns(args: string[]): Promise<void> {
+  await sh("ip", ["netns", ...args]);
+}
+
+/** Runs virtdev inside network namespace `ns`, as `ip netns exec` does. */
+async function inNamespace(
+  sandbox: Sandbox,
+  ns: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command("ip", {
+    args: ["netns", "exec", ns, Deno.execPath(), ...taskArguments(sandbox.home), ...args],
+    env: sandbox.env,
+    clearEnv: true,
+    cwd: sandbox.root,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
+
+/** A plain HTTP GET of `path` (the guest's python http.server), or a rejection when nothing answers. */
+async function fetchText(hostname: string, port: number, path: string): Promise<string> {
+  const connection = await Deno.connect({ hostname, port });
+  try {
+    await connection.write(new TextEncoder().encode(`GET ${path} HTTP/1.0\r\nHost: x\r\n\r\n`));
+    const response = await new Response(connection.readable).text();
+    const [head, body] = response.split("\r\n\r\n");
+    if (!/^HTTP\/1\.[01] 200/.test(head)) throw new Error(`HTTP: ${head.split("\r\n")[0]}`);
+    return body;
+  } catch (error) {
+    try {
+      connection.close();
+    } catch {
+      // Closed by the response.
+    }
+    throw error;
+  }
+}
+
+/** This host's addresses other than loopback. */
+async function hostAddresses(): Promise<string[]> {
+  const text = await sh("ip", ["-o", "addr", "show", "scope", "global"]);
+  return [...text.matchAll(/inet6? ([0-9a-f.:]+)\//g)].map((match) => match[1]);
+}
