@@ -47,7 +47,15 @@ function median(values: readonly number[]): number {
 }
 
 async function must(sandbox: Awaited<ReturnType<typeof makeSandbox>>, ...args: string[]): Promise<void> {
-  const result = await virtdev(sandbox, args);
+  await mustWith(sandbox, {}, ...args);
+}
+
+async function mustWith(
+  sandbox: Awaited<ReturnType<typeof makeSandbox>>,
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<void> {
+  const result = await virtdev(sandbox, args, { env });
   if (result.code !== 0) throw new Error(`virtdev ${args.join(" ")} failed (${result.code}):\n${result.stderr}`);
 }
 
@@ -126,6 +134,7 @@ const floorReady: number[] = [];
 const oursReady: number[] = [];
 const floorStop: number[] = [];
 const oursStop: number[] = [];
+const slirpReady: number[] = [];
 async function floorRound(): Promise<void> {
   const paths = store.project("floor");
   const port = 2299;
@@ -161,6 +170,14 @@ async function oursRound(): Promise<void> {
     }))[0],
   );
   oursStop.push((await timed(() => must(sandbox, "stop", "bench")))[0]);
+  // The same boot on SLIRP: what passt costs (or saves) on the way to a login.
+  slirpReady.push(
+    (await timed(async () => {
+      await mustWith(sandbox, { VIRTDEV_NET_BACKEND: "slirp" }, "start", "bench");
+      await must(sandbox, "wait", "bench");
+    }))[0],
+  );
+  await must(sandbox, "stop", "bench");
 }
 
 for (let round = 0; round < rounds; round++) {
@@ -203,5 +220,7 @@ print(row("create (core, in-process)", coreCreate, floorCreate));
 print(row("CLI start-up (--version)", startup, floorCreate));
 print(row("start→wait (ready)", oursReady, floorReady));
 print(`  boot rounds: ours ${seconds(oursReady)}; floor ${seconds(floorReady)}`);
+print(row("start→wait, passt vs SLIRP", oursReady, slirpReady));
+print(`  boot rounds: SLIRP ${seconds(slirpReady)}`);
 print(row("stop", oursStop, floorStop));
 print(row(`list (${count} vs ${fewCount} projects)`, listFull, listEmpty));

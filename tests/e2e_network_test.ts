@@ -40,16 +40,22 @@ addrs() {
   echo 10.0.2.2; echo 10.0.2.3
   for family in -4 -6; do
     ip $family route show table all | awk '{for (i = 1; i <= NF; i++) if ($i == "via" || $i == "src") print $(i + 1); split($1, d, "/"); if (d[1] ~ /[.:]/) print d[1]}'
+    # A link-local gateway (IPv6 routers are) needs its interface named.
+    ip $family route show table all | awk '{for (i = 1; i <= NF; i++) if ($i == "via" && $(i + 1) ~ /^fe80/) for (j = 1; j <= NF; j++) if ($j == "dev") print $(i + 1) "%" $(j + 1)}'
     ip $family -o addr show | awk '{split($4, a, "/"); print a[1]}'
   done
   awk '$1 == "nameserver" {print $2}' /etc/resolv.conf
 }
-for a in $(addrs | grep -v '^fe80' | sort -u); do
+for a in $(addrs | grep -v '^fe80[^%]*$' | sort -u); do
   got=$(timeout 3 bash -c "exec 3<>/dev/tcp/$a/${port} && timeout 2 head -n 1 <&3" 2>/dev/null | tr -d '\\r')
   echo "$a \${got:-(nothing)}"
 done
 `;
 }
+
+/** Serves ~/www/f on the guest's port 8000, in a session of its own (so the SSH session can end). */
+const serve =
+  "mkdir -p ~/www && echo served > ~/www/f && cd ~/www && setsid -f python3 -m http.server 8000 >/dev/null 2>&1 </dev/null";
 
 Deno.test({
   name:
@@ -126,12 +132,9 @@ Deno.test({
       await Deno.writeTextFile(file, "over ssh\n");
       await ok(["transfer", "neta", file, ":to-guest.txt"]);
       assert.equal((await guest("neta", "cat ~/to-guest.txt")).trim(), "over ssh");
-      await guest(
-        "neta",
-        "mkdir -p ~/www && echo served > ~/www/f && cd ~/www && setsid nohup python3 -m http.server 8000 >/dev/null 2>&1 < /dev/null &",
-      );
+      await guest("neta", serve);
       await ok(["forward", "neta", "18000:8000"]);
-      assert.equal(await fetchText("127.0.0.1", 18000, "/f"), "served\n");
+      assert.equal(await fetchSoon("127.0.0.1", 18000, "/f"), "served\n");
       await ok(["forward", "--remove", "neta", "18000"]);
       await ok(["stop", "neta"]);
       await ok(["net", "neta", "full"]);
@@ -142,12 +145,10 @@ Deno.test({
       async () => {
         await ok(["start", "neta"]);
         await ok(["wait", "neta"]);
-        const serve =
-          "mkdir -p ~/www && echo served > ~/www/f && cd ~/www && setsid nohup python3 -m http.server 8000 >/dev/null 2>&1 < /dev/null &";
         await guest("neta", serve);
         const added = await ok(["forward", "neta", "18000:8000"]);
         assert.match(added.stderr, /Forwarding 127\.0\.0\.1:18000 → guest port 8000/);
-        assert.equal(await fetchText("127.0.0.1", 18000, "/f"), "served\n");
+        assert.equal(await fetchSoon("127.0.0.1", 18000, "/f"), "served\n");
         // Not on any other address of this host.
         for (const address of await hostAddresses()) {
           await assert.rejects(() => fetchText(address, 18000, "/f"), `reachable on ${address}`);
@@ -294,6 +295,22 @@ async function fetchText(hostname: string, port: number, path: string): Promise<
       // Closed by the response.
     }
     throw error;
+  }
+}
+
+/**
+ * {@link fetchText}, tried for up to 30 s: the guest's server takes a
+ * moment to start under TCG, and a forward comes back a moment after boot.
+ */
+async function fetchSoon(hostname: string, port: number, path: string): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await fetchText(hostname, port, path);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
   }
 }
 
