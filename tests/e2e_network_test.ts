@@ -114,30 +114,33 @@ Deno.test({
     await t.step("net none: no name, no connection to anything; ssh, transfer and a forward still work", async () => {
       await ok(["net", "neta", "none"]);
       await ok(["start", "neta"]);
-      await ok(["wait", "neta"]);
-      const dns = await guest("neta", "getent hosts deb.debian.org >/dev/null && echo resolved || echo no-name");
-      assert.equal(dns.trim(), "no-name");
-      const probes = await guest("neta", probeEverything(host.port));
-      assert.doesNotMatch(probes, new RegExp(secret));
-      for (const line of probes.trim().split("\n")) {
-        // Only the guest itself may answer (its own addresses have nothing on the port).
-        assert.match(line, / \(nothing\)$/, line);
+      try {
+        await ok(["wait", "neta"]);
+        const dns = await guest("neta", "getent hosts deb.debian.org >/dev/null && echo resolved || echo no-name");
+        assert.equal(dns.trim(), "no-name");
+        const probes = await guest("neta", probeEverything(host.port));
+        assert.doesNotMatch(probes, new RegExp(secret));
+        for (const line of probes.trim().split("\n")) {
+          // Only the guest itself may answer (its own addresses have nothing on the port).
+          assert.match(line, / \(nothing\)$/, line);
+        }
+        const outside = await guest(
+          "neta",
+          'for t in 1.1.1.1/443 8.8.8.8/53 192.0.2.1/80; do timeout 4 bash -c "exec 3<>/dev/tcp/${t%/*}/${t#*/}" 2>/dev/null && echo "reached $t"; done; echo done',
+        );
+        assert.equal(outside.trim(), "done", outside);
+        const file = join(sandbox.root, "to-guest.txt");
+        await Deno.writeTextFile(file, "over ssh\n");
+        await ok(["transfer", "neta", file, ":to-guest.txt"]);
+        assert.equal((await guest("neta", "cat ~/to-guest.txt")).trim(), "over ssh");
+        await guest("neta", serve);
+        await ok(["forward", "neta", "18000:8000"]);
+        assert.equal(await fetchSoon("127.0.0.1", 18000, "/f"), "served\n");
+        await ok(["forward", "--remove", "neta", "18000"]);
+      } finally {
+        await virtdev(sandbox, ["stop", "neta"]);
+        await ok(["net", "neta", "full"]);
       }
-      const outside = await guest(
-        "neta",
-        'for t in 1.1.1.1/443 8.8.8.8/53 192.0.2.1/80; do timeout 4 bash -c "exec 3<>/dev/tcp/${t%/*}/${t#*/}" 2>/dev/null && echo "reached $t"; done; echo done',
-      );
-      assert.equal(outside.trim(), "done", outside);
-      const file = join(sandbox.root, "to-guest.txt");
-      await Deno.writeTextFile(file, "over ssh\n");
-      await ok(["transfer", "neta", file, ":to-guest.txt"]);
-      assert.equal((await guest("neta", "cat ~/to-guest.txt")).trim(), "over ssh");
-      await guest("neta", serve);
-      await ok(["forward", "neta", "18000:8000"]);
-      assert.equal(await fetchSoon("127.0.0.1", 18000, "/f"), "served\n");
-      await ok(["forward", "--remove", "neta", "18000"]);
-      await ok(["stop", "neta"]);
-      await ok(["net", "neta", "full"]);
     });
 
     await t.step(

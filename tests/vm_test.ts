@@ -618,11 +618,12 @@ Deno.test("forward: kept while stopped, listed with --json; bad, duplicate and b
     const inUse = await virtdev(sandbox, ["forward", "a", `${busy}:80`]);
     assert.equal(inUse.code, 8, inUse.stderr);
     assert.match(inUse.stderr, new RegExp(`Port ${busy} is in use on this host`));
-    assert.equal((await virtdev(sandbox, ["forward", "--remove", "17000", "a"])).code, 10);
-    assert.equal((await virtdev(sandbox, ["forward", "--remove", "18000", "a"])).code, 0);
-    assert.equal((await virtdev(sandbox, ["forward", "--remove", "9000:9000", "a"])).code, 0);
+    assert.equal((await virtdev(sandbox, ["forward", "--remove", "a", "17000"])).code, 10);
+    assert.equal((await virtdev(sandbox, ["forward", "--remove", "a", "18000"])).code, 0);
+    assert.equal((await virtdev(sandbox, ["forward", "--remove", "a", "9000:9000"])).code, 0);
     assert.equal((await virtdev(sandbox, ["forward", "--list", "--json", "a"])).stdout, "[]\n");
     assert.equal((await virtdev(sandbox, ["forward", "a"])).code, 64);
+    assert.equal((await virtdev(sandbox, ["forward", "--remove", "a"])).code, 64);
   } finally {
     listener.close();
   }

@@ -1,7 +1,7 @@
 import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional, withDefault } from "@optique/core/modifiers";
-import { argument, flag, option } from "@optique/core/primitives";
+import { argument, flag } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
@@ -15,13 +15,14 @@ import { requireProject } from "../core/projects/project.ts";
 export const forwardCommand = defineCommand("forward", {
   brief: message`Make a guest port reachable on the host's 127.0.0.1 (and only there); kept across starts.`,
   description:
-    message`SPEC is [HOSTPORT:]GUESTPORT. Forwards are added and removed while the VM runs (over its pinned SSH, kept by the VM's host agent) and set up again at every start. --list shows them with their state; --remove takes the same SPEC or the host port alone.`,
+    message`SPEC is [HOSTPORT:]GUESTPORT. Forwards are added and removed while the VM runs (over its pinned SSH, kept by the VM's host agent) and set up again at every start. --list shows them with their state; --remove takes the same SPEC, or the host port alone.`,
   takesProject: true,
   parser: object({
     list: withDefault(flag("-l", "--list", { description: message`List the forwards.` }), false),
     json: withDefault(flag("--json", { description: message`With --list: print JSON.` }), false),
-    remove: optional(
-      option("--remove", string({ metavar: "SPEC" }), { description: message`Remove the forward on this host port.` }),
+    remove: withDefault(
+      flag("--remove", { description: message`Remove the forward SPEC (or the one on host port SPEC).` }),
+      false,
     ),
     project: projectArgument(),
     spec: optional(argument(string({ metavar: "SPEC" }))),
@@ -48,8 +49,13 @@ export const forwardCommand = defineCommand("forward", {
       }
       return;
     }
-    if (remove !== undefined) {
-      const forward = /^\d+$/.test(remove) ? { host: parseForwardSpec(remove).host } : parseForwardSpec(remove);
+    if (remove) {
+      if (spec === undefined) {
+        throw new UsageError("forward --remove needs a SPEC.", {
+          hint: `e.g. 'virtdev forward --remove ${project} 18000'.`,
+        });
+      }
+      const forward = /^\d+$/.test(spec) ? { host: parseForwardSpec(spec).host } : parseForwardSpec(spec);
       const removed = await removeForward(store, project, forward);
       ui.success(`Removed ${describeForward(removed)}.`);
       return;
