@@ -27,6 +27,8 @@ import { listCommand } from "../commands/list.ts";
 import { nukeCommand } from "../commands/nuke.ts";
 import { pathCommand } from "../commands/path.ts";
 import { sealCommand } from "../commands/seal.ts";
+import { maintainCommand } from "../commands/maintain.ts";
+import { upgradeCommand } from "../commands/upgrade.ts";
 import { staleCommand } from "../commands/stale.ts";
 import { statusCommand } from "../commands/status.ts";
 import { netCommand } from "../commands/net.ts";
@@ -38,6 +40,7 @@ export const commands: readonly CommandSpec[] = [
   keyCommand,
   installCommand,
   sealCommand,
+  maintainCommand,
   createCommand,
   startCommand,
   waitCommand,
@@ -49,6 +52,7 @@ export const commands: readonly CommandSpec[] = [
   backupCommand,
   restoreCommand,
   recreateCommand,
+  upgradeCommand,
   consoleCommand,
   monitorCommand,
   logCommand,

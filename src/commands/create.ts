@@ -15,7 +15,11 @@ export const createCommand = defineCommand("create", {
   async run({ project }, context) {
     validateNewProjectName(project);
     const { ui } = context;
-    const paths = await withLock(context, `create ${project}`, () => createProject(context.store, project));
+    const paths = await withLock(
+      context,
+      `create ${project}`,
+      () => createProject(context.store, project, { reporter: ui }),
+    );
     ui.success(`Project virtual machine created: ${project}`);
     ui.info(`Start it with: virtdev start ${project}`);
     ui.result(paths.dir);

@@ -5,7 +5,7 @@ import { flag } from "@optique/core/primitives";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
 import { runAttached } from "../core/store/process.ts";
-import { requireProject } from "../core/projects/project.ts";
+import { requireVmPaths } from "../core/projects/project.ts";
 import { inspectVm } from "../core/vm/runtime_state.ts";
 import { readOptionalText } from "../core/store/store.ts";
 import { supervisorFor } from "../core/vm/supervisor.ts";
@@ -23,7 +23,7 @@ export const logCommand = defineCommand("log", {
     project: projectArgument(),
   }),
   async run({ project, follow }, { store, ui }) {
-    const paths = await requireProject(store, project);
+    const paths = await requireVmPaths(store, project);
     const status = await inspectVm(paths);
     if (follow && status.state === "stopped") ui.warn(`${project} is not running; waiting for new lines anyway.`);
     const viewer = supervisorFor(status.record).logCommand(project, { follow });

@@ -4,7 +4,7 @@ import { withDefault } from "@optique/core/modifiers";
 import { flag } from "@optique/core/primitives";
 import { defineCommand } from "../cli/command.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { requireProject } from "../core/projects/project.ts";
+import { requireVmPaths } from "../core/projects/project.ts";
 import { inspectVm } from "../core/vm/runtime_state.ts";
 import { reportForwards } from "../core/vm/forward_control.ts";
 
@@ -19,7 +19,7 @@ export const statusCommand = defineCommand("status", {
     project: projectArgument(),
   }),
   async run({ project, json }, { store, ui }) {
-    const paths = await requireProject(store, project);
+    const paths = await requireVmPaths(store, project);
     const status = await inspectVm(paths);
     if (!json) {
       ui.result(status.state);

@@ -3,7 +3,7 @@ import { message } from "@optique/core/message";
 import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
 import { projectArgument } from "../cli/project_argument.ts";
-import { validateProjectName } from "../core/store/store.ts";
+import { maintenanceVmName, validateProjectName } from "../core/store/store.ts";
 import { stopProject } from "../core/vm/vm_lifecycle.ts";
 
 /** `virtdev stop <project>`: shuts a project's VM down cleanly. */
@@ -14,6 +14,13 @@ export const stopCommand = defineCommand("stop", {
   async run({ project }, context) {
     const { ui, store, config } = context;
     validateProjectName(project);
+    if (project === maintenanceVmName) {
+      // The maintain session holds the store lock and waits for this VM to end.
+      ui.info("Aborting the maintenance session (ACPI power-off)...");
+      const stopped = await stopProject(store, project, { stopTimeout: config.stopTimeout, reporter: ui });
+      ui.success(`Maintenance VM stopped (${stopped.how}); the session discards its copy of the base.`);
+      return;
+    }
     const result = await withLock(context, `stop ${project}`, async () => {
       ui.info(`Sending ACPI power-off to ${project}...`);
       return await stopProject(store, project, { stopTimeout: config.stopTimeout, reporter: ui });

@@ -7,7 +7,7 @@
 import type { Config } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
-import { requireProject } from "../projects/project.ts";
+import { requireVmPaths } from "../projects/project.ts";
 import { guestReadiness, inspectVm, type RuntimeRecord, type VmStatus } from "../vm/runtime_state.ts";
 import { sshArguments, type SshTarget } from "./ssh.ts";
 import { requireKey } from "./ssh_key.ts";
@@ -64,7 +64,7 @@ export interface RunningVm {
  * @throws {VirtdevError} exit 3 for no project, `notRunningCode` otherwise.
  */
 export async function requireRunningVm(store: Store, name: string, notRunningCode: number): Promise<RunningVm> {
-  const paths = await requireProject(store, name);
+  const paths = await requireVmPaths(store, name);
   const status = await inspectVm(paths);
   if (status.pid === undefined || status.record === undefined) {
     throw new VirtdevError(`Project ${name} is not running.`, {

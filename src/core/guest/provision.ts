@@ -56,6 +56,8 @@ export async function runProvision(
     stdin: script,
     allowFailure: true,
     onOutput: options.onOutput,
+    // The output is shown as it comes; only the end is kept.
+    maxCapture: 64 * 1024,
   });
   if (result.code !== 0) {
     throw new VirtdevError(`The provision script ${path} failed with exit ${result.code}.`, {

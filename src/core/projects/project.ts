@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { describeRecovery, recoverReseal } from "../base/reseal.ts";
+import type { Reporter } from "../store/reporter.ts";
 import { basename, join } from "node:path";
 import { copyFileAtomic, syncDirectory, writeFileAtomic } from "../store/atomic_write.ts";
 import { crashPoint } from "../store/crash_point.ts";
@@ -14,7 +16,14 @@ import { generateHostKey } from "../guest/host_key.ts";
 import { ensurePrivateDirectory, privateDirectoryMode } from "../store/file_modes.ts";
 import { checkImage, convertStandalone, createDelta, imageInfo, rebaseStandalone } from "../vm/images.ts";
 import { projectRunState } from "../vm/runtime_state.ts";
-import { pathExists, type ProjectPaths, reservedNames, type Store, validateProjectName } from "../store/store.ts";
+import {
+  maintenanceVmName,
+  pathExists,
+  type ProjectPaths,
+  reservedNames,
+  type Store,
+  validateProjectName,
+} from "../store/store.ts";
 
 /** Exit code for a project that does not exist; the same for every command. */
 export const projectMissingExitCode = 3;
@@ -38,6 +47,24 @@ export async function requireProject(store: Store, name: string): Promise<Projec
     throw new VirtdevError(`No such project: ${name}.`, {
       exitCode: projectMissingExitCode,
       hint: `List projects with 'virtdev list', or create it with 'virtdev create ${name}'.`,
+    });
+  }
+  return paths;
+}
+
+/**
+ * The paths of a VM a user may reach: a project, or the maintenance VM
+ * while a `maintain` session has it.
+ *
+ * @throws {VirtdevError} exit 3 when there is no such project or session.
+ */
+export async function requireVmPaths(store: Store, name: string): Promise<ProjectPaths> {
+  if (name !== maintenanceVmName) return await requireProject(store, name);
+  const paths = store.maintenanceVm();
+  if (!await pathExists(paths.dir)) {
+    throw new VirtdevError("No maintenance session is in progress.", {
+      exitCode: projectMissingExitCode,
+      hint: "Start one with 'virtdev maintain'.",
     });
   }
   return paths;
@@ -68,8 +95,14 @@ export function validateNewProjectName(name: string): void {
  * the base generation. The project is assembled in a hidden directory and
  * renamed into place, so it appears whole or not at all.
  */
-export async function createProject(store: Store, name: string): Promise<ProjectPaths> {
+export async function createProject(
+  store: Store,
+  name: string,
+  options: { readonly reporter?: Reporter } = {},
+): Promise<ProjectPaths> {
   validateNewProjectName(name);
+  const recovered = describeRecovery(await recoverReseal(store));
+  if (recovered) options.reporter?.info(recovered);
   const base = store.base;
   if (!await pathExists(base.dir)) {
     throw new VirtdevError(`There is no sealed base: ${base.dir} does not exist.`, {

@@ -260,7 +260,9 @@ export async function runRecreate(
         }
         case "create": {
           using _lock = await acquireLock(store, `recreate ${project} (create)`, { waitSeconds: 60 });
-          if (!await pathExists(store.project(project).dir)) await createProject(store, project);
+          if (!await pathExists(store.project(project).dir)) {
+            await createProject(store, project, { reporter: progress });
+          }
           break;
         }
         case "start": {

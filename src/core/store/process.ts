@@ -20,6 +20,11 @@ export interface RunToolOptions {
   readonly missingHint?: string;
   /** Called with each piece of output as it arrives (it is still captured). */
   readonly onOutput?: (text: string, stream: "stdout" | "stderr") => void;
+  /**
+   * The most characters of each stream kept in the result (the last ones);
+   * for output a guest controls, so that it cannot fill the host's memory.
+   */
+  readonly maxCapture?: number;
 }
 
 /** What a finished program left behind. */
@@ -78,8 +83,8 @@ export async function runTool(
     await writer.close().catch(() => {});
   }
   const [stdout, stderr, status] = await Promise.all([
-    _collect(child.stdout, (text) => options.onOutput?.(text, "stdout")),
-    _collect(child.stderr, (text) => options.onOutput?.(text, "stderr")),
+    _collect(child.stdout, (text) => options.onOutput?.(text, "stdout"), options.maxCapture),
+    _collect(child.stderr, (text) => options.onOutput?.(text, "stderr"), options.maxCapture),
     child.status,
   ]);
   const result: ToolResult = { code: exitCodeOf(status), stdout, stderr };
@@ -93,10 +98,15 @@ export async function runTool(
   return result;
 }
 
-async function _collect(stream: ReadableStream<Uint8Array>, onText: (text: string) => void): Promise<string> {
+async function _collect(
+  stream: ReadableStream<Uint8Array>,
+  onText: (text: string) => void,
+  maxCapture = Infinity,
+): Promise<string> {
   let all = "";
   for await (const text of stream.pipeThrough(new TextDecoderStream())) {
     all += text;
+    if (all.length > maxCapture) all = all.slice(-maxCapture);
     onText(text);
   }
   return all;

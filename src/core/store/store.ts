@@ -10,6 +10,9 @@ import { InvalidNameError } from "./errors.ts";
 /** The name rule: 1 to 64 (HOST_NAME_MAX) letters, digits, `_` and `-`. */
 export const projectNamePattern: RegExp = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** The name of the maintenance VM, a virtual project (see `maintain`). */
+export const maintenanceVmName = "maintenance";
+
 /** Names that refer to virtdev's own things and cannot be projects. */
 export const reservedNames: readonly string[] = ["maintenance", "base"];
 
@@ -76,6 +79,8 @@ export interface RuntimePaths {
   readonly stopping: string;
   /** passt's directory: its socket and its log. */
   readonly network: string;
+  /** A second QMP socket, on which the host agent of the maintenance VM watches for its shutdown. */
+  readonly qmpWatchSocket: string;
 }
 
 /** Paths of one project's files: the base's shape plus its own. */
@@ -98,6 +103,8 @@ export interface ProjectPaths extends BasePaths {
   readonly consoleLog: string;
   /** The supervisor's log: starts, stops, exits and QEMU's own errors. */
   readonly vmLog: string;
+  /** How the last boot ended, as the host agent saw it on QMP (the maintenance VM only). */
+  readonly shutdownProof: string;
   /** The directory of the runtime files. */
   readonly runDir: string;
   /** Runtime files. */
@@ -133,6 +140,25 @@ export class Store {
     return _basePaths(join(this.root, "system"));
   }
 
+  /** The maintenance copy of the base that `maintain` boots and reseals. */
+  get maintenance(): BasePaths {
+    return _basePaths(join(this.root, "maintenance"));
+  }
+
+  /**
+   * The maintenance VM as a virtual project: its runtime files, port, host
+   * key and console under `projects/maintenance/`, its disks those of
+   * {@link Store.maintenance}.
+   */
+  maintenanceVm(): ProjectPaths {
+    return { ...this.project(maintenanceVmName), ..._diskPaths(this.maintenance) };
+  }
+
+  /** The journal of a reseal in progress (see `reseal.ts`). */
+  get resealJournal(): string {
+    return join(this.root, "reseal.journal");
+  }
+
   /** The installation staging area that `seal` turns into the base. */
   get installation(): BasePaths {
     return _basePaths(join(this.root, "installation"));
@@ -153,6 +179,7 @@ export class Store {
       forwards: join(dir, "forwards.json"),
       consoleLog: join(dir, "console.log"),
       vmLog: join(dir, "vm.log"),
+      shutdownProof: join(dir, "shutdown.json"),
       runDir: run,
       runtime: {
         monitorSocket: join(run, "monitor.sock"),
@@ -163,6 +190,7 @@ export class Store {
         agent: join(run, "agent.json"),
         stopping: join(run, "stopping"),
         network: join(run, "net"),
+        qmpWatchSocket: join(run, "qmp-watch.sock"),
       },
     };
   }
@@ -188,6 +216,11 @@ export class Store {
     }
     return names.sort();
   }
+}
+
+/** The disks and firmware variables of `base`, without its directory. */
+function _diskPaths(base: BasePaths): Pick<BasePaths, "systemImage" | "homeImage" | "nvram"> {
+  return { systemImage: base.systemImage, homeImage: base.homeImage, nvram: base.nvram };
 }
 
 function _basePaths(dir: string): BasePaths {

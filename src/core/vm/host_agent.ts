@@ -30,6 +30,14 @@ import { spawnTool } from "../store/process.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { PasstStartError, type RunningPasst, startPasst } from "./passt_process.ts";
 import { ForwardKeeper } from "./forward_keeper.ts";
+import {
+  emptyProof,
+  endsBoot,
+  type ShutdownProof,
+  type ShutdownWatch,
+  withEvent,
+  writeShutdownProof,
+} from "./shutdown_proof.ts";
 import { type ForwardState, readForwards } from "./forwards.ts";
 
 /** The hidden first argument that makes `virtdev` run as a VM's host agent. */
@@ -192,11 +200,13 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
 
   const launched = await _waitForQmp(paths, status);
   let server: _ConsoleServer | undefined;
+  let watching: Promise<ShutdownProof> | undefined;
   if (launched) {
     for (const socket of [paths.runtime.qmpSocket, paths.runtime.monitorSocket]) {
       await Deno.chmod(socket, privateFileMode).catch(() => {});
     }
     server = await _ConsoleServer.open(paths, listening, viewers);
+    if (record.shutdownWatch) watching = _watchShutdown(paths, record.shutdownWatch);
     await setState({ phase: "running" }, { now: true });
   } else {
     forward();
@@ -207,6 +217,11 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   await keeper?.stopAll();
   await passt?.stop();
   const code = exit.signal !== null ? 128 + (exit.signal === "SIGKILL" ? 9 : 15) : exit.code;
+  if (watching) {
+    await writeShutdownProof(paths.shutdownProof, { ...await watching, qemuExit: code }).catch(async (error) => {
+      await appendVmLog(paths, `host agent: cannot record the shutdown: ${error}`);
+    });
+  }
   await consoleDone;
   server?.close();
   log.close();
@@ -224,6 +239,42 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   Deno.removeSignalListener("SIGINT", ignore);
   Deno.removeSignalListener("SIGHUP", ignore);
   return code;
+}
+
+/**
+ * Watches QEMU's events on the second QMP socket and records them in the
+ * shutdown proof; once the guest has powered off or panicked (QEMU is
+ * paused by `-no-shutdown` and `panic=pause`), tells QEMU to quit.
+ * Resolves with the proof when QEMU closes the connection.
+ */
+async function _watchShutdown(paths: ProjectPaths, watch: ShutdownWatch): Promise<ShutdownProof> {
+  let proof = emptyProof(watch.token);
+  let client: QmpClient;
+  try {
+    client = await QmpClient.connect(paths.runtime.qmpWatchSocket);
+  } catch (error) {
+    await appendVmLog(paths, `host agent: cannot watch for the shutdown: ${error}`);
+    return proof;
+  }
+  await writeShutdownProof(paths.shutdownProof, proof);
+  try {
+    for (;;) {
+      const event = await client.nextEvent();
+      if (event === undefined) break;
+      const next = withEvent(proof, event);
+      const changed = next.guestShutdown !== proof.guestShutdown || next.hostPowerdown !== proof.hostPowerdown ||
+        next.panicked !== proof.panicked;
+      proof = next;
+      if (changed) await writeShutdownProof(paths.shutdownProof, proof);
+      if (endsBoot(event)) {
+        await appendVmLog(paths, `host agent: ${proof.events.at(-1)}; ending QEMU`);
+        await client.execute("quit").catch(() => {});
+      }
+    }
+  } finally {
+    client.close();
+  }
+  return proof;
 }
 
 /** Waits until QEMU answers QMP (it has initialised) or exits first. */

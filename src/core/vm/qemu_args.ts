@@ -36,6 +36,13 @@ export interface VmSpec {
   readonly serialLog?: string;
   /** Exit instead of rebooting (the install boot must end, not loop). */
   readonly noReboot?: boolean;
+  /**
+   * For the maintenance VM: a second QMP socket for the host agent to watch
+   * the boot's end on; a guest power-off then pauses QEMU instead of ending
+   * it, and a panic pauses it too (pvpanic), so both are reported before
+   * QEMU exits.
+   */
+  readonly shutdownWatchSocket?: string;
 }
 
 /** One fw_cfg item. */
@@ -104,6 +111,19 @@ export function qemuArguments(spec: VmSpec): string[] {
     args.push("-serial", "stdio", "-monitor", "none");
   }
   if (spec.noReboot) args.push("-no-reboot");
+  if (spec.shutdownWatchSocket !== undefined) {
+    args.push(
+      "-chardev",
+      `socket,id=qmpwatch,path=${e(spec.shutdownWatchSocket)},server=on,wait=off`,
+      "-mon",
+      "chardev=qmpwatch,mode=control",
+      "-no-shutdown",
+      "-action",
+      "panic=pause",
+      "-device",
+      "pvpanic",
+    );
+  }
   for (const item of spec.fwCfg ?? []) {
     const value = "string" in item ? `string=${e(item.string)}` : `file=${e(item.file)}`;
     args.push("-fw_cfg", `name=opt/virtdev/${e(item.name)},${value}`);

@@ -104,6 +104,21 @@ export class QmpClient implements AsyncDisposable {
     }
   }
 
+  /** The next event, kept or new; `undefined` once QEMU has closed the connection. */
+  async nextEvent(): Promise<QmpEvent | undefined> {
+    const kept = this.#events.shift();
+    if (kept !== undefined) return kept;
+    for (;;) {
+      let message: _Message;
+      try {
+        message = await this.#next();
+      } catch {
+        return undefined;
+      }
+      if (message.event !== undefined) return { event: message.event, data: message.data };
+    }
+  }
+
   /** Closes the connection. */
   close(): void {
     if (this.#closed) return;

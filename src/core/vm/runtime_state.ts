@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { ShutdownWatch } from "./shutdown_proof.ts";
 import { findProcesses, isProcessAlive } from "../store/processes.ts";
 import type { Egress, NetBackend, PasstLaunch } from "./network.ts";
 import { readAgentState, type Readiness } from "./host_agent.ts";
@@ -38,6 +39,8 @@ export interface RuntimeRecord {
   readonly passt?: PasstLaunch;
   /** How the host agent reaches the guest for forwards: the user's key. */
   readonly ssh?: { readonly identity: string };
+  /** For the maintenance VM: the host agent records how the boot ends (`shutdown_proof.ts`). */
+  readonly shutdownWatch?: ShutdownWatch;
 }
 
 /** What is known of a project's VM. */

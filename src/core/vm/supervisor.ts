@@ -83,7 +83,9 @@ export function hostAgentCommand(
   if (Deno.build.standalone) return { program: _selfOr("virtdev"), args: agentArgs };
   // Its unix sockets, and loopback for the forwards it keeps.
   const net = [
-    ...[paths.runtime.qmpSocket, paths.runtime.consoleSocket, listening].map((s) => `unix:${s}`),
+    ...[paths.runtime.qmpSocket, paths.runtime.qmpWatchSocket, paths.runtime.consoleSocket, listening].map((s) =>
+      `unix:${s}`
+    ),
     "127.0.0.1",
   ];
   return {

@@ -13,7 +13,7 @@ import { readGeneration } from "../store/generation.ts";
 import { fwCfgNames } from "../guest/guest_contract.ts";
 import { ensureHostKey } from "../guest/host_key.ts";
 import { choosePort, isPortFree, parsePort } from "./ports.ts";
-import { requireProject } from "../projects/project.ts";
+import { requireProject, requireVmPaths } from "../projects/project.ts";
 import { QmpClient, QmpClosedError } from "./qmp.ts";
 import { qemuArguments, type VmSpec } from "./qemu_args.ts";
 import {
@@ -28,6 +28,8 @@ import { pathExists, type ProjectPaths, readOptionalText, type Store } from "../
 import { chooseSupervisor, hostAgentListeningPath, qemuProgram, supervisorFor } from "./supervisor.ts";
 import { detectPasst, type Egress, type NetBackend, planNetwork, readProjectEgress } from "./network.ts";
 import { appendVmLog } from "./vm_log.ts";
+import type { ShutdownWatch } from "./shutdown_proof.ts";
+import { describeRecovery, recoverReseal } from "../base/reseal.ts";
 import type { Reporter } from "../store/reporter.ts";
 
 /** Exit codes of `start`. */
@@ -175,6 +177,8 @@ export async function startProject(
   },
 ): Promise<StartResult> {
   const explicit = options.port === undefined ? undefined : parsePort(options.port);
+  const recovered = describeRecovery(await recoverReseal(store));
+  if (recovered) options.reporter.info(recovered);
   const paths = await requireProject(store, name);
   for (const file of [paths.systemImage, paths.homeImage, paths.nvram]) {
     if (!await pathExists(file)) {
@@ -184,7 +188,8 @@ export async function startProject(
       });
     }
   }
-  const firmware = resolveFirmware(options.config);
+  // Missing firmware is named before anything else is touched.
+  resolveFirmware(options.config);
   await checkGenerationGate(store, paths);
   const status = await inspectVm(paths);
   if (status.state !== "stopped") {
@@ -209,7 +214,27 @@ export async function startProject(
     });
   }
   await ensureHostKey(paths);
+  const launched = await _launchVm(store, paths, { ...options, explicit });
+  return { ...launched, cleanedStale };
+}
 
+/** Boots the VM of `paths` under its supervisor: port, network, the runtime record, the launch. */
+async function _launchVm(
+  store: Store,
+  paths: ProjectPaths,
+  options: {
+    readonly config: Config;
+    readonly env: Environment;
+    readonly reporter: Reporter;
+    readonly explicit?: number;
+    readonly egress?: Egress;
+    /** For the maintenance VM: record how the boot ends. */
+    readonly shutdownWatch?: ShutdownWatch;
+  },
+): Promise<Omit<StartResult, "cleanedStale">> {
+  const { explicit } = options;
+  const name = paths.name;
+  const firmware = resolveFirmware(options.config);
   const keptText = (await readOptionalText(paths.port))?.trim();
   const kept = keptText && /^[0-9]+$/.test(keptText) ? Number(keptText) : undefined;
   const keptByOthers = new Set<number>();
@@ -242,16 +267,18 @@ export async function startProject(
     firmwareCode: firmware.code,
     netdev: network.netdev,
   });
+  const vm: VmSpec = options.shutdownWatch ? { ...spec, shutdownWatchSocket: paths.runtime.qmpWatchSocket } : spec;
   const record: RuntimeRecord = {
     supervisor: supervisor.kind,
     unit: supervisor.unitFor(name),
     port: choice.port,
     startedAt: new Date().toISOString(),
-    qemu: { program: qemuProgram, args: qemuArguments(spec) },
+    qemu: { program: qemuProgram, args: qemuArguments(vm) },
     consoleLogBytes: options.config.consoleLogBytes,
     network: { backend: network.backend, egress: network.egress },
     passt: network.passt,
     ssh: { identity: options.config.sshKey },
+    shutdownWatch: options.shutdownWatch,
   };
   await ensurePrivateDirectory(paths.runDir);
   await writeFileAtomic(paths.runtime.record, `${JSON.stringify(record)}\n`);
@@ -278,7 +305,35 @@ export async function startProject(
     paths,
     `started: port ${choice.port}, ${accel}, supervisor ${supervisor.kind}, network ${network.backend} (egress ${network.egress})`,
   );
-  return { port: choice.port, supervisor: supervisor.kind, cleanedStale, network: record.network! };
+  return { port: choice.port, supervisor: supervisor.kind, network: record.network! };
+}
+
+/**
+ * Boots the maintenance VM on the disks in `maintenance/`, with its own
+ * port, host key and console under `projects/maintenance/`, watched for
+ * how it ends (see `shutdown_proof.ts`). Call under the store lock.
+ */
+export async function startMaintenanceVm(
+  store: Store,
+  options: {
+    readonly config: Config;
+    readonly env: Environment;
+    readonly reporter: Reporter;
+    readonly shutdownWatch: ShutdownWatch;
+  },
+): Promise<Omit<StartResult, "cleanedStale">> {
+  const paths = store.maintenanceVm();
+  await ensurePrivateDirectory(paths.dir);
+  const status = await inspectVm(paths);
+  if (status.state !== "stopped") {
+    throw new VirtdevError(`A maintenance VM is already running (PID ${status.pid}).`, {
+      exitCode: StartExit.running,
+      hint: "End it with 'virtdev stop maintenance'.",
+    });
+  }
+  await cleanStaleRuntime(paths, status);
+  await ensureHostKey(paths);
+  return await _launchVm(store, paths, { ...options, egress: "full" });
 }
 
 /** What a stop did. */
@@ -296,7 +351,7 @@ export async function stopProject(
   name: string,
   options: { readonly stopTimeout: number; readonly reporter: Reporter },
 ): Promise<StopResult> {
-  const paths = await requireProject(store, name);
+  const paths = await requireVmPaths(store, name);
   const status = await inspectVm(paths);
   if (status.pid === undefined) {
     await cleanStaleRuntime(paths, status);

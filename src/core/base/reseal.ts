@@ -1,0 +1,160 @@
+/**
+ * The reseal: `maintenance/` becomes the base and the old base goes, so
+ * that a crash at any point leaves one whole base, old or new, and the
+ * next `maintain`, `start` or `create` finishes the swap.
+ *
+ * A journal of renames, not renameat2(RENAME_EXCHANGE): the exchange would
+ * need Deno's FFI, which is a grant to run any native code and would void
+ * the permission sandbox virtdev runs in. The journal is written before the
+ * first rename and removed after the last, and every state in between has
+ * one way forward:
+ *
+ * 1. `maintenance/` is made complete first: its disks checked, the new
+ *    generation written into it, everything read-only. A generation file
+ *    always lives in the directory of the disks it describes.
+ * 2. `reseal.journal` names the old and new generations.
+ * 3. `system/` → `system.old/`.
+ * 4. `maintenance/` → `system/`.
+ * 5. The journal goes (the commit), then `system.old/`.
+ *
+ * Recovery rolls forward whenever the new base is there whole, and back
+ * (renaming `system.old/` home) only when it is not.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { syncDirectory, writeFileAtomic } from "../store/atomic_write.ts";
+import { crashPoint } from "../store/crash_point.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { readOnlyFileMode } from "../store/file_modes.ts";
+import { readGeneration } from "../store/generation.ts";
+import { type BasePaths, pathExists, readOptionalText, type Store } from "../store/store.ts";
+
+/** Exit codes of a reseal. */
+export const ResealExit = { generationCorrupt: 15, generationOverflow: 28 } as const;
+
+/** What the journal holds. */
+interface _Journal {
+  readonly from: string;
+  readonly to: string;
+}
+
+/** The files of a base, besides its generation. */
+export const baseFiles = ["system.qcow2", "home.qcow2", "nvram"] as const;
+
+/** The old base's name during a swap. */
+function _oldBase(store: Store): string {
+  return join(store.root, "system.old");
+}
+
+/**
+ * The generation after `current`.
+ *
+ * @throws {VirtdevError} 15 when the base's generation is not a number, 28
+ *   when it cannot be counted up exactly.
+ */
+export async function nextGeneration(store: Store): Promise<{ readonly from: string; readonly to: string }> {
+  const current = await readGeneration(store.base.generation);
+  if (current.kind !== "number") {
+    throw new VirtdevError(`The base generation is unreadable: ${store.base.generation}.`, {
+      exitCode: ResealExit.generationCorrupt,
+      hint: "The base is damaged; install and seal it again.",
+    });
+  }
+  const value = BigInt(current.value);
+  // Compared as numbers everywhere, so it must stay exact in a double.
+  if (value >= BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new VirtdevError(`The base generation ${current.value} cannot be counted up any further.`, {
+      exitCode: ResealExit.generationOverflow,
+      hint: "Install and seal a new base.",
+    });
+  }
+  return { from: current.value, to: String(value + 1n) };
+}
+
+/**
+ * Swaps the prepared `maintenance/` in as the base at generation `to`.
+ * Call under the store lock, with no project VM running.
+ */
+export async function swapInMaintenance(
+  store: Store,
+  generations: { readonly from: string; readonly to: string },
+): Promise<void> {
+  const fresh = store.maintenance;
+  await writeFileAtomic(fresh.generation, `${generations.to}\n`, { mode: readOnlyFileMode });
+  for (const file of baseFiles) await Deno.chmod(join(fresh.dir, file), readOnlyFileMode);
+  crashPoint("reseal.prepared");
+  const journal: _Journal = generations;
+  await writeFileAtomic(store.resealJournal, `${JSON.stringify(journal)}\n`);
+  await syncDirectory(store.root);
+  crashPoint("reseal.journal-written");
+  await Deno.rename(store.base.dir, _oldBase(store));
+  crashPoint("reseal.old-moved");
+  await Deno.rename(fresh.dir, store.base.dir);
+  await syncDirectory(store.root);
+  crashPoint("reseal.new-moved");
+  await Deno.remove(store.resealJournal);
+  await syncDirectory(store.root);
+  crashPoint("reseal.committed");
+  await Deno.remove(_oldBase(store), { recursive: true });
+}
+
+/** What a recovery did, for the user. */
+export type ResealRecovery = "none" | "finished" | "rolled back" | "cleaned";
+
+/**
+ * Finishes or rolls back a reseal that was interrupted. Call under the
+ * store lock before anything reads the base.
+ */
+export async function recoverReseal(store: Store): Promise<ResealRecovery> {
+  const old = _oldBase(store);
+  const journalText = await readOptionalText(store.resealJournal);
+  if (journalText === undefined) {
+    // A committed reseal that died before removing the old base.
+    if (!await pathExists(old)) return "none";
+    await Deno.remove(old, { recursive: true });
+    return "cleaned";
+  }
+  const journal = JSON.parse(journalText) as _Journal;
+  let outcome: ResealRecovery;
+  if (await pathExists(store.base.dir) && await _isBaseAt(store.base, journal.to)) {
+    // The new base is in place: only the commit was missing.
+    outcome = "finished";
+  } else if (await _isBaseAt(store.maintenance, journal.to)) {
+    if (await pathExists(store.base.dir)) await Deno.rename(store.base.dir, old);
+    await Deno.rename(store.maintenance.dir, store.base.dir);
+    outcome = "finished";
+  } else {
+    // The new base is not whole: the old one goes back.
+    if (!await pathExists(store.base.dir) && await pathExists(old)) await Deno.rename(old, store.base.dir);
+    outcome = "rolled back";
+  }
+  await syncDirectory(store.root);
+  await Deno.remove(store.resealJournal);
+  await syncDirectory(store.root);
+  if (await pathExists(old)) await Deno.remove(old, { recursive: true });
+  return outcome;
+}
+
+/** Whether `base` holds all its files at generation `generation`. */
+async function _isBaseAt(base: BasePaths, generation: string): Promise<boolean> {
+  for (const file of baseFiles) {
+    if (!await pathExists(join(base.dir, file))) return false;
+  }
+  const found = await readGeneration(base.generation);
+  return found.kind === "number" && found.value === generation;
+}
+
+/** The message for a recovery, or `undefined` when there was nothing to do. */
+export function describeRecovery(recovery: ResealRecovery): string | undefined {
+  switch (recovery) {
+    case "finished":
+      return "Found an interrupted reseal and finished it: the new base is in place.";
+    case "rolled back":
+      return "Found an interrupted reseal whose new base was incomplete: the old base is back in place.";
+    case "cleaned":
+      return "Removed the old base a finished reseal had left behind.";
+    case "none":
+      return undefined;
+  }
+}
