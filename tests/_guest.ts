@@ -58,3 +58,30 @@ export function sealedGuestSandbox(): Promise<{ sandbox: Sandbox; install: strin
   })();
   return _shared;
 }
+
+/**
+ * A sandbox of its own with a copy of the shared sealed base and SSH key,
+ * for tests that change the base (maintain, upgrade): the base is installed
+ * once per test run and copied (a reflink where the file system allows).
+ */
+export async function copiedGuestSandbox(): Promise<Sandbox> {
+  const { sandbox: shared } = await sealedGuestSandbox();
+  // The shared env names the shared HOME: this sandbox gets its own.
+  const { HOME: _sharedHome, ...env } = shared.env;
+  const sandbox = await makeSandbox(env);
+  await Deno.mkdir(sandbox.virtdevHome, { recursive: true, mode: 0o700 });
+  for (const dir of ["system", "ssh"]) {
+    const output = await new Deno.Command("cp", {
+      args: ["-a", "--reflink=auto", join(shared.virtdevHome, dir), join(sandbox.virtdevHome, dir)],
+    }).output();
+    assert.equal(output.code, 0, `copying ${dir}`);
+  }
+  globalThis.addEventListener("unload", () => {
+    try {
+      Deno.removeSync(sandbox.root, { recursive: true });
+    } catch {
+      // Already gone.
+    }
+  });
+  return sandbox;
+}

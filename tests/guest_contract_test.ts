@@ -32,7 +32,7 @@ Deno.test("user-data is a cloud-config document that parses as JSON", () => {
 Deno.test("units are enabled only after their files are written, and cloud-init is disabled for later boots", () => {
   const document = JSON.parse(renderUserData({ publicKey: key, timezone: "UTC" }).replace(/^#cloud-config\n/, ""));
   const written = new Set(document.write_files.map((file: { path: string }) => file.path));
-  for (const unit of contractUnits.filter((unit) => unit.startsWith("virtdev-"))) {
+  for (const unit of contractUnits().filter((unit) => unit.startsWith("virtdev-"))) {
     assert.ok(written.has(`/etc/systemd/system/${unit}`), unit);
   }
   const runcmd: string[][] = document.runcmd;
@@ -41,7 +41,7 @@ Deno.test("units are enabled only after their files are written, and cloud-init 
   assert.deepEqual(runcmd[0].slice(0, 2), ["sh", "-ec"]);
   const steps = runcmd[0][2].trim().split("\n");
   const reload = steps.indexOf("systemctl daemon-reload");
-  const enable = steps.indexOf(`systemctl enable ${contractUnits.join(" ")}`);
+  const enable = steps.indexOf(`systemctl enable ${contractUnits().join(" ")}`);
   const disabled = steps.indexOf("touch /etc/cloud/cloud-init.disabled");
   const installed = steps.indexOf(`echo ${installedLine} > /dev/ttyS0`);
   assert.ok(reload !== -1 && reload < enable, "daemon-reload before enable");
@@ -52,7 +52,7 @@ Deno.test("units are enabled only after their files are written, and cloud-init 
   }
   assert.equal(document.ssh_deletekeys, true);
   assert.deepEqual(document.ssh_genkeytypes, []);
-  assert.ok(contractUnits.includes("fstrim.timer"));
+  assert.ok(contractUnits().includes("fstrim.timer"));
 });
 
 Deno.test("sshd accepts only keys, only for dev, with the fw_cfg host key; local forwards only", () => {

@@ -4,6 +4,7 @@
  * @module
  */
 import { installCommand } from "../commands/install.ts";
+import { isoCommand } from "../commands/iso.ts";
 import { startCommand } from "../commands/start.ts";
 import { stopCommand } from "../commands/stop.ts";
 import { waitCommand } from "../commands/wait.ts";
@@ -38,6 +39,7 @@ import type { CommandSpec } from "./command.ts";
 /** The registered commands. */
 export const commands: readonly CommandSpec[] = [
   keyCommand,
+  isoCommand,
   installCommand,
   sealCommand,
   maintainCommand,

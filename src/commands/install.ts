@@ -1,12 +1,13 @@
 import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
-import { option } from "@optique/core/primitives";
+import { argument, option } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { withLock } from "../cli/locked.ts";
 import { UsageError } from "../core/store/errors.ts";
-import { installBase, type InstallStage } from "../core/base/install.ts";
+import { installBase, type InstallSource, type InstallStage } from "../core/base/install.ts";
+import { isoPath } from "../core/base/iso.ts";
 import { parseSize } from "../core/store/size.ts";
 import { resolveAccel } from "../core/vm/vm_lifecycle.ts";
 import { type Stage, startStage } from "../ui/progress.ts";
@@ -19,21 +20,35 @@ const _stageLabels: Readonly<Record<InstallStage, string>> = {
   poweroff: "Powering off",
 };
 
-/** `virtdev install --image <file> [--home-size N]`: builds the installation from a cloud image. */
+const _isoLabels: Readonly<Record<InstallStage, string>> = {
+  copy: "Creating the system disk",
+  home: "Creating the home disk",
+  boot: "Booting the Arch installer (partitions, pacstrap, guest contract)",
+  contract: "Applying the guest contract",
+  poweroff: "Powering off",
+};
+
+/** `virtdev install --image <file> | [iso] [--home-size N]`: builds the installation. */
 export const installCommand = defineCommand("install", {
-  brief: message`Install the base from a cloud image (qcow2 or raw); then run 'virtdev seal'.`,
+  brief: message`Install the base from a cloud image (--image) or the Arch installer ISO; then run 'virtdev seal'.`,
   description:
-    message`Copies the image, grows it to VIRTDEV_SYSTEM_DISK_SIZE, makes the home disk and boots it once with a cloud-init seed that virtdev serves on loopback. The guest applies the virtdev contract (user dev, your key, hardened sshd, /home on its own disk) and powers off. Works with Debian, Ubuntu, Fedora and Arch cloud images.`,
+    message`With --image: copies the image, grows it to VIRTDEV_SYSTEM_DISK_SIZE, makes the home disk and boots it once with a cloud-init seed that virtdev serves on loopback; the guest applies the virtdev contract (user dev, your key, hardened sshd, /home on its own disk) and powers off. Works with Debian, Ubuntu, Fedora and Arch cloud images. Without it: boots the ISO that 'virtdev iso' built (or the one named), whose unattended installer partitions and pacstraps both disks and applies the same contract.`,
   parser: object({
-    image: option("--image", string({ metavar: "FILE" }), { description: message`The cloud image.` }),
+    iso: optional(
+      argument(string({ metavar: "ISO" }), { description: message`The installer ISO (default: the one 'iso' built).` }),
+    ),
+    image: optional(option("--image", string({ metavar: "FILE" }), { description: message`A cloud image.` })),
     homeSize: optional(
       option("--home-size", string({ metavar: "SIZE" }), {
         description: message`Size of the home disk, e.g. 48G (default VIRTDEV_HOME_DISK_SIZE).`,
       }),
     ),
   }),
-  async run({ image, homeSize }, context) {
+  async run({ iso, image, homeSize }, context) {
     const { ui, store, config } = context;
+    if (iso !== undefined && image !== undefined) throw new UsageError("Give an ISO or --image, not both.");
+    const source: InstallSource = image !== undefined ? { image } : { iso: iso ?? isoPath(config) };
+    const labels = "image" in source ? _stageLabels : _isoLabels;
     let homeBytes: number | undefined;
     try {
       homeBytes = homeSize === undefined ? undefined : parseSize(homeSize);
@@ -43,7 +58,7 @@ export const installCommand = defineCommand("install", {
     const result = await withLock(context, "install", async () => {
       const accel = await resolveAccel(config, ui);
       let current: Stage | undefined;
-      return await installBase(store, image, {
+      return await installBase(store, source, {
         config,
         accel,
         homeSize: homeBytes,
@@ -52,7 +67,7 @@ export const installCommand = defineCommand("install", {
           warn: (line) => ui.warn(line),
           stage(stage) {
             current?.done();
-            current = startStage(ui, _stageLabels[stage]);
+            current = startStage(ui, labels[stage]);
           },
           failed(tail) {
             current?.fail();

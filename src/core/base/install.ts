@@ -18,8 +18,8 @@ import { stripTerminalControls } from "../guest/terminal_text.ts";
 import { FileFollower, MarkerScanner, readFileTail } from "../vm/console_log.ts";
 import { ensurePrivateDirectory, privateFileMode } from "../store/file_modes.ts";
 import { startSeedServer } from "./seed_server.ts";
-import { requireKey } from "../guest/ssh_key.ts";
-import { pathExists, readOptionalText, type Store } from "../store/store.ts";
+import { publicKeyOf, requireKey } from "../guest/ssh_key.ts";
+import { pathExists, type Store } from "../store/store.ts";
 import { qemuInstallHint, qemuProgram } from "../vm/supervisor.ts";
 import type { Reporter } from "../store/reporter.ts";
 
@@ -56,10 +56,17 @@ export interface InstallResult {
   readonly seconds: number;
 }
 
-/** Installs `image` as the new installation. Call under the store lock. */
+/**
+ * What to install from: a cloud image (the contract goes in by cloud-init)
+ * or the Arch installer ISO that `iso` builds (its installer applies the
+ * contract itself).
+ */
+export type InstallSource = { readonly image: string } | { readonly iso: string };
+
+/** Installs from `source` as the new installation. Call under the store lock. */
 export async function installBase(
   store: Store,
-  image: string,
+  source: InstallSource,
   options: {
     readonly config: Config;
     readonly homeSize?: number;
@@ -69,7 +76,7 @@ export async function installBase(
 ): Promise<InstallResult> {
   const started = performance.now();
   const { config, progress } = options;
-  const probed = await _probeImage(image);
+  const probed = "image" in source ? await _probeImage(source.image) : await _probeIso(source.iso);
   const firmware = resolveFirmware(config);
   if (await pathExists(store.installation.dir)) {
     throw new VirtdevError(`An installation already exists: ${store.installation.dir}.`, {
@@ -84,7 +91,7 @@ export async function installBase(
     });
   }
   await requireKey(config.sshKey);
-  const publicKey = await _publicKey(config.sshKey);
+  const publicKey = await publicKeyOf(config.sshKey);
 
   await ensurePrivateDirectory(store.root);
   await _removeAbandonedInstalls(store);
@@ -98,8 +105,12 @@ export async function installBase(
     const system = join(work, "system.qcow2");
     progress.stage("copy");
     // convert keeps the virtual size, so the probe's answer still holds.
-    await runTool("qemu-img", ["convert", "-f", probed.format, "-O", "qcow2", image, system]);
-    const virtualSize = probed.virtualSize;
+    if ("image" in source) {
+      await runTool("qemu-img", ["convert", "-f", probed.format, "-O", "qcow2", source.image, system]);
+    } else {
+      await createImage(system, config.systemDiskSize);
+    }
+    const virtualSize = "image" in source ? probed.virtualSize : config.systemDiskSize;
     if (virtualSize < config.systemDiskSize) {
       await runTool("qemu-img", ["resize", "-q", system, String(config.systemDiskSize)]);
     } else if (virtualSize > config.systemDiskSize) {
@@ -111,11 +122,14 @@ export async function installBase(
     await createImage(join(work, "home.qcow2"), options.homeSize ?? config.homeDiskSize);
     await copyFileAtomic(firmware.vars, join(work, "nvram"));
 
-    await using seed = startSeedServer({
-      "meta-data": renderMetaData({ instanceId: `virtdev-install-${crypto.randomUUID()}` }),
-      "user-data": renderUserData({ publicKey, timezone: config.timezone }),
-      "vendor-data": "",
-    });
+    // The ISO's installer carries the contract; a cloud image gets it from the seed.
+    await using seed = "image" in source
+      ? startSeedServer({
+        "meta-data": renderMetaData({ instanceId: `virtdev-install-${crypto.randomUUID()}` }),
+        "user-data": renderUserData({ publicKey, timezone: config.timezone }),
+        "vendor-data": "",
+      })
+      : undefined;
     const args = qemuArguments({
       name: "virtdev-install",
       accel: options.accel,
@@ -123,18 +137,21 @@ export async function installBase(
       cpus: config.vmCpus,
       firmware: { code: firmware.code, nvram: join(work, "nvram") },
       disks: { system, home: join(work, "home.qcow2") },
-      smbiosSerial: seed.smbiosSerial,
+      smbiosSerial: seed?.smbiosSerial,
+      cdrom: "iso" in source ? source.iso : undefined,
       serialLog: consoleLog,
       noReboot: true,
     });
     progress.stage("boot");
-    seed.userDataFetched.then(() => progress.stage("contract"));
+    seed?.userDataFetched.then(() => progress.stage("contract"));
     const { confirmed } = await _bootOnce(args, { consoleLog, timeoutSeconds: config.installTimeout, progress });
     if (!confirmed) {
       throw new VirtdevError("The install VM powered off without confirming that the guest contract was applied.", {
         exitCode: InstallExit.contractNotApplied,
         hint: [
-          "Check that the image is a cloud image with cloud-init, and look at the console log: " + consoleLog,
+          ("image" in source
+            ? "Check that the image is a cloud image with cloud-init, and look at the console log: "
+            : "The installer failed; look at the console log: ") + consoleLog,
         ],
       });
     }
@@ -217,6 +234,24 @@ async function _bootOnce(
   }
 }
 
+/** Checks that the installer ISO is there. */
+async function _probeIso(iso: string): Promise<{ readonly format: string; readonly virtualSize: number }> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(iso);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new VirtdevError(`Installer ISO not found: ${iso}.`, {
+      exitCode: InstallExit.imageMissing,
+      hint: "Build it with 'virtdev iso' (on Arch, with archiso), or install from a cloud image with --image.",
+    });
+  }
+  if (!info.isFile) {
+    throw new VirtdevError(`Not a file: ${iso}.`, { exitCode: InstallExit.imageUnusable });
+  }
+  return { format: "raw", virtualSize: info.size };
+}
+
 /** Returns the image's format and size, or fails with the install's codes. */
 async function _probeImage(image: string): Promise<{ readonly format: string; readonly virtualSize: number }> {
   // qemu-img reads the image, not virtdev: the image may be anywhere.
@@ -244,12 +279,6 @@ async function _probeImage(image: string): Promise<{ readonly format: string; re
     });
   }
   return { format, virtualSize };
-}
-
-async function _publicKey(privateKey: string): Promise<string> {
-  const stored = await readOptionalText(`${privateKey}.pub`);
-  if (stored?.trim()) return stored.trim();
-  return (await runTool("ssh-keygen", ["-y", "-f", privateKey])).stdout.trim();
 }
 
 async function _removeAbandonedInstalls(store: Store): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * The guest contract: what every virtdev guest provides, defined once.
- * `install` applies it to a plain cloud image through cloud-init; the Arch
- * installer is to render the same pieces.
+ * `install --image` applies it to a plain cloud image through cloud-init;
+ * the Arch installer (`iso`, `install <iso>`) runs the same pieces as one
+ * shell script in the installed system's chroot.
  *
  * - user `dev`: key-only SSH, passwordless sudo, locked passwords;
  * - the home disk (vdb, ext4, `LABEL=home`) mounted at `/home`;
@@ -97,17 +98,41 @@ fi
 ssh-keygen -y -f ${guestHostKeyPath} > ${guestHostKeyPath}.pub
 `;
 
-// ssh.service on Debian, sshd.service elsewhere, ssh.socket where sshd is
-// socket-activated (Ubuntu 24.04 and later).
-const _readyScript = `#!/bin/sh
+/**
+ * The distribution family of a guest, where it changes the contract: the
+ * name of the SSH server's unit, and whether it is socket-activated.
+ * `generic` is a cloud image whose family is not known: every name is
+ * covered and its own SSH unit stays as the image enabled it.
+ */
+export type GuestFlavour = "generic" | "debian" | "ubuntu" | "arch";
+
+/** The SSH units of a flavour: the service, and the socket where sshd is socket-activated. */
+export function sshUnits(flavour: GuestFlavour): { readonly services: readonly string[]; readonly socket?: string } {
+  switch (flavour) {
+    case "debian":
+      return { services: ["ssh.service"] };
+    // Ubuntu 24.04 and later start sshd from ssh.socket on the first connection.
+    case "ubuntu":
+      return { services: ["ssh.service"], socket: "ssh.socket" };
+    case "arch":
+      return { services: ["sshd.service"] };
+    case "generic":
+      return { services: ["ssh.service", "sshd.service"], socket: "ssh.socket" };
+  }
+}
+
+function _readyScript(flavour: GuestFlavour): string {
+  const { services, socket } = sshUnits(flavour);
+  const checks = [...services, ...(socket ? [socket] : [])].map((unit) => `systemctl is-active --quiet ${unit}`);
+  return `#!/bin/sh
 # Tells the host on the serial console whether sshd came up.
-if systemctl is-active --quiet ssh.service || systemctl is-active --quiet sshd.service ||
-  systemctl is-active --quiet ssh.socket; then
+if ${checks.join(" ||\n  ")}; then
   echo ${readinessLine} > /dev/ttyS0
 else
   echo ${notReadyLine} > /dev/ttyS0
 fi
 `;
+}
 
 const _identityUnit = `[Unit]
 Description=virtdev: hostname and SSH host key from fw_cfg
@@ -125,9 +150,11 @@ ExecStart=/usr/local/lib/virtdev/identity
 WantedBy=sysinit.target
 `;
 
-const _readyUnit = `[Unit]
+function _readyUnit(flavour: GuestFlavour): string {
+  const { services, socket } = sshUnits(flavour);
+  return `[Unit]
 Description=virtdev: tell the host that SSH is up
-After=ssh.service sshd.service ssh.socket home.mount
+After=${[...services, ...(socket ? [socket] : [])].join(" ")} home.mount
 
 [Service]
 Type=oneshot
@@ -136,6 +163,7 @@ ExecStart=/usr/local/lib/virtdev/ready
 [Install]
 WantedBy=multi-user.target
 `;
+}
 
 // sshd waits for /home (the keys are there) and needs the identity; if
 // either fails it does not start, and the ready unit says NOT-READY.
@@ -149,17 +177,20 @@ ExecStart=
 ExecStart=-/sbin/agetty --autologin dev --noclear %I 115200 linux
 `;
 
-/** The files of the contract. */
-export function contractFiles(): GuestFile[] {
+/** The files of the contract for a guest of `flavour`. */
+export function contractFiles(flavour: GuestFlavour = "generic"): GuestFile[] {
   return [
     { path: "/etc/ssh/sshd_config.d/10-virtdev.conf", permissions: "0644", content: sshdConfig },
     { path: "/etc/modules-load.d/virtdev.conf", permissions: "0644", content: "qemu_fw_cfg\n" },
     { path: "/usr/local/lib/virtdev/identity", permissions: "0755", content: _identityScript },
-    { path: "/usr/local/lib/virtdev/ready", permissions: "0755", content: _readyScript },
+    { path: "/usr/local/lib/virtdev/ready", permissions: "0755", content: _readyScript(flavour) },
     { path: "/etc/systemd/system/virtdev-identity.service", permissions: "0644", content: _identityUnit },
-    { path: "/etc/systemd/system/virtdev-ready.service", permissions: "0644", content: _readyUnit },
-    { path: "/etc/systemd/system/ssh.service.d/virtdev.conf", permissions: "0644", content: _sshAfterHome },
-    { path: "/etc/systemd/system/sshd.service.d/virtdev.conf", permissions: "0644", content: _sshAfterHome },
+    { path: "/etc/systemd/system/virtdev-ready.service", permissions: "0644", content: _readyUnit(flavour) },
+    ...sshUnits(flavour).services.map((service) => ({
+      path: `/etc/systemd/system/${service}.d/virtdev.conf`,
+      permissions: "0644",
+      content: _sshAfterHome,
+    })),
     {
       path: "/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf",
       permissions: "0644",
@@ -168,20 +199,25 @@ export function contractFiles(): GuestFile[] {
   ];
 }
 
-/** The units the contract enables, after its files are in place. */
-export const contractUnits: readonly string[] = [
-  "virtdev-identity.service",
-  "virtdev-ready.service",
-  "serial-getty@ttyS0.service",
-  "fstrim.timer",
-];
+/**
+ * The units the contract enables, after its files are in place. A generic
+ * cloud image keeps its SSH unit as the image enabled it; an installer of a
+ * known flavour enables its SSH unit (the socket where sshd is
+ * socket-activated).
+ */
+export function contractUnits(flavour: GuestFlavour = "generic"): readonly string[] {
+  const { services, socket } = sshUnits(flavour);
+  const ssh = flavour === "generic" ? [] : [socket ?? services[0]];
+  return ["virtdev-identity.service", "virtdev-ready.service", "serial-getty@ttyS0.service", "fstrim.timer", ...ssh];
+}
 
 // One script, so that the installed line is written only if every step
 // and every check succeeded. Files first, then enable: enabling a unit whose
 // file is not there yet fails (the original's hostname-unit bug).
-const _finishScript = `passwd -l root
+function _finishScript(flavour: GuestFlavour, options: { readonly cloudInit: boolean }): string {
+  return `passwd -l root
 systemctl daemon-reload
-systemctl enable ${contractUnits.join(" ")}
+systemctl enable ${contractUnits(flavour).join(" ")}
 id dev
 mountpoint -q /home
 test -s /home/dev/.ssh/authorized_keys
@@ -189,10 +225,10 @@ rm -f /etc/ssh/ssh_host_*
 ssh-keygen -q -t ed25519 -N '' -f /run/virtdev-check-key
 sshd -t -h /run/virtdev-check-key
 rm -f /run/virtdev-check-key /run/virtdev-check-key.pub
-touch /etc/cloud/cloud-init.disabled
-sync
+${options.cloudInit ? "touch /etc/cloud/cloud-init.disabled\n" : ""}sync
 echo ${installedLine} > /dev/ttyS0
 `;
+}
 
 /**
  * The cloud-init user-data that applies the contract at install and then
@@ -225,7 +261,7 @@ export function renderUserData(options: { readonly publicKey: string; readonly t
     // No host keys in the base: each project's comes from the host.
     ssh_deletekeys: true,
     ssh_genkeytypes: [],
-    runcmd: [["sh", "-ec", _finishScript]],
+    runcmd: [["sh", "-ec", _finishScript("generic", { cloudInit: true })]],
     power_state: { mode: "poweroff", condition: true, timeout: 30 },
   };
   return `#cloud-config\n${JSON.stringify(document, null, 2)}\n`;
@@ -234,4 +270,51 @@ export function renderUserData(options: { readonly publicKey: string; readonly t
 /** The cloud-init meta-data for the install boot. */
 export function renderMetaData(options: { readonly instanceId: string }): string {
   return `${JSON.stringify({ "instance-id": options.instanceId, "local-hostname": "virtdev" })}\n`;
+}
+
+/** The sudoers line that lets `dev` use sudo without a password. */
+const _sudoers = "dev ALL=(ALL:ALL) NOPASSWD: ALL\n";
+
+/** Single-quotes `text` for sh. */
+function _shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The contract as one `sh -e` script, for an installer that has the new
+ * system in a chroot (the Arch installer runs it with arch-chroot): the user
+ * `dev` with the key, sudo, the time zone, every contract file (written
+ * before any unit is enabled), then the same enable, checks and installed
+ * line as the cloud-init path. File contents travel base64-encoded, so no
+ * content is ever read by the shell.
+ */
+export function renderContractScript(options: {
+  readonly publicKey: string;
+  readonly timezone: string;
+  readonly flavour: Exclude<GuestFlavour, "generic">;
+}): string {
+  const encode = (text: string): string => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
+  const lines = [
+    "#!/bin/sh",
+    "# The virtdev guest contract, applied inside the installed system.",
+    "set -eu",
+    "id dev >/dev/null 2>&1 || useradd --create-home --comment virtdev --shell /bin/bash dev",
+    "passwd -l dev",
+    "install -d -m 700 -o dev -g dev /home/dev/.ssh",
+    `printf '%s\\n' ${_shellQuote(options.publicKey.trim())} > /home/dev/.ssh/authorized_keys`,
+    "chown dev:dev /home/dev/.ssh/authorized_keys && chmod 600 /home/dev/.ssh/authorized_keys",
+    "install -d -m 750 /etc/sudoers.d",
+    `printf '%s' ${_shellQuote(encode(_sudoers))} | base64 -d > /etc/sudoers.d/dev && chmod 440 /etc/sudoers.d/dev`,
+    `ln -sf ${_shellQuote(`/usr/share/zoneinfo/${options.timezone}`)} /etc/localtime`,
+  ];
+  for (const file of contractFiles(options.flavour)) {
+    const dir = file.path.slice(0, file.path.lastIndexOf("/"));
+    lines.push(
+      `install -d -m 755 ${_shellQuote(dir)}`,
+      `printf '%s' ${_shellQuote(encode(file.content))} | base64 -d > ${_shellQuote(file.path)}`,
+      `chmod ${file.permissions} ${_shellQuote(file.path)}`,
+    );
+  }
+  lines.push(_finishScript(options.flavour, { cloudInit: false }).trimEnd());
+  return `${lines.join("\n")}\n`;
 }

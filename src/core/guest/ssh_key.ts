@@ -7,7 +7,7 @@ import { dirname } from "node:path";
 import { ExitCode, VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
 import { makePrivate, privateDirectoryMode } from "../store/file_modes.ts";
-import { pathExists } from "../store/store.ts";
+import { pathExists, readOptionalText } from "../store/store.ts";
 
 /**
  * Makes an ed25519 key at `path` unless one exists.
@@ -47,4 +47,11 @@ export async function requireKey(path: string): Promise<void> {
       hint: `Restrict it: chmod 600 '${path}'`,
     });
   }
+}
+
+/** The public half of the key at `privateKey`: its `.pub`, or derived by ssh-keygen. */
+export async function publicKeyOf(privateKey: string): Promise<string> {
+  const stored = await readOptionalText(`${privateKey}.pub`);
+  if (stored?.trim()) return stored.trim();
+  return (await runTool("ssh-keygen", ["-y", "-f", privateKey])).stdout.trim();
 }

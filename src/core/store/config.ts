@@ -28,8 +28,12 @@ export interface Config {
   readonly cache: string;
   /** `${XDG_CONFIG_HOME}/virtdev`: manifests and provision scripts. */
   readonly configDir: string;
-  /** `VIRTDEV_TIMEZONE`: the guest's time zone. */
+  /** `VIRTDEV_TIMEZONE`: the guest's time zone (default: the host's). */
   readonly timezone: string;
+  /** `VIRTDEV_LOCALE`: the Arch installer's locale (default `en_US.UTF-8`). */
+  readonly locale: string;
+  /** `VIRTDEV_KEYMAP`: the Arch installer's console keymap (default `us`). */
+  readonly keymap: string;
   /** `VIRTDEV_SYSTEM_DISK_SIZE` in bytes. */
   readonly systemDiskSize: number;
   /** `VIRTDEV_HOME_DISK_SIZE` in bytes. */
@@ -66,6 +70,8 @@ export const configVariables = [
   "VIRTDEV_SSH_KEY",
   "VIRTDEV_CACHE",
   "VIRTDEV_TIMEZONE",
+  "VIRTDEV_LOCALE",
+  "VIRTDEV_KEYMAP",
   "VIRTDEV_SYSTEM_DISK_SIZE",
   "VIRTDEV_HOME_DISK_SIZE",
   "VIRTDEV_VM_MEMORY",
@@ -149,7 +155,9 @@ export function loadConfig(env: Environment): Config {
     sshKey: path("VIRTDEV_SSH_KEY", () => join(home, "ssh", "id")),
     cache,
     configDir,
-    timezone: _timezone(get("VIRTDEV_TIMEZONE") ?? "UTC"),
+    timezone: _timezone(get("VIRTDEV_TIMEZONE") ?? _hostTimezone()),
+    locale: _word("VIRTDEV_LOCALE", get("VIRTDEV_LOCALE") ?? "en_US.UTF-8"),
+    keymap: _word("VIRTDEV_KEYMAP", get("VIRTDEV_KEYMAP") ?? "us"),
     systemDiskSize: _diskSize("VIRTDEV_SYSTEM_DISK_SIZE", get("VIRTDEV_SYSTEM_DISK_SIZE") ?? "24G"),
     homeDiskSize: _diskSize("VIRTDEV_HOME_DISK_SIZE", get("VIRTDEV_HOME_DISK_SIZE") ?? "48G"),
     vmMemoryMiB: _memory(get("VIRTDEV_VM_MEMORY") ?? "4096"),
@@ -346,6 +354,22 @@ function _choice<const T extends string>(name: string, value: string, choices: r
     throw new ConfigError(name, `${name} must be one of ${choices.join(", ")}: '${value}'.`);
   }
   return found;
+}
+
+/** The host's time zone, as the runtime knows it (no file is read). */
+function _hostTimezone(): string {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return zone && /^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/.test(zone) ? zone : "UTC";
+}
+
+/** A locale or keymap name: letters, digits and `._@-`. */
+function _word(name: string, value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._@-]*$/.test(value)) {
+    throw new ConfigError(name, `${name} is not a valid name: '${value}'.`, {
+      hint: name === "VIRTDEV_LOCALE" ? "For example en_US.UTF-8 or de_DE.UTF-8." : "For example us or de-latin1.",
+    });
+  }
+  return value;
 }
 
 function _timezone(value: string): string {

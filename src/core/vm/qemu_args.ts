@@ -30,6 +30,8 @@ export interface VmSpec {
   };
   /** Strings and files passed to the guest through fw_cfg, by name under `opt/virtdev/`. */
   readonly fwCfg?: readonly FwCfgItem[];
+  /** An installer ISO, as a read-only CD (the install boot from `iso`). */
+  readonly cdrom?: string;
   /** SMBIOS type-1 serial (cloud-init reads its NoCloud seed location from it). */
   readonly smbiosSerial?: string;
   /** Without `runtime`: a file that receives the serial console (else stdio). */
@@ -80,6 +82,7 @@ export function qemuArguments(spec: VmSpec): string[] {
     `file=${e(spec.disks.system)},if=virtio,format=qcow2,discard=unmap`,
     "-drive",
     `file=${e(spec.disks.home)},if=virtio,format=qcow2,discard=unmap`,
+    ...(spec.cdrom === undefined ? [] : ["-drive", `file=${e(spec.cdrom)},media=cdrom,readonly=on`]),
     "-netdev",
     spec.netdev ?? "user,id=net0",
     "-device",

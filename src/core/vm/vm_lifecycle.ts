@@ -28,6 +28,7 @@ import { pathExists, type ProjectPaths, readOptionalText, type Store } from "../
 import { chooseSupervisor, hostAgentListeningPath, qemuProgram, supervisorFor } from "./supervisor.ts";
 import { detectPasst, type Egress, type NetBackend, planNetwork, readProjectEgress } from "./network.ts";
 import { appendVmLog } from "./vm_log.ts";
+import { runTool } from "../store/process.ts";
 import type { ShutdownWatch } from "./shutdown_proof.ts";
 import { describeRecovery, recoverReseal } from "../base/reseal.ts";
 import type { Reporter } from "../store/reporter.ts";
@@ -55,13 +56,9 @@ const _maxSocketPath = 107;
 export async function resolveAccel(config: Pick<Config, "accel">, reporter: Reporter): Promise<"kvm" | "tcg"> {
   let accel: "kvm" | "tcg" = config.accel === "tcg" ? "tcg" : "kvm";
   if (config.accel === "auto") {
-    try {
-      (await Deno.open("/dev/kvm", { read: true, write: true })).close();
-    } catch (error) {
-      // No device, or not in the kvm group: software emulation.
-      if (!(error instanceof Deno.errors.NotFound) && !(error instanceof Deno.errors.PermissionDenied)) throw error;
-      accel = "tcg";
-    }
+    // test(1) asks access(2) for this user; Deno grants a device only with --allow-all.
+    const usable = await runTool("test", ["-r", "/dev/kvm", "-a", "-w", "/dev/kvm"], { allowFailure: true });
+    if (usable.code !== 0) accel = "tcg";
   }
   if (accel === "tcg") {
     reporter.warn("running without KVM (software emulation, VIRTDEV_ACCEL=tcg): the VM will be slow.");

@@ -1,0 +1,20 @@
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { defineCommand } from "../cli/command.ts";
+import { buildIso } from "../core/base/iso.ts";
+
+/** `virtdev iso`: builds the unattended Arch installer ISO. */
+export const isoCommand = defineCommand("iso", {
+  brief: message`Build the unattended Arch installer ISO (needs archiso and sudo); then 'virtdev install'.`,
+  description:
+    message`Renders an archiso profile from the host's releng profile and virtdev's overlay (your public key, VIRTDEV_TIMEZONE, VIRTDEV_LOCALE, VIRTDEV_KEYMAP; UEFI with a serial console) and runs 'sudo mkarchiso'. Writes VIRTDEV_CACHE/virtdev.iso and prints its path.`,
+  parser: object({}),
+  async run(_args, { ui, config }) {
+    const output = ui.guestStream();
+    const path = await buildIso(config, { reporter: ui, onOutput: output.write });
+    output.end();
+    ui.success(`Created the Arch installation medium: ${path}`);
+    ui.info("Next: virtdev install");
+    ui.result(path);
+  },
+});
