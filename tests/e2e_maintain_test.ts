@@ -189,7 +189,8 @@ Deno.test({
         "panic",
         async () => {
           // The connection dies with the kernel; its exit code says nothing.
-          await run(["ssh", "maintenance", "--", "sudo", "sh", "-c", "sleep 1; echo c > /proc/sysrq-trigger"]);
+          // ssh joins its words into one remote command line: the script is one word.
+          await run(["ssh", "maintenance", "--", "sudo sh -c 'sleep 1; echo c > /proc/sysrq-trigger'"]);
         },
         19,
         /panicked/,
