@@ -91,3 +91,15 @@ Deno.test("the install boot logs its serial console to a file, serves its seed b
   assert.ok(!args.includes("-fw_cfg"));
   assert.ok(!qemuArguments(spec).includes("-no-reboot"));
 });
+
+Deno.test("the maintenance VM's QEMU pauses on power-off and panic, with a watch socket", () => {
+  const joined = qemuArguments({ ...spec, shutdownWatchSocket: "/run/a,b.sock" }).join(" ");
+  assert.match(joined, /-no-shutdown/);
+  assert.match(joined, /-action panic=pause/);
+  assert.match(joined, /-device pvpanic/);
+  assert.match(
+    joined,
+    /socket,id=qmpwatch,path=\/run\/a,,b\.sock,server=on,wait=off -mon chardev=qmpwatch,mode=control/,
+  );
+  assert.doesNotMatch(qemuArguments(spec).join(" "), /no-shutdown|pvpanic|qmpwatch/);
+});

@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { exists, makeSandbox, repoRoot, type Sandbox, sh, virtdev } from "./_helpers.ts";
 import { emptyProof, judgeShutdown, withEvent } from "../src/core/vm/shutdown_proof.ts";
-import { qemuArguments } from "../src/core/vm/qemu_args.ts";
 
 async function makeBase(dir: string, pattern: number, generation: string): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
@@ -142,33 +141,4 @@ Deno.test("shutdown proof: only a guest power-off with QEMU exiting 0 counts", (
   assert.equal(judgeShutdown(hostQuit, token).clean, false);
   assert.equal(judgeShutdown(clean, "another boot").clean, false, "a proof from another boot");
   assert.equal(judgeShutdown(undefined, token).clean, false);
-});
-
-Deno.test("the maintenance VM's QEMU pauses on power-off and panic, with a watch socket", () => {
-  const args = qemuArguments({
-    name: "maintenance",
-    accel: "tcg",
-    memoryMiB: 512,
-    cpus: 1,
-    firmware: { code: "/c", nvram: "/n" },
-    disks: { system: "/s", home: "/h" },
-    shutdownWatchSocket: "/run/a,b.sock",
-  });
-  const joined = args.join(" ");
-  assert.match(joined, /-no-shutdown/);
-  assert.match(joined, /-action panic=pause/);
-  assert.match(joined, /-device pvpanic/);
-  assert.match(
-    joined,
-    /socket,id=qmpwatch,path=\/run\/a,,b\.sock,server=on,wait=off -mon chardev=qmpwatch,mode=control/,
-  );
-  const plain = qemuArguments({
-    name: "p",
-    accel: "tcg",
-    memoryMiB: 512,
-    cpus: 1,
-    firmware: { code: "/c", nvram: "/n" },
-    disks: { system: "/s", home: "/h" },
-  }).join(" ");
-  assert.doesNotMatch(plain, /no-shutdown|pvpanic/);
 });

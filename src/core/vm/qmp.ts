@@ -93,21 +93,19 @@ export class QmpClient implements AsyncDisposable {
     const index = this.#events.findIndex((event) => event.event === name);
     if (index !== -1) return this.#events.splice(index, 1)[0];
     for (;;) {
-      let message: _Message;
-      try {
-        message = await this.#next();
-      } catch {
-        return undefined;
-      }
-      if (message.event === name) return { event: message.event, data: message.data };
-      if (message.event !== undefined) this.#events.push({ event: message.event, data: message.data });
+      const event = await this.#nextNewEvent();
+      if (event === undefined || event.event === name) return event;
+      this.#events.push(event);
     }
   }
 
   /** The next event, kept or new; `undefined` once QEMU has closed the connection. */
   async nextEvent(): Promise<QmpEvent | undefined> {
-    const kept = this.#events.shift();
-    if (kept !== undefined) return kept;
+    return this.#events.shift() ?? await this.#nextNewEvent();
+  }
+
+  /** Reads until an event arrives; `undefined` when the connection closes. */
+  async #nextNewEvent(): Promise<QmpEvent | undefined> {
     for (;;) {
       let message: _Message;
       try {
