@@ -37,7 +37,13 @@ function spawnWatched(sandbox: Sandbox, args: readonly string[], env: Record<str
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     },
-    kill: () => child.kill("SIGKILL"),
+    kill: (signal: Deno.Signal = "SIGKILL") => {
+      try {
+        child.kill(signal);
+      } catch {
+        // Already gone.
+      }
+    },
   };
 }
 
@@ -147,12 +153,17 @@ Deno.test({
       assert.equal(await exists(join(sandbox.virtdevHome, "system.old")), false);
     });
 
-    const session = async (name: string, end: () => Promise<unknown>, code: number, why: RegExp) => {
+    const session = async (
+      name: string,
+      end: (maintain: ReturnType<typeof spawnWatched>) => Promise<unknown>,
+      code: number,
+      why: RegExp,
+    ) => {
       const before = await checksums(sandbox);
       const maintain = spawnWatched(sandbox, ["maintain", "-y", "--no-provision", "--no-inventory"]);
       try {
         await maintain.waitFor(/The maintenance VM is up/, 600_000);
-        const ending = end();
+        const ending = end(maintain);
         const result = await Promise.race([
           maintain.done,
           new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${name}: no end in 180 s`)), 180_000)),
@@ -183,6 +194,19 @@ Deno.test({
         );
       },
     );
+
+    await t.step("Ctrl-C in maintain -y: exit 130, the VM is stopped, base unchanged", async () => {
+      await session(
+        "Ctrl-C",
+        async (maintain) => {
+          maintain.kill("SIGINT");
+          await maintain.done;
+          assert.equal((await run(["status", "maintenance"])).code, 3, "no session left behind");
+        },
+        130,
+        /Maintenance interrupted/,
+      );
+    });
 
     await t.step("a guest that panics instead of powering off: exit 19, base unchanged", async () => {
       await session(
