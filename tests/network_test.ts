@@ -11,7 +11,7 @@ Deno.test("full egress goes through passt, with no address mapped to the host's 
   const plan = planNetwork(paths, base);
   assert.equal(plan.backend, "passt");
   assert.equal(plan.warning, undefined);
-  assert.equal(plan.netdev, "stream,id=net0,server=off,addr.type=unix,addr.path=/v/projects/web/run/net/passt.sock");
+  assert.equal(plan.netdev, "stream,id=net0,server=off,addr.type=unix,addr.path=/v/projects/web/run/net/sock");
   const args = plan.passt!.args;
   assert.ok(args.includes("--no-map-gw"));
   assert.deepEqual(args.slice(args.indexOf("--tcp-ports"), args.indexOf("--tcp-ports") + 2), [

@@ -509,7 +509,7 @@ Deno.test("network: passt by default, SLIRP with a warning when asked or when pa
     assert.deepEqual(await network("a"), { backend: "passt", egress: "full" });
     const qemu = (await virtdev(sandbox, ["pid", "a"])).stdout.trim();
     const args = await Deno.readTextFile(`/proc/${qemu}/cmdline`);
-    assert.match(args, /stream,id=net0,server=off,addr\.type=unix,addr\.path=\S*\/run\/net\/passt\.sock/);
+    assert.match(args, /stream,id=net0,server=off,addr\.type=unix,addr\.path=\S*\/run\/net\/sock/);
     assert.doesNotMatch(args, /hostfwd/);
 
     const slirp = await virtdev(sandbox, ["start", "b"], { env: { VIRTDEV_NET_BACKEND: "slirp" } });

@@ -51,7 +51,9 @@ export async function acquireLock(
     for (let attempt = 0;; attempt++) {
       if (await file.tryLock(true)) break;
       const holder = await readLockHolder(store);
-      if (holder.pid !== undefined && Date.now() < deadline && !holder.command?.startsWith("maintain")) {
+      // A waiter queues while anyone holds the lock, even a holder whose
+      // recorded PID has gone (flock(1) outliving the shell that wrote it).
+      if (Date.now() < deadline && !holder.command?.startsWith("maintain")) {
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
       }

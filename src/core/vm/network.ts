@@ -135,7 +135,7 @@ export function planNetwork(
     };
   }
   const dir = join(paths.runDir, "net");
-  const socket = join(dir, "passt.sock");
+  const socket = passtSocketPath(paths);
   return {
     backend: "passt",
     egress: "full",
@@ -157,6 +157,17 @@ export function planNetwork(
       dir,
     },
   };
+}
+
+/**
+ * The longest socket path passt binds whole: it cuts longer ones short
+ * (silently, on Debian 12's passt), and QEMU then finds nothing to connect to.
+ */
+export const passtMaxSocketPath = 98;
+
+/** Where passt's socket goes: short, because of {@link passtMaxSocketPath}. */
+export function passtSocketPath(paths: ProjectPaths): string {
+  return join(paths.runDir, "net", "sock");
 }
 
 /**

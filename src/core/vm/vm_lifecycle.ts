@@ -26,7 +26,15 @@ import {
 } from "./runtime_state.ts";
 import { pathExists, type ProjectPaths, readOptionalText, type Store } from "../store/store.ts";
 import { chooseSupervisor, hostAgentListeningPath, qemuProgram, supervisorFor } from "./supervisor.ts";
-import { detectPasst, type Egress, type NetBackend, planNetwork, readProjectEgress } from "./network.ts";
+import {
+  detectPasst,
+  type Egress,
+  type NetBackend,
+  passtMaxSocketPath,
+  passtSocketPath,
+  planNetwork,
+  readProjectEgress,
+} from "./network.ts";
 import { appendVmLog } from "./vm_log.ts";
 import { runTool } from "../store/process.ts";
 import type { ShutdownWatch } from "./shutdown_proof.ts";
@@ -196,12 +204,27 @@ export async function startProject(
     });
   }
   const cleanedStale = await cleanStaleRuntime(paths, status);
+  _checkRuntimePaths(paths);
+  await ensureHostKey(paths);
+  const launched = await _launchVm(store, paths, { ...options, explicit });
+  return { ...launched, cleanedStale };
+}
+
+/**
+ * Refuses runtime paths a VM cannot use: a unix socket path longer than
+ * the kernel (or passt) takes, or, from source, a comma, which Deno's
+ * permission flags for the host agent cannot carry.
+ */
+function _checkRuntimePaths(paths: ProjectPaths): void {
   const longest = [...Object.values(paths.runtime), hostAgentListeningPath(paths, "00000000")]
     .reduce((a, b) => (a.length >= b.length ? a : b));
-  if (new TextEncoder().encode(longest).length > _maxSocketPath) {
-    throw new VirtdevError(`The project's socket paths are too long for unix sockets: ${longest}.`, {
+  const bytes = (path: string) => new TextEncoder().encode(path).length;
+  if (bytes(longest) > _maxSocketPath || bytes(passtSocketPath(paths)) > passtMaxSocketPath) {
+    const shown = bytes(longest) > _maxSocketPath ? longest : passtSocketPath(paths);
+    throw new VirtdevError(`The project's socket paths are too long for unix sockets: ${shown}.`, {
       exitCode: StartExit.socketPathTooLong,
-      hint: `Unix socket paths are limited to ${_maxSocketPath} bytes. Use a shorter VIRTDEV_HOME or project name.`,
+      hint:
+        `Unix socket paths are limited to ${_maxSocketPath} bytes (passt's to ${passtMaxSocketPath}). Use a shorter VIRTDEV_HOME or project name.`,
     });
   }
   if (!Deno.build.standalone && paths.dir.includes(",")) {
@@ -210,9 +233,6 @@ export async function startProject(
       hint: "Deno's permission flags cannot name such a path for the host agent. Use a VIRTDEV_HOME without commas.",
     });
   }
-  await ensureHostKey(paths);
-  const launched = await _launchVm(store, paths, { ...options, explicit });
-  return { ...launched, cleanedStale };
 }
 
 /** Boots the VM of `paths` under its supervisor: port, network, the runtime record, the launch. */
@@ -329,6 +349,7 @@ export async function startMaintenanceVm(
     });
   }
   await cleanStaleRuntime(paths, status);
+  _checkRuntimePaths(paths);
   await ensureHostKey(paths);
   return await _launchVm(store, paths, { ...options, egress: "full" });
 }
