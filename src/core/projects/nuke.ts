@@ -21,6 +21,7 @@ export const knownHomeEntries: readonly string[] = [
   "system.sealing",
   "system.old",
   "system.old.trash",
+  "reseal.journal",
   "installation",
   "maintenance",
   "projects",
@@ -30,7 +31,7 @@ export const knownHomeEntries: readonly string[] = [
 ];
 
 /** The entries virtdev itself makes at the top of `VIRTDEV_CACHE`. */
-export const knownCacheEntries: readonly string[] = ["install-console.log"];
+export const knownCacheEntries: readonly string[] = ["install-console.log", "virtdev.iso", "iso-build"];
 
 /** Hidden entries virtdev makes: an install in progress, and an atomic write's temporary file. */
 const _knownHiddenEntry = /^(\.installation-\d+|\..+\.\d+\.\d+\.tmp)$/;
