@@ -3,8 +3,7 @@ import { message } from "@optique/core/message";
 import { withDefault } from "@optique/core/modifiers";
 import { flag } from "@optique/core/primitives";
 import { defineCommand } from "../cli/command.ts";
-import type { Context } from "../cli/context.ts";
-import { maintainBase, type MaintainRequest, type MaintainResult } from "../core/base/maintain.ts";
+import { runMaintain } from "../cli/maintain_session.ts";
 
 /** `virtdev maintain [-y] [--no-provision] [--no-inventory]`: update the base and reseal it. */
 export const maintainCommand = defineCommand("maintain", {
@@ -32,37 +31,3 @@ export const maintainCommand = defineCommand("maintain", {
     }
   },
 });
-
-/** Runs a maintenance session with the CLI's output, prompt and Ctrl-C; shared with `upgrade`. */
-export async function runMaintain(context: Context, request: MaintainRequest): Promise<MaintainResult> {
-  const { ui, store, config, env } = context;
-  const controller = new AbortController();
-  const onInterrupt = (): void => {
-    if (!controller.signal.aborted) ui.warn("interrupted: aborting the maintenance session.");
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onInterrupt);
-  const output = ui.guestStream(undefined, { keepCarriageReturn: ui.io.stderrIsTerminal });
-  try {
-    return await maintainBase(store, request, {
-      config,
-      env,
-      signal: controller.signal,
-      confirm: () => ui.confirmTyped("reseal"),
-      progress: {
-        info: (line) => ui.info(line),
-        warn: (line) => ui.warn(line),
-        stage: (line) => ui.info(`${line}...`, "bold"),
-        output: output.write,
-        diff: (text) => {
-          const diff = ui.guestStream();
-          diff.write(text);
-          diff.end();
-        },
-      },
-    });
-  } finally {
-    output.end();
-    Deno.removeSignalListener("SIGINT", onInterrupt);
-  }
-}

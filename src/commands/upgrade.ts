@@ -6,7 +6,7 @@ import { string } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { VirtdevError } from "../core/store/errors.ts";
 import { describeUpgradePlan, planUpgrade, runUpgrade, UpgradeExit } from "../core/base/upgrade.ts";
-import { runMaintain } from "./maintain.ts";
+import { runMaintain } from "../cli/maintain_session.ts";
 
 function _names(list: string | undefined): string[] | undefined {
   return list?.split(",").map((name) => name.trim()).filter((name) => name !== "");
