@@ -5,7 +5,7 @@ import { flag, option } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { defineCommand } from "../cli/command.ts";
 import { VirtdevError } from "../core/store/errors.ts";
-import { describeUpgradePlan, planUpgrade, runUpgrade, UpgradeExit } from "../core/base/upgrade.ts";
+import { describeUpgradePlan, planUpgrade, runUpgrade, UpgradeExit } from "../core/state/upgrade.ts";
 import { runMaintain } from "../cli/maintain_session.ts";
 
 function _names(list: string | undefined): string[] | undefined {

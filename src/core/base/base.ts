@@ -14,7 +14,7 @@ import { writeFileAtomic } from "../store/atomic_write.ts";
 import { crashPoint } from "../store/crash_point.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { checkImage } from "../vm/images.ts";
-import { pathExists, type Store } from "../store/store.ts";
+import { baseFileNames, pathExists, type Store } from "../store/store.ts";
 
 /** Exit codes of `seal`. */
 export const SealExit = {
@@ -25,8 +25,6 @@ export const SealExit = {
   homeCheckFailed: 7,
   leftovers: 8,
 } as const;
-
-const _baseFiles = ["system.qcow2", "home.qcow2", "nvram"] as const;
 
 /**
  * Seals `installation/` into the read-only base `system/` at generation 1.
@@ -55,7 +53,7 @@ export async function sealBase(
       hint: "A base cannot be replaced in place yet: start over with 'virtdev nuke' (backups go too; copy them first).",
     });
   }
-  for (const file of _baseFiles) {
+  for (const file of baseFileNames) {
     if (!await pathExists(join(installation.dir, file))) {
       throw new VirtdevError(`The installation is incomplete: ${file} is missing in ${installation.dir}.`, {
         exitCode: SealExit.fileMissing,
@@ -79,12 +77,12 @@ export async function sealBase(
 
   await Deno.mkdir(staging, { mode: privateDirectoryMode });
   await Deno.chmod(staging, privateDirectoryMode);
-  for (const file of _baseFiles) {
+  for (const file of baseFileNames) {
     await Deno.rename(join(installation.dir, file), join(staging, file));
     crashPoint(`seal.moved-${file}`);
   }
   await writeFileAtomic(join(staging, "generation"), "1\n", { mode: readOnlyFileMode });
-  for (const file of _baseFiles) await Deno.chmod(join(staging, file), readOnlyFileMode);
+  for (const file of baseFileNames) await Deno.chmod(join(staging, file), readOnlyFileMode);
   await Deno.rename(staging, base.dir);
 
   try {
@@ -105,7 +103,7 @@ export async function sealBase(
 async function _recoverInterruptedSeal(store: Store, staging: string): Promise<void> {
   if (!await pathExists(staging)) return;
   await ensurePrivateDirectory(store.installation.dir);
-  for (const file of _baseFiles) {
+  for (const file of baseFileNames) {
     const from = join(staging, file);
     const to = join(store.installation.dir, file);
     if (await pathExists(from) && !await pathExists(to)) {

@@ -31,6 +31,7 @@ export async function copyWithProgress(
     await Deno.rename(temporary, target);
     return method;
   } catch (error) {
+    // The copy's own error is the one to report; a leftover is named by it.
     await Deno.remove(temporary).catch(() => {});
     throw error;
   }
@@ -43,7 +44,10 @@ async function _reflink(source: string, target: string): Promise<boolean> {
     missingHint: "Install coreutils.",
   });
   if (result.code === 0) return true;
-  await Deno.remove(target).catch(() => {});
+  // cp may have left an empty file behind.
+  await Deno.remove(target).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
   return false;
 }
 

@@ -18,7 +18,7 @@ import { isStale, readGeneration } from "../store/generation.ts";
 import { acquireLock } from "../store/lock.ts";
 import { runTool } from "../store/process.ts";
 import type { Reporter } from "../store/reporter.ts";
-import { maintenanceVmName, pathExists, type Store } from "../store/store.ts";
+import { baseFileNames, maintenanceVmName, pathExists, type Store } from "../store/store.ts";
 import { requireRunningGuest, waitForGuest } from "../guest/guest_access.ts";
 import { isReadableFile, runProvision } from "../guest/provision.ts";
 import { sshArguments } from "../guest/ssh.ts";
@@ -28,7 +28,7 @@ import { inspectVm } from "../vm/runtime_state.ts";
 import { judgeShutdown, readShutdownProof, type ShutdownVerdict } from "../vm/shutdown_proof.ts";
 import { startMaintenanceVm, stopProject } from "../vm/vm_lifecycle.ts";
 import { copyWithProgress } from "./base_copy.ts";
-import { baseFiles, describeRecovery, nextGeneration, recoverReseal, swapInMaintenance } from "./reseal.ts";
+import { describeRecovery, nextGeneration, recoverReseal, swapInMaintenance } from "./reseal.ts";
 
 /** Exit codes of `maintain`. */
 export const MaintainExit = {
@@ -117,7 +117,7 @@ export async function maintainBase(
   const session = new _Session(store, options);
   try {
     await ensurePrivateDirectory(store.maintenance.dir);
-    for (const file of baseFiles) {
+    for (const file of baseFileNames) {
       const source = join(store.base.dir, file);
       let shown = -1;
       const method = await copyWithProgress(source, join(store.maintenance.dir, file), {
@@ -188,7 +188,7 @@ export async function maintainBase(
     await session.discard();
     throw error;
   }
-  await Deno.remove(vm.dir, { recursive: true }).catch(() => {});
+  await _removeIfPresent(vm.dir);
   const base = await readGeneration(store.base.generation);
   const outdated: string[] = [];
   for (const name of await store.listProjects()) {
@@ -205,7 +205,7 @@ async function _preflight(store: Store, config: Config): Promise<void> {
       hint: "Install and seal one first: 'virtdev install --image <cloud image>', then 'virtdev seal'.",
     });
   }
-  for (const file of baseFiles) {
+  for (const file of baseFileNames) {
     if (!await pathExists(join(store.base.dir, file))) {
       throw new VirtdevError(`The base is incomplete: ${file} is missing in ${store.base.dir}.`, {
         exitCode: MaintainExit.baseFileMissing,
@@ -238,9 +238,7 @@ async function _preflight(store: Store, config: Config): Promise<void> {
   }
   // What a session that died (SIGKILL, a power loss) left: never resealable,
   // since no proof of its end exists; the base was never touched.
-  for (const leftover of [store.maintenance.dir, vm.dir]) {
-    if (await pathExists(leftover)) await Deno.remove(leftover, { recursive: true });
-  }
+  for (const leftover of [store.maintenance.dir, vm.dir]) await _removeIfPresent(leftover);
 }
 
 /** One maintenance session's VM boots. */
@@ -273,7 +271,7 @@ class _Session {
     this.#checkAbort();
     const vm = this.#store.maintenanceVm();
     this.#token = crypto.randomUUID();
-    await Deno.remove(vm.shutdownProof).catch(() => {});
+    await _removeIfPresent(vm.shutdownProof);
     this.#progress.stage(what);
     const started = await startMaintenanceVm(this.#store, {
       config: this.#config,
@@ -383,13 +381,28 @@ class _Session {
         reporter: this.#progress,
       }).catch((error) => this.#progress.warn(`could not stop the maintenance VM: ${error}`));
     }
-    await Deno.remove(this.#store.maintenance.dir, { recursive: true }).catch(() => {});
-    if ((await inspectVm(vm)).pid === undefined) await Deno.remove(vm.dir, { recursive: true }).catch(() => {});
+    // Its disks are about to go: a QEMU that outlived SIGTERM gets SIGKILL.
+    const left = (await inspectVm(vm)).pid;
+    if (left !== undefined) {
+      await runTool("kill", ["-KILL", String(left)], { allowFailure: true });
+      for (let i = 0; i < 100 && (await inspectVm(vm)).pid !== undefined; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    await _removeIfPresent(this.#store.maintenance.dir);
+    if ((await inspectVm(vm)).pid === undefined) await _removeIfPresent(vm.dir);
   }
 
   #checkAbort(): void {
     if (this.#signal?.aborted) throw _interrupted();
   }
+}
+
+/** Removes `path` (recursively); one that is already gone is fine. */
+async function _removeIfPresent(path: string): Promise<void> {
+  await Deno.remove(path, { recursive: true }).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
 }
 
 function _interrupted(): VirtdevError {

@@ -28,7 +28,7 @@ import { crashPoint } from "../store/crash_point.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { readOnlyFileMode } from "../store/file_modes.ts";
 import { readGeneration } from "../store/generation.ts";
-import { type BasePaths, pathExists, readOptionalText, type Store } from "../store/store.ts";
+import { baseFileNames, type BasePaths, pathExists, readOptionalText, type Store } from "../store/store.ts";
 
 /** Exit codes of a reseal. */
 export const ResealExit = { generationCorrupt: 15, generationOverflow: 28 } as const;
@@ -38,9 +38,6 @@ interface _Journal {
   readonly from: string;
   readonly to: string;
 }
-
-/** The files of a base, besides its generation. */
-export const baseFiles = ["system.qcow2", "home.qcow2", "nvram"] as const;
 
 /** The old base's name during a swap. */
 function _oldBase(store: Store): string {
@@ -82,7 +79,7 @@ export async function swapInMaintenance(
 ): Promise<void> {
   const fresh = store.maintenance;
   await writeFileAtomic(fresh.generation, `${generations.to}\n`, { mode: readOnlyFileMode });
-  for (const file of baseFiles) await Deno.chmod(join(fresh.dir, file), readOnlyFileMode);
+  for (const file of baseFileNames) await Deno.chmod(join(fresh.dir, file), readOnlyFileMode);
   crashPoint("reseal.prepared");
   const journal: _Journal = generations;
   await writeFileAtomic(store.resealJournal, `${JSON.stringify(journal)}\n`);
@@ -138,7 +135,7 @@ export async function recoverReseal(store: Store): Promise<ResealRecovery> {
 
 /** Whether `base` holds all its files at generation `generation`. */
 async function _isBaseAt(base: BasePaths, generation: string): Promise<boolean> {
-  for (const file of baseFiles) {
+  for (const file of baseFileNames) {
     if (!await pathExists(join(base.dir, file))) return false;
   }
   const found = await readGeneration(base.generation);

@@ -43,6 +43,9 @@ export function isProjectEntryName(name: string): boolean {
   return isValidProjectName(name) && !reservedNames.includes(name);
 }
 
+/** The files of a base (and of its installation and maintenance copies), besides its generation. */
+export const baseFileNames = ["system.qcow2", "home.qcow2", "nvram"] as const;
+
 /** Paths of the sealed base (or of a staging copy with the same shape). */
 export interface BasePaths {
   /** The base directory. */

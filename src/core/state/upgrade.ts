@@ -12,12 +12,12 @@ import { acquireLock } from "../store/lock.ts";
 import { pathExists, type Store, validateProjectName } from "../store/store.ts";
 import { waitForGuest } from "../guest/guest_access.ts";
 import { defaultProvisionPath, isReadableFile } from "../guest/provision.ts";
-import { backupProject } from "../state/backup.ts";
-import { loadManifest } from "../state/manifest.ts";
-import { planRecreate, type RecreateProgress, runRecreate } from "../state/recreate.ts";
+import { backupProject } from "./backup.ts";
+import { loadManifest } from "./manifest.ts";
+import { planRecreate, type RecreateProgress, runRecreate } from "./recreate.ts";
 import { inspectVm } from "../vm/runtime_state.ts";
 import { startProject, stopProject } from "../vm/vm_lifecycle.ts";
-import type { MaintainResult } from "./maintain.ts";
+import type { MaintainResult } from "../base/maintain.ts";
 
 /** Exit codes of `upgrade`. */
 export const UpgradeExit = {
