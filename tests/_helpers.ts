@@ -18,6 +18,15 @@ export interface Sandbox extends AsyncDisposable {
   readonly env: Record<string, string>;
 }
 
+/** The environment of sandboxes that boot small VMs without a guest: TCG, virtdev's own supervisor, quick stops. */
+export const smallVmEnv: Readonly<Record<string, string>> = {
+  VIRTDEV_ACCEL: "tcg",
+  VIRTDEV_SUPERVISOR: "process",
+  VIRTDEV_VM_MEMORY: "256",
+  VIRTDEV_VM_CPUS: "1",
+  VIRTDEV_STOP_TIMEOUT: "2",
+};
+
 /** Makes a sandbox; dispose of it to delete it. */
 export async function makeSandbox(extraEnv: Record<string, string> = {}): Promise<Sandbox> {
   const root = await Deno.makeTempDir({ prefix: "virtdev-test-" });

@@ -7,19 +7,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { resolveFirmware } from "../src/core/store/config.ts";
-import { exists, killVms, makeInstallation, makeSandbox, type Sandbox, sh, virtdev } from "./_helpers.ts";
+import { exists, killVms, makeInstallation, makeSandbox, type Sandbox, sh, smallVmEnv, virtdev } from "./_helpers.ts";
 
 const firmware = resolveFirmware({ ovmfCode: undefined, ovmfVars: undefined });
 
 async function sealed(env: Record<string, string> = {}): Promise<Sandbox> {
-  const sandbox = await makeSandbox({
-    VIRTDEV_ACCEL: "tcg",
-    VIRTDEV_SUPERVISOR: "process",
-    VIRTDEV_VM_MEMORY: "256",
-    VIRTDEV_VM_CPUS: "1",
-    VIRTDEV_STOP_TIMEOUT: "2",
-    ...env,
-  });
+  const sandbox = await makeSandbox({ ...smallVmEnv, ...env });
   await makeInstallation(sandbox, { firmwareVars: firmware.vars, pattern: 7 });
   assert.equal((await virtdev(sandbox, ["seal"])).code, 0);
   return sandbox;

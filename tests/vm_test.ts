@@ -14,6 +14,7 @@ import {
   repoRoot,
   runtimeFiles,
   type Sandbox,
+  smallVmEnv,
   spawnVirtdev,
   taskArguments,
   virtdev,
@@ -22,14 +23,7 @@ import {
 const firmware = resolveFirmware({ ovmfCode: undefined, ovmfVars: undefined });
 
 async function vmSandbox(env: Record<string, string> = {}): Promise<Sandbox> {
-  const sandbox = await makeSandbox({
-    VIRTDEV_ACCEL: "tcg",
-    VIRTDEV_SUPERVISOR: "process",
-    VIRTDEV_VM_MEMORY: "256",
-    VIRTDEV_VM_CPUS: "1",
-    VIRTDEV_STOP_TIMEOUT: "2",
-    ...env,
-  });
+  const sandbox = await makeSandbox({ ...smallVmEnv, ...env });
   await makeInstallation(sandbox, { firmwareVars: firmware.vars });
   for (const args of [["seal"], ["create", "a"], ["create", "b"]]) {
     const result = await virtdev(sandbox, args);

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { shellQuote } from "../store/shell_quote.ts";
 import { join } from "node:path";
 import { ensurePrivateDirectory } from "../store/file_modes.ts";
 import { runTool } from "../store/process.ts";
@@ -84,9 +85,9 @@ mount --mkdir LABEL=home /mnt/home
 pacstrap -K /mnt ${installedPackages.join(" ")}
 genfstab -L /mnt > /mnt/etc/fstab
 
-printf '%s\\n' ${_quote(`LANG=${inputs.locale}`)} > /mnt/etc/locale.conf
-printf '%s\\n' ${_quote(`${inputs.locale} ${inputs.locale.split(".")[1] ?? "UTF-8"}`)} >> /mnt/etc/locale.gen
-printf '%s\\n' ${_quote(`KEYMAP=${inputs.keymap}`)} > /mnt/etc/vconsole.conf
+printf '%s\\n' ${shellQuote(`LANG=${inputs.locale}`)} > /mnt/etc/locale.conf
+printf '%s\\n' ${shellQuote(`${inputs.locale} ${inputs.locale.split(".")[1] ?? "UTF-8"}`)} >> /mnt/etc/locale.gen
+printf '%s\\n' ${shellQuote(`KEYMAP=${inputs.keymap}`)} > /mnt/etc/vconsole.conf
 arch-chroot /mnt locale-gen
 
 # Networking for every later boot: DHCP on the virtio NIC.
@@ -143,10 +144,6 @@ Name=en*
 DHCP=yes
 `;
 
-function _quote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
 /** virtdev's overlay over releng. */
 export function renderProfileOverlay(inputs: ProfileInputs): ProfileEntry[] {
   return [
@@ -159,7 +156,7 @@ iso_name="virtdev"
 iso_label="VIRTDEV"
 iso_publisher="virtdev"
 iso_application="virtdev unattended Arch installer"
-iso_version=${_quote(inputs.version)}
+iso_version=${shellQuote(inputs.version)}
 install_dir="arch"
 buildmodes=('iso')
 bootmodes=('uefi.systemd-boot.esp' 'uefi.systemd-boot.eltorito')

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { shellQuote } from "../store/shell_quote.ts";
 
 /** The line the guest writes to its serial console when sshd is up. */
 export const readinessLine = "VIRTDEV-READY";
@@ -275,11 +276,6 @@ export function renderMetaData(options: { readonly instanceId: string }): string
 /** The sudoers line that lets `dev` use sudo without a password. */
 const _sudoers = "dev ALL=(ALL:ALL) NOPASSWD: ALL\n";
 
-/** Single-quotes `text` for sh. */
-function _shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
 /**
  * The contract as one `sh -e` script, for an installer that has the new
  * system in a chroot (the Arch installer runs it with arch-chroot): the user
@@ -301,18 +297,18 @@ export function renderContractScript(options: {
     "id dev >/dev/null 2>&1 || useradd --create-home --comment virtdev --shell /bin/bash dev",
     "passwd -l dev",
     "install -d -m 700 -o dev -g dev /home/dev/.ssh",
-    `printf '%s\\n' ${_shellQuote(options.publicKey.trim())} > /home/dev/.ssh/authorized_keys`,
+    `printf '%s\\n' ${shellQuote(options.publicKey.trim())} > /home/dev/.ssh/authorized_keys`,
     "chown dev:dev /home/dev/.ssh/authorized_keys && chmod 600 /home/dev/.ssh/authorized_keys",
     "install -d -m 750 /etc/sudoers.d",
-    `printf '%s' ${_shellQuote(encode(_sudoers))} | base64 -d > /etc/sudoers.d/dev && chmod 440 /etc/sudoers.d/dev`,
-    `ln -sf ${_shellQuote(`/usr/share/zoneinfo/${options.timezone}`)} /etc/localtime`,
+    `printf '%s' ${shellQuote(encode(_sudoers))} | base64 -d > /etc/sudoers.d/dev && chmod 440 /etc/sudoers.d/dev`,
+    `ln -sf ${shellQuote(`/usr/share/zoneinfo/${options.timezone}`)} /etc/localtime`,
   ];
   for (const file of contractFiles(options.flavour)) {
     const dir = file.path.slice(0, file.path.lastIndexOf("/"));
     lines.push(
-      `install -d -m 755 ${_shellQuote(dir)}`,
-      `printf '%s' ${_shellQuote(encode(file.content))} | base64 -d > ${_shellQuote(file.path)}`,
-      `chmod ${file.permissions} ${_shellQuote(file.path)}`,
+      `install -d -m 755 ${shellQuote(dir)}`,
+      `printf '%s' ${shellQuote(encode(file.content))} | base64 -d > ${shellQuote(file.path)}`,
+      `chmod ${file.permissions} ${shellQuote(file.path)}`,
     );
   }
   lines.push(_finishScript(options.flavour, { cloudInit: false }).trimEnd());

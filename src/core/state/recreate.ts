@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { shellWord } from "../store/shell_quote.ts";
 import { backupProject } from "./backup.ts";
 import type { Config, Environment } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
@@ -184,14 +185,10 @@ export function resumeCommand(plan: RecreatePlan, step: RecreateStep, snapshot: 
   if (snapshot !== undefined && !request.noRestore) words.push("--snapshot", snapshot);
   if (request.noRestore) words.push("--no-restore");
   if (request.noProvision) words.push("--no-provision");
-  else if (request.provision !== undefined) words.push("--provision", _quote(request.provision));
+  else if (request.provision !== undefined) words.push("--provision", shellWord(request.provision));
   if (request.verbose) words.push("-v");
   words.push("-y", request.project);
   return words.join(" ");
-}
-
-function _quote(word: string): string {
-  return /^[A-Za-z0-9_./=:@+-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /** Hooks for showing the chain's progress. */
