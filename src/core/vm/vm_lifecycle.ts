@@ -354,6 +354,9 @@ export async function startMaintenanceVm(
   return await _launchVm(store, paths, { ...options, egress: "full" });
 }
 
+/** The least time QEMU gets to exit after SIGTERM before stop gives up. */
+const _sigtermGraceSeconds = 15;
+
 /** What a stop did. */
 export interface StopResult {
   /** How the VM ended. */
@@ -387,7 +390,10 @@ export async function stopProject(
     options.reporter.warn(`the guest did not halt within ${options.stopTimeout}s; sending SIGTERM.`);
     how = "terminated";
     await supervisor.terminate(paths, pid, status.record);
-    exited = await _waitForExit(paths.runtime.pidFile, pid, options.stopTimeout * 1000);
+    // A short VIRTDEV_STOP_TIMEOUT is for the guest; QEMU's own exit on a
+    // busy host (TCG, 2 cores) can take seconds, and giving up early leaves
+    // the user with a kill -9 for a VM that was about to end.
+    exited = await _waitForExit(paths.runtime.pidFile, pid, Math.max(options.stopTimeout, _sigtermGraceSeconds) * 1000);
   }
   if (!exited) {
     await Deno.remove(paths.runtime.stopping).catch(() => {});
