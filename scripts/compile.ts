@@ -27,6 +27,7 @@ const args = [
   "--no-prompt",
   run,
   allow("env"),
+  allow("sys"),
   "--allow-read",
   "--allow-write",
   // As the task: Deno scopes unix sockets (QMP, the console) only by exact path.

@@ -6,7 +6,7 @@ import { ConfigError, VirtdevError } from "../src/core/store/errors.ts";
 const home = { HOME: "/home/u" };
 
 Deno.test("defaults follow XDG", () => {
-  const config = loadConfig(home);
+  const config = loadConfig(home, { host: { cpus: 16, memoryMiB: 65536 } });
   assert.equal(config.home, "/home/u/.local/share/virtdev");
   assert.equal(config.cache, "/home/u/.cache/virtdev");
   assert.equal(config.configDir, "/home/u/.config/virtdev");
@@ -20,6 +20,19 @@ Deno.test("defaults follow XDG", () => {
   assert.equal(config.waitTimeout, 120);
   assert.equal(config.timezone, "UTC");
   assert.equal(config.accel, "auto");
+});
+
+Deno.test("VM size defaults fit the host: min(4, CPUs), min(4 GiB, a quarter of memory), at least 512 MiB", () => {
+  const sized = (cpus: number, memoryMiB: number) => {
+    const config = loadConfig(home, { host: { cpus, memoryMiB } });
+    return [config.vmCpus, config.vmMemoryMiB];
+  };
+  assert.deepEqual(sized(2, 24 * 1024), [2, 4096]);
+  assert.deepEqual(sized(1, 6000), [1, 1472]);
+  assert.deepEqual(sized(8, 1024), [4, 512]);
+  const host = loadConfig(home);
+  assert.equal(host.vmCpus, Math.min(4, navigator.hardwareConcurrency));
+  assert.equal(loadConfig({ ...home, VIRTDEV_VM_CPUS: "3" }, { host: { cpus: 1, memoryMiB: 1024 } }).vmCpus, 3);
 });
 
 Deno.test("XDG variables and overrides are honoured", () => {

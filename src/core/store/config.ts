@@ -118,12 +118,42 @@ export function processEnvironment(): Environment {
   return env;
 }
 
+/** What the host has, for the VM size defaults. */
+export interface HostResources {
+  /** CPUs this process may use. */
+  readonly cpus: number;
+  /** Total memory in MiB. */
+  readonly memoryMiB: number;
+}
+
+/** The host's CPUs and memory; 4 and 16 GiB where they cannot be read. */
+export function hostResources(): HostResources {
+  let memoryMiB = 16384;
+  try {
+    memoryMiB = Math.floor(Deno.systemMemoryInfo().total / 1024 ** 2);
+  } catch {
+    // Without --allow-sys=systemMemoryInfo: the 4 GiB default stands.
+  }
+  return { cpus: navigator.hardwareConcurrency || 4, memoryMiB };
+}
+
+/**
+ * The VM size defaults: min(4, host CPUs), and min(4 GiB, a quarter of the
+ * host's memory) rounded down to 64 MiB, never under 512 MiB. More vCPUs
+ * than host cores only slow a TCG guest down.
+ */
+export function defaultVmSize(host: HostResources): { readonly cpus: number; readonly memoryMiB: number } {
+  const quarter = Math.floor(host.memoryMiB / 4 / 64) * 64;
+  return { cpus: Math.max(1, Math.min(4, host.cpus)), memoryMiB: Math.max(512, Math.min(4096, quarter)) };
+}
+
 /**
  * Reads and validates the configuration from `env`.
  *
  * @throws {ConfigError} naming the first variable with an unusable value.
  */
-export function loadConfig(env: Environment): Config {
+export function loadConfig(env: Environment, options: { readonly host?: HostResources } = {}): Config {
+  const vmSize = defaultVmSize(options.host ?? hostResources());
   const get = (name: string): string | undefined => {
     const value = env[name];
     return value === undefined || value === "" ? undefined : value;
@@ -160,8 +190,12 @@ export function loadConfig(env: Environment): Config {
     keymap: _word("VIRTDEV_KEYMAP", get("VIRTDEV_KEYMAP") ?? "us"),
     systemDiskSize: _diskSize("VIRTDEV_SYSTEM_DISK_SIZE", get("VIRTDEV_SYSTEM_DISK_SIZE") ?? "24G"),
     homeDiskSize: _diskSize("VIRTDEV_HOME_DISK_SIZE", get("VIRTDEV_HOME_DISK_SIZE") ?? "48G"),
-    vmMemoryMiB: _memory(get("VIRTDEV_VM_MEMORY") ?? "4096"),
-    vmCpus: _integer("VIRTDEV_VM_CPUS", get("VIRTDEV_VM_CPUS") ?? "4", { min: 1, max: 255, unit: "CPUs" }),
+    vmMemoryMiB: _memory(get("VIRTDEV_VM_MEMORY") ?? String(vmSize.memoryMiB)),
+    vmCpus: _integer("VIRTDEV_VM_CPUS", get("VIRTDEV_VM_CPUS") ?? String(vmSize.cpus), {
+      min: 1,
+      max: 255,
+      unit: "CPUs",
+    }),
     stopTimeout: _integer("VIRTDEV_STOP_TIMEOUT", get("VIRTDEV_STOP_TIMEOUT") ?? "60", {
       min: 1,
       max: 86400,
