@@ -78,7 +78,8 @@ Deno.test("maintain: 3 without a base; 7 naming the running projects; a failed b
     assert.equal(refused.code, 7, refused.stderr);
     assert.match(refused.stderr, /Project VMs are running: a\./);
     assert.match(refused.stderr, /virtdev stop a/);
-    assert.equal((await run(["stop", "a"])).code, 0);
+    const stopped = await run(["stop", "a"]);
+    assert.equal(stopped.code, 0, stopped.stderr);
 
     // A session left behind by a killed maintain: removed, never resealed.
     await Deno.mkdir(join(sandbox.virtdevHome, "maintenance"));

@@ -34,10 +34,12 @@ import { staleCommand } from "../commands/stale.ts";
 import { statusCommand } from "../commands/status.ts";
 import { netCommand } from "../commands/net.ts";
 import { forwardCommand } from "../commands/forward.ts";
+import { doctorCommand } from "../commands/doctor.ts";
 import type { CommandSpec } from "./command.ts";
 
 /** The registered commands. */
 export const commands: readonly CommandSpec[] = [
+  doctorCommand,
   keyCommand,
   isoCommand,
   installCommand,

@@ -25,6 +25,11 @@ export interface RunToolOptions {
    * for output a guest controls, so that it cannot fill the host's memory.
    */
   readonly maxCapture?: number;
+  /**
+   * Ends the child with SIGKILL after this many milliseconds; the result
+   * then has `timedOut` set (and is not an error, whatever `allowFailure`).
+   */
+  readonly timeoutMs?: number;
 }
 
 /** What a finished program left behind. */
@@ -35,6 +40,8 @@ export interface ToolResult {
   readonly stdout: string;
   /** Standard error, decoded as UTF-8. */
   readonly stderr: string;
+  /** Set when `timeoutMs` ran out and the child was killed. */
+  readonly timedOut?: boolean;
 }
 
 const _signalNumbers: Readonly<Record<string, number>> = {
@@ -82,13 +89,22 @@ export async function runTool(
     await writer.write(data).catch(() => {});
     await writer.close().catch(() => {});
   }
+  let timedOut = false;
+  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It has just exited.
+    }
+  }, options.timeoutMs);
   const [stdout, stderr, status] = await Promise.all([
     _collect(child.stdout, (text) => options.onOutput?.(text, "stdout"), options.maxCapture),
     _collect(child.stderr, (text) => options.onOutput?.(text, "stderr"), options.maxCapture),
     child.status,
-  ]);
-  const result: ToolResult = { code: exitCodeOf(status), stdout, stderr };
-  if (result.code !== 0 && !options.allowFailure) {
+  ]).finally(() => clearTimeout(timer));
+  const result: ToolResult = { code: exitCodeOf(status), stdout, stderr, ...(timedOut ? { timedOut } : {}) };
+  if (result.code !== 0 && !options.allowFailure && !timedOut) {
     const detail = result.stderr.trim().split("\n").slice(-5).join("\n");
     throw new ToolError(
       `${program} ${args.join(" ")} failed with exit ${result.code}${detail ? `:\n${detail}` : "."}`,

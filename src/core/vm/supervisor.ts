@@ -61,6 +61,8 @@ export interface Supervisor {
   launch(launch: Launch): Promise<void>;
   /** Asks for QEMU to end now (SIGTERM). */
   terminate(paths: ProjectPaths, pid: number, record: RuntimeRecord | undefined): Promise<void>;
+  /** Ends QEMU at once (SIGKILL), for one that outlived its SIGTERM. */
+  kill(pid: number, record: RuntimeRecord | undefined): Promise<void>;
   /** Forgets a VM that has ended. */
   release(record: RuntimeRecord | undefined): Promise<void>;
   /** The program and arguments that show the VM's log, or `undefined` for vm.log. */
@@ -215,14 +217,8 @@ export const processSupervisor: Supervisor = {
     child.exited.then((code) => exited = code);
     await _awaitLaunch(launch, () => Promise.resolve(exited === undefined ? undefined : `agent exit ${exited}`));
   },
-  async terminate(_paths, pid) {
-    // kill(1), not Deno.kill: Deno grants signals only with an unscoped --allow-run.
-    // A process that is already gone is what we wanted.
-    await runTool("kill", ["-TERM", String(pid)], {
-      allowFailure: true,
-      missingHint: "Install procps (it provides kill).",
-    });
-  },
+  terminate: (_paths, pid) => _signal(pid, "TERM"),
+  kill: (pid) => _signal(pid, "KILL"),
   release: () => Promise.resolve(),
   logCommand: () => undefined,
 };
@@ -285,6 +281,12 @@ export const systemdSupervisor: Supervisor = {
   async terminate(_paths, _pid, record) {
     await runTool("systemctl", ["--user", "stop", record?.unit ?? ""], { allowFailure: true });
   },
+  async kill(pid, record) {
+    if (record?.unit) {
+      await runTool("systemctl", ["--user", "kill", "--signal=SIGKILL", record.unit], { allowFailure: true });
+    }
+    await _signal(pid, "KILL");
+  },
   async release(record) {
     if (record?.unit) await runTool("systemctl", ["--user", "reset-failed", record.unit], { allowFailure: true });
   },
@@ -297,3 +299,12 @@ export const systemdSupervisor: Supervisor = {
     ...(follow ? ["--follow"] : []),
   ],
 };
+
+/** Sends `signal` to `pid`; a process that is already gone is what was wanted. */
+async function _signal(pid: number, signal: "TERM" | "KILL"): Promise<void> {
+  // kill(1), not Deno.kill: Deno grants signals only with an unscoped --allow-run.
+  await runTool("kill", [`-${signal}`, String(pid)], {
+    allowFailure: true,
+    missingHint: "Install procps (it provides kill).",
+  });
+}

@@ -36,7 +36,7 @@ import {
   readProjectEgress,
 } from "./network.ts";
 import { appendVmLog } from "./vm_log.ts";
-import { runTool } from "../store/process.ts";
+import { probeKvm } from "./kvm_probe.ts";
 import type { ShutdownWatch } from "./shutdown_proof.ts";
 import { describeRecovery, recoverReseal } from "../base/reseal.ts";
 import type { Reporter } from "../store/reporter.ts";
@@ -60,18 +60,23 @@ export const StopExit = { notRunning: 4, stillRunning: 5 } as const;
 /** The longest path a unix socket can have (sun_path holds 108 bytes with the NUL). */
 const _maxSocketPath = 107;
 
-/** Picks the accelerator: KVM when `/dev/kvm` can be opened, else TCG. */
-export async function resolveAccel(config: Pick<Config, "accel">, reporter: Reporter): Promise<"kvm" | "tcg"> {
-  let accel: "kvm" | "tcg" = config.accel === "tcg" ? "tcg" : "kvm";
+/**
+ * Picks the accelerator: with `auto`, KVM where a short probe shows that
+ * QEMU can run a guest under it (cached per host boot), else TCG.
+ */
+export async function resolveAccel(
+  config: Pick<Config, "accel" | "cache">,
+  reporter: Reporter,
+): Promise<"kvm" | "tcg"> {
+  if (config.accel === "kvm") return "kvm";
   if (config.accel === "auto") {
-    // test(1) asks access(2) for this user; Deno grants a device only with --allow-all.
-    const usable = await runTool("test", ["-r", "/dev/kvm", "-a", "-w", "/dev/kvm"], { allowFailure: true });
-    if (usable.code !== 0) accel = "tcg";
+    const probe = await probeKvm(config.cache);
+    if (probe.usable) return "kvm";
+    reporter.warn(`KVM is not usable: ${probe.reason} Using TCG (software emulation): the VM will be slow.`);
+    return "tcg";
   }
-  if (accel === "tcg") {
-    reporter.warn("running without KVM (software emulation, VIRTDEV_ACCEL=tcg): the VM will be slow.");
-  }
-  return accel;
+  reporter.warn("running without KVM (software emulation, VIRTDEV_ACCEL=tcg): the VM will be slow.");
+  return "tcg";
 }
 
 /** The VM description of a project. */
@@ -360,12 +365,13 @@ const _sigtermGraceSeconds = 15;
 /** What a stop did. */
 export interface StopResult {
   /** How the VM ended. */
-  readonly how: "powered off" | "terminated";
+  readonly how: "powered off" | "terminated" | "killed";
 }
 
 /**
  * Stops project `name`'s VM: ACPI power-off through QMP, then SIGTERM after
- * `stopTimeout` seconds. Waits for QEMU to exit. Call under the store lock.
+ * `stopTimeout` seconds, then SIGKILL if QEMU outlives that too. Waits for
+ * QEMU to exit. Call under the store lock.
  */
 export async function stopProject(
   store: Store,
@@ -391,15 +397,22 @@ export async function stopProject(
     how = "terminated";
     await supervisor.terminate(paths, pid, status.record);
     // A short VIRTDEV_STOP_TIMEOUT is for the guest; QEMU's own exit on a
-    // busy host (TCG, 2 cores) can take seconds, and giving up early leaves
-    // the user with a kill -9 for a VM that was about to end.
+    // busy host (TCG, 2 cores, a disk flushing gigabytes) can take seconds.
     exited = await _waitForExit(paths.runtime.pidFile, pid, Math.max(options.stopTimeout, _sigtermGraceSeconds) * 1000);
   }
   if (!exited) {
+    // The guest is already gone for good: what is left is a QEMU that will
+    // not end. Its written data is in the page cache either way.
+    options.reporter.warn(`QEMU (PID ${pid}) did not exit after SIGTERM; sending SIGKILL.`);
+    how = "killed";
+    await supervisor.kill(pid, status.record);
+    exited = await _waitForExit(paths.runtime.pidFile, pid, _sigtermGraceSeconds * 1000);
+  }
+  if (!exited) {
     await Deno.remove(paths.runtime.stopping).catch(() => {});
-    throw new VirtdevError(`Project ${name}'s QEMU (PID ${pid}) is still running after SIGTERM.`, {
+    throw new VirtdevError(`Project ${name}'s QEMU (PID ${pid}) is still running after SIGKILL.`, {
       exitCode: StopExit.stillRunning,
-      hint: `Look at 'virtdev log ${name}'. As a last resort: kill -9 ${pid}`,
+      hint: `It may be stuck in the kernel (state D in 'ps -o stat= -p ${pid}'); look at 'virtdev log ${name}'.`,
     });
   }
   await supervisor.release(status.record);
