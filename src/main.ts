@@ -4,32 +4,44 @@
  * keeps a running VM, in the bundle and the compiled binary (from source it
  * has an entry of its own, `host_agent_main.ts`, which loads no CLI).
  *
+ * Everything beyond the dispatcher is imported on demand: start-up time is
+ * most of what short commands cost.
+ *
  * @module
  */
-import process from "node:process";
-import { basename } from "node:path";
-import { runCli } from "./cli/app.ts";
-import { commands } from "./cli/commands.ts";
-import { processEnvironment } from "./core/store/config.ts";
-import { hostAgentArgument, runHostAgent } from "./core/vm/host_agent.ts";
-import { processIo } from "./ui/io.ts";
+import { hostAgentArgument } from "./core/vm/host_agent_argument.ts";
 import { version } from "./version.ts";
 
 /** The arguments as the dispatcher sees them, with `virtdev-<cmd>` turned into `<cmd>`. */
 export function dispatchArguments(argv0: string, args: readonly string[]): string[] {
-  const match = /^virtdev-([a-z]+)$/.exec(basename(argv0));
+  const match = /^virtdev-([a-z-]+)$/.exec(argv0.slice(argv0.lastIndexOf("/") + 1));
   return match ? [match[1], ...args] : [...args];
+}
+
+/** The name this process was started under (argv[0]), which Deno does not expose directly. */
+async function _argv0(): Promise<string> {
+  try {
+    // Cheaper than node:process, whose compatibility layer costs ~20 ms to load.
+    return (await Deno.readTextFile("/proc/self/cmdline")).split("\0")[0];
+  } catch {
+    return (await import("node:process")).default.argv0;
+  }
 }
 
 if (import.meta.main && Deno.args[0] === hostAgentArgument) {
   // Not a command: a supervisor runs this to keep a VM (see host_agent.ts).
+  const { runHostAgent } = await import("./core/vm/host_agent.ts");
   Deno.exit(await runHostAgent(Deno.args[1] ?? "", Deno.args[2] ?? ""));
 } else if (import.meta.main) {
-  const code = await runCli(dispatchArguments(process.argv0, Deno.args), {
-    io: processIo(),
-    env: processEnvironment(),
-    commands,
-    version,
-  });
-  Deno.exit(code);
+  const args = dispatchArguments(await _argv0(), Deno.args);
+  if (args.length === 1 && args[0] === "--version") {
+    Deno.stdout.writeSync(new TextEncoder().encode(`${version}\n`));
+    Deno.exit(0);
+  }
+  const [{ runCli }, { processEnvironment }, { processIo }] = await Promise.all([
+    import("./cli/app.ts"),
+    import("./core/store/config.ts"),
+    import("./ui/io.ts"),
+  ]);
+  Deno.exit(await runCli(args, { io: processIo(), env: processEnvironment(), version }));
 }

@@ -3,6 +3,7 @@
  * runner for the real CLI with exactly the `virtdev` task's permissions.
  */
 import { join } from "node:path";
+import { binaryPermissionFlags } from "../scripts/binary_permissions.ts";
 
 const _root = new URL("..", import.meta.url).pathname;
 const _denoDir = Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
@@ -51,10 +52,20 @@ export async function makeSandbox(extraEnv: Record<string, string> = {}): Promis
   };
 }
 
-/** The `deno run` flags of the `virtdev` task, with `$HOME` filled in. */
+/**
+ * Which virtdev the tests run: `source` (the `virtdev` task) or `bundle`
+ * (`dist/bundle/main.js`, built by `deno task bundle`, with the permissions
+ * the compiled binary bakes in). Set by VIRTDEV_TEST_ENTRY.
+ */
+export const testEntry: "source" | "bundle" = Deno.env.get("VIRTDEV_TEST_ENTRY") === "bundle" ? "bundle" : "source";
+
+/** The `deno` arguments that run virtdev as {@link testEntry} says, with `$HOME` filled in. */
 export function taskArguments(home: string): string[] {
   const config = JSON.parse(Deno.readTextFileSync(join(_root, "deno.json")));
   const command: string = config.tasks.virtdev.command;
+  if (testEntry === "bundle") {
+    return ["run", ...binaryPermissionFlags(command, { self: "deno" }), join(_root, "dist/bundle/main.js")];
+  }
   const words = command.replaceAll("$HOME", home).split(/\s+/);
   // "deno run ... src/main.ts" → the arguments after "deno".
   return words.slice(1).map((word) => word === "src/main.ts" ? join(_root, "src/main.ts") : word);

@@ -1,24 +1,24 @@
 /**
- * The command line: parses arguments with Optique, runs the chosen command,
- * and turns every failure into `virtdev: <message>`, hints, and an exit code.
+ * The command line: parses arguments, runs the chosen command, and turns
+ * every failure into `virtdev: <message>`, hints, and an exit code.
+ *
+ * A well-formed line is read by the fast parser from the command's own
+ * syntax, loading only that command; anything else (help, completion,
+ * a usage error) goes to the full parser, which loads Optique and every
+ * command.
  *
  * @module
  */
-import { or } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { run } from "@optique/run";
 import type { Environment } from "../core/store/config.ts";
 import { ExitCode, VirtdevError } from "../core/store/errors.ts";
 import { type Io, Ui } from "../ui/io.ts";
-import type { CommandSpec, Invocation } from "./command.ts";
+import { commandNames, isCommandName, loadAllCommands, loadCommand } from "./commands.ts";
 import { Context } from "./context.ts";
+import { parseFast } from "./fast_parse.ts";
+import { programName } from "./program.ts";
+import type { Invocation } from "./spec.ts";
 
-/** The program name in help and messages. */
-export const programName = "virtdev";
-
-class _Exit {
-  constructor(readonly code: number) {}
-}
+export { programName };
 
 /** Options for {@link runCli}. */
 export interface RunCliOptions {
@@ -26,8 +26,6 @@ export interface RunCliOptions {
   readonly io: Io;
   /** Environment variables. */
   readonly env: Environment;
-  /** The commands to offer. */
-  readonly commands: readonly CommandSpec[];
   /** The version shown by `--version`. */
   readonly version: string;
 }
@@ -38,35 +36,32 @@ export interface RunCliOptions {
  * @returns the exit code.
  */
 export async function runCli(args: readonly string[], options: RunCliOptions): Promise<number> {
-  const { io, env, commands } = options;
+  const { io, env } = options;
   if (args.length === 0) {
-    io.err(_shortUsage(commands));
+    io.err(_shortUsage());
     return ExitCode.usage;
   }
-
-  let parsed = _parse(args, options);
-  if (parsed instanceof _ParseFailure) {
-    // A dash token where a project name belongs is reported as the invalid
-    // name it is (exit 2), not as an unknown option.
-    const retry = _asProjectName(args, parsed.text, commands);
-    if (retry) {
-      const second = _parse(retry, options);
-      if (!(second instanceof _ParseFailure)) parsed = second;
-    }
+  if (args.length === 1 && args[0] === "--version") {
+    io.out(`${options.version}\n`);
+    return 0;
   }
-  if (parsed instanceof _Exit) return parsed.code;
-  if (parsed instanceof _ParseFailure) {
-    const command = commands.find((spec) => spec.name === args[0]);
-    const text = parsed.text.replace(/^Error:\s*/, "").trim();
-    io.err(`${programName}: ${text}\n`);
-    io.err(`hint: see '${programName} help${command ? ` ${command.name}` : ""}'.\n`);
-    return ExitCode.usage;
+  let invocation: Invocation | undefined;
+  if (isCommandName(args[0])) {
+    const command = await loadCommand(args[0]);
+    const fast = parseFast(command, args.slice(1));
+    if (fast) invocation = { command, values: fast.values, color: fast.color };
+  }
+  if (invocation === undefined) {
+    const { parseFull } = await import("./full_parse.ts");
+    const parsed = parseFull(await loadAllCommands(), args, { io, version: options.version });
+    if ("exitCode" in parsed) return parsed.exitCode;
+    invocation = parsed;
   }
 
-  const ui = new Ui(io, { color: parsed.color, env });
+  const ui = new Ui(io, { color: invocation.color, env });
   const context = new Context(ui, env);
   try {
-    return await parsed.execute(context);
+    return (await invocation.command.run(invocation.values, context)) ?? 0;
   } catch (error) {
     return reportError(error, ui);
   }
@@ -93,60 +88,8 @@ export function reportError(error: unknown, ui: Ui): number {
   return ExitCode.toolFailed;
 }
 
-class _ParseFailure {
-  constructor(readonly text: string) {}
-}
-
-function _parse(args: readonly string[], options: RunCliOptions): Invocation | _Exit | _ParseFailure {
-  const { io, commands } = options;
-  let errorText = "";
-  const parser = or(...commands.map((spec) => spec.parser));
-  try {
-    return run(parser, {
-      programName,
-      args,
-      stdout: (text) => io.out(`${text}\n`),
-      stderr: (text) => {
-        errorText += `${text}\n`;
-      },
-      onExit: (code) => {
-        throw new _Exit(code);
-      },
-      help: "both",
-      version: { value: options.version, option: true },
-      completion: "command",
-      errorExitCode: ExitCode.usage,
-      aboveError: "none",
-      colors: false,
-      brief: message`One KVM/QEMU virtual machine per project: isolation with the convenience of a container.`,
-      footer: message`Run 'virtdev help <command>' for a command's options. Exit codes are listed in the README.`,
-    });
-  } catch (thrown) {
-    if (thrown instanceof _Exit) {
-      return thrown.code === 0 ? thrown : new _ParseFailure(errorText);
-    }
-    throw thrown;
-  }
-}
-
-function _asProjectName(
-  args: readonly string[],
-  errorText: string,
-  commands: readonly CommandSpec[],
-): string[] | undefined {
-  const spec = commands.find((command) => command.name === args[0]);
-  const token = /`(-[^`]*)`/.exec(errorText)?.[1];
-  if (!spec?.takesProject || token === undefined || args.includes("--")) return undefined;
-  const index = args.indexOf(token, 1);
-  if (index === -1) return undefined;
-  // Only where the project belongs: when another word could be the project,
-  // the dash token is an unknown option, never a value.
-  if (args.slice(1).some((word, i) => i + 1 !== index && !word.startsWith("-"))) return undefined;
-  return [...args.slice(0, index), ...args.slice(index + 1), "--", token];
-}
-
-function _shortUsage(commands: readonly CommandSpec[]): string {
-  const names = commands.map((spec) => spec.name).sort();
+function _shortUsage(): string {
+  const names = [...commandNames].sort();
   return [
     `usage: ${programName} <command> [<args>]`,
     `       ${programName} help <command>`,

@@ -1,74 +1,96 @@
 /**
- * Every command virtdev offers, in help order.
+ * Every command virtdev offers, in help order, each loaded only when it is
+ * run: a command pays for its own modules, not for the other commands'.
  *
  * @module
  */
-import { installCommand } from "../commands/install.ts";
-import { isoCommand } from "../commands/iso.ts";
-import { startCommand } from "../commands/start.ts";
-import { stopCommand } from "../commands/stop.ts";
-import { waitCommand } from "../commands/wait.ts";
-import { sshCommand } from "../commands/ssh.ts";
-import { consoleCommand } from "../commands/console.ts";
-import { monitorCommand } from "../commands/monitor.ts";
-import { logCommand } from "../commands/log.ts";
-import { transferCommand } from "../commands/transfer.ts";
-import { portCommand } from "../commands/port.ts";
-import { pidCommand } from "../commands/pid.ts";
-import { backupCommand } from "../commands/backup.ts";
-import { restoreCommand } from "../commands/restore.ts";
-import { recreateCommand } from "../commands/recreate.ts";
-import { createCommand } from "../commands/create.ts";
-import { destroyCommand } from "../commands/destroy.ts";
-import { detachCommand } from "../commands/detach.ts";
-import { diskCommand } from "../commands/disk.ts";
-import { generationCommand } from "../commands/generation.ts";
-import { keyCommand } from "../commands/key.ts";
-import { listCommand } from "../commands/list.ts";
-import { nukeCommand } from "../commands/nuke.ts";
-import { pathCommand } from "../commands/path.ts";
-import { sealCommand } from "../commands/seal.ts";
-import { maintainCommand } from "../commands/maintain.ts";
-import { upgradeCommand } from "../commands/upgrade.ts";
-import { staleCommand } from "../commands/stale.ts";
-import { statusCommand } from "../commands/status.ts";
-import { netCommand } from "../commands/net.ts";
-import { forwardCommand } from "../commands/forward.ts";
-import { doctorCommand } from "../commands/doctor.ts";
-import type { CommandSpec } from "./command.ts";
+import type { Command } from "./spec.ts";
 
-/** The registered commands. */
-export const commands: readonly CommandSpec[] = [
-  doctorCommand,
-  keyCommand,
-  isoCommand,
-  installCommand,
-  sealCommand,
-  maintainCommand,
-  createCommand,
-  startCommand,
-  waitCommand,
-  sshCommand,
-  transferCommand,
-  stopCommand,
-  netCommand,
-  forwardCommand,
-  backupCommand,
-  restoreCommand,
-  recreateCommand,
-  upgradeCommand,
-  consoleCommand,
-  monitorCommand,
-  logCommand,
-  destroyCommand,
-  detachCommand,
-  nukeCommand,
-  listCommand,
-  statusCommand,
-  portCommand,
-  pidCommand,
-  pathCommand,
-  diskCommand,
-  generationCommand,
-  staleCommand,
+/** The command names, in help order. */
+export const commandNames: readonly string[] = [
+  "doctor",
+  "key",
+  "iso",
+  "install",
+  "seal",
+  "maintain",
+  "create",
+  "start",
+  "wait",
+  "ssh",
+  "transfer",
+  "stop",
+  "net",
+  "forward",
+  "backup",
+  "restore",
+  "recreate",
+  "upgrade",
+  "console",
+  "monitor",
+  "log",
+  "destroy",
+  "detach",
+  "nuke",
+  "list",
+  "status",
+  "port",
+  "pid",
+  "path",
+  "disk",
+  "generation",
+  "stale",
 ];
+
+// Literal specifiers, so that `deno compile` and the bundler see every module.
+const _loaders: Readonly<Record<string, () => Promise<Command>>> = {
+  doctor: async () => (await import("../commands/doctor.ts")).doctorCommand,
+  key: async () => (await import("../commands/key.ts")).keyCommand,
+  iso: async () => (await import("../commands/iso.ts")).isoCommand,
+  install: async () => (await import("../commands/install.ts")).installCommand,
+  seal: async () => (await import("../commands/seal.ts")).sealCommand,
+  maintain: async () => (await import("../commands/maintain.ts")).maintainCommand,
+  create: async () => (await import("../commands/create.ts")).createCommand,
+  start: async () => (await import("../commands/start.ts")).startCommand,
+  wait: async () => (await import("../commands/wait.ts")).waitCommand,
+  ssh: async () => (await import("../commands/ssh.ts")).sshCommand,
+  transfer: async () => (await import("../commands/transfer.ts")).transferCommand,
+  stop: async () => (await import("../commands/stop.ts")).stopCommand,
+  net: async () => (await import("../commands/net.ts")).netCommand,
+  forward: async () => (await import("../commands/forward.ts")).forwardCommand,
+  backup: async () => (await import("../commands/backup.ts")).backupCommand,
+  restore: async () => (await import("../commands/restore.ts")).restoreCommand,
+  recreate: async () => (await import("../commands/recreate.ts")).recreateCommand,
+  upgrade: async () => (await import("../commands/upgrade.ts")).upgradeCommand,
+  console: async () => (await import("../commands/console.ts")).consoleCommand,
+  monitor: async () => (await import("../commands/monitor.ts")).monitorCommand,
+  log: async () => (await import("../commands/log.ts")).logCommand,
+  destroy: async () => (await import("../commands/destroy.ts")).destroyCommand,
+  detach: async () => (await import("../commands/detach.ts")).detachCommand,
+  nuke: async () => (await import("../commands/nuke.ts")).nukeCommand,
+  list: async () => (await import("../commands/list.ts")).listCommand,
+  status: async () => (await import("../commands/status.ts")).statusCommand,
+  port: async () => (await import("../commands/port.ts")).portCommand,
+  pid: async () => (await import("../commands/pid.ts")).pidCommand,
+  path: async () => (await import("../commands/path.ts")).pathCommand,
+  disk: async () => (await import("../commands/disk.ts")).diskCommand,
+  generation: async () => (await import("../commands/generation.ts")).generationCommand,
+  stale: async () => (await import("../commands/stale.ts")).staleCommand,
+};
+
+/** Whether `name` is a command. */
+export function isCommandName(name: string): boolean {
+  return Object.hasOwn(_loaders, name);
+}
+
+/** Loads command `name`; check it with {@link isCommandName} first. */
+export async function loadCommand(name: string): Promise<Command> {
+  const load = _loaders[name];
+  if (load === undefined) throw new RangeError(`No command ${name}.`);
+  return await load();
+}
+
+/** Loads every command, in help order. */
+export async function loadAllCommands(): Promise<Command[]> {
+  return await Promise.all(commandNames.map(loadCommand));
+}

@@ -1,12 +1,6 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { optional, withDefault } from "@optique/core/modifiers";
-import { flag, option } from "@optique/core/primitives";
-import { integer } from "@optique/core/valueparser";
-import { defineCommand } from "../cli/command.ts";
-import { projectArgument } from "../cli/project_argument.ts";
+import { defineCommand, flagOption, projectPositional, valueOption } from "../cli/spec.ts";
 import { backupProject } from "../core/state/backup.ts";
-import { join } from "node:path";
+import { join } from "../core/store/path.ts";
 import { allocatedBytes } from "../core/projects/disk_usage.ts";
 import { describeGeneration, readGeneration } from "../core/store/generation.ts";
 import { requireProject } from "../core/projects/project.ts";
@@ -23,22 +17,23 @@ function _age(id: string, now: Date): string {
 
 /** `virtdev backup [-v] [--keep N] <project>`, `--list [--json]`, `--latest`. */
 export const backupCommand = defineCommand("backup", {
-  brief: message`Back up the paths in a project's manifest from its running VM; prints the snapshot id.`,
+  brief: `Back up the paths in a project's manifest from its running VM; prints the snapshot id.`,
   description:
-    message`Snapshots go to backups/<project>/<YYYY-MM-DD>/<HH-MM-SS> (UTC). Files unchanged since the previous snapshot are hard links to it, so an unchanged tree costs almost no disk. Permissions, symlinks, hard links and times are kept. --list and --latest work while the VM is stopped.`,
+    `Snapshots go to backups/<project>/<YYYY-MM-DD>/<HH-MM-SS> (UTC). Files unchanged since the previous snapshot are hard links to it, so an unchanged tree costs almost no disk. Permissions, symlinks, hard links and times are kept. --list and --latest work while the VM is stopped.`,
   takesProject: true,
-  parser: object({
-    verbose: withDefault(flag("-v", "--verbose", { description: message`Show each file rsync copies.` }), false),
-    list: withDefault(flag("-l", "--list", { description: message`List the snapshots.` }), false),
-    json: withDefault(flag("--json", { description: message`With --list: print JSON.` }), false),
-    latest: withDefault(flag("--latest", { description: message`Print the newest snapshot id (or nothing).` }), false),
-    keep: optional(
-      option("--keep", integer({ min: 1, metavar: "N" }), {
-        description: message`After the backup, keep only the newest N snapshots.`,
-      }),
-    ),
-    project: projectArgument(),
-  }),
+  options: {
+    verbose: flagOption(["-v", "--verbose"], `Show each file rsync copies.`),
+    list: flagOption(["-l", "--list"], `List the snapshots.`),
+    json: flagOption(["--json"], `With --list: print JSON.`),
+    latest: flagOption(["--latest"], `Print the newest snapshot id (or nothing).`),
+    keep: valueOption(["--keep"], "N", `After the backup, keep only the newest N snapshots.`, {
+      type: "integer",
+      min: 1,
+    }),
+  },
+  positionals: {
+    project: projectPositional,
+  },
   async run({ project, verbose, list, json, latest, keep }, { store, config, ui }) {
     await requireProject(store, project);
     if (latest) {

@@ -1,15 +1,14 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { defineCommand } from "../cli/command.ts";
-import { projectArgument } from "../cli/project_argument.ts";
+import { defineCommand, projectPositional } from "../cli/spec.ts";
 import { requireVmSocket } from "../core/vm/vm_sockets.ts";
 import { attachSocket } from "../ui/attach.ts";
 
 /** `virtdev console <project>`: the guest's serial console. */
 export const consoleCommand = defineCommand("console", {
-  brief: message`Attach to a project VM's serial console (logged in as dev). Ctrl-] detaches.`,
+  brief: `Attach to a project VM's serial console (logged in as dev). Ctrl-] detaches.`,
   takesProject: true,
-  parser: object({ project: projectArgument() }),
+  positionals: {
+    project: projectPositional,
+  },
   async run({ project }, { store, ui }) {
     const socket = await requireVmSocket(store, project, "console");
     ui.info(`Attached to the serial console of ${project}. Detach with Ctrl-].`);

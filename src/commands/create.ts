@@ -1,17 +1,16 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { defineCommand } from "../cli/command.ts";
+import { defineCommand, projectPositional } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
-import { projectArgument } from "../cli/project_argument.ts";
 import { createProject, validateNewProjectName } from "../core/projects/project.ts";
 
 /** `virtdev create <project>`: derives a project from the base. */
 export const createCommand = defineCommand("create", {
-  brief: message`Create a project VM as two thin deltas over the base.`,
+  brief: `Create a project VM as two thin deltas over the base.`,
   description:
-    message`Creates thin qcow2 deltas of the base's system and home disks, a copy of its UEFI variables and its generation. Nothing is started.`,
+    `Creates thin qcow2 deltas of the base's system and home disks, a copy of its UEFI variables and its generation. Nothing is started.`,
   takesProject: true,
-  parser: object({ project: projectArgument() }),
+  positionals: {
+    project: projectPositional,
+  },
   async run({ project }, context) {
     validateNewProjectName(project);
     const { ui } = context;

@@ -1,10 +1,5 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { withDefault } from "@optique/core/modifiers";
-import { flag } from "@optique/core/primitives";
-import { defineCommand } from "../cli/command.ts";
+import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
-import { projectArgument } from "../cli/project_argument.ts";
 import { VirtdevError } from "../core/store/errors.ts";
 import {
   DestroyExit,
@@ -19,12 +14,14 @@ import { validateProjectName } from "../core/store/store.ts";
 
 /** `virtdev destroy [-y] <project>`: deletes a project; backups stay. */
 export const destroyCommand = defineCommand("destroy", {
-  brief: message`Delete a project VM (type its name to confirm). Backups are kept.`,
+  brief: `Delete a project VM (type its name to confirm). Backups are kept.`,
   takesProject: true,
-  parser: object({
-    yes: withDefault(flag("-y", "--yes", { description: message`Do not ask for confirmation.` }), false),
-    project: projectArgument(),
-  }),
+  options: {
+    yes: flagOption(["-y", "--yes"], `Do not ask for confirmation.`),
+  },
+  positionals: {
+    project: projectPositional,
+  },
   async run({ project, yes }, context) {
     const { ui, store } = context;
     validateProjectName(project);

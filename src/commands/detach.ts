@@ -1,10 +1,5 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { withDefault } from "@optique/core/modifiers";
-import { flag } from "@optique/core/primitives";
-import { defineCommand } from "../cli/command.ts";
+import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
-import { projectArgument } from "../cli/project_argument.ts";
 import { VirtdevError } from "../core/store/errors.ts";
 import { DetachExit, detachProject, planDetach } from "../core/projects/project.ts";
 import { validateProjectName } from "../core/store/store.ts";
@@ -12,18 +7,17 @@ import { startStage } from "../ui/progress.ts";
 
 /** `virtdev detach [--in-place] [-y] <project>`: makes a project independent of the base. */
 export const detachCommand = defineCommand("detach", {
-  brief: message`Turn a project's deltas into standalone images, independent of the base.`,
+  brief: `Turn a project's deltas into standalone images, independent of the base.`,
   description:
-    message`Converts each delta to a standalone image beside it, checks it and swaps it in; an interrupted detach is repaired by the next detach or start. With --in-place the deltas are rebased in place instead, which needs no extra space.`,
+    `Converts each delta to a standalone image beside it, checks it and swaps it in; an interrupted detach is repaired by the next detach or start. With --in-place the deltas are rebased in place instead, which needs no extra space.`,
   takesProject: true,
-  parser: object({
-    inPlace: withDefault(
-      flag("--in-place", { description: message`Rebase the deltas in place instead of converting copies.` }),
-      false,
-    ),
-    yes: withDefault(flag("-y", "--yes", { description: message`Do not ask for confirmation.` }), false),
-    project: projectArgument(),
-  }),
+  options: {
+    inPlace: flagOption(["--in-place"], `Rebase the deltas in place instead of converting copies.`),
+    yes: flagOption(["-y", "--yes"], `Do not ask for confirmation.`),
+  },
+  positionals: {
+    project: projectPositional,
+  },
   async run({ project, inPlace, yes }, context) {
     const { ui, store } = context;
     validateProjectName(project);

@@ -1,10 +1,5 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { withDefault } from "@optique/core/modifiers";
-import { flag } from "@optique/core/primitives";
-import { basename } from "node:path";
-import { defineCommand } from "../cli/command.ts";
-import { projectArgument } from "../cli/project_argument.ts";
+import { basename } from "../core/store/path.ts";
+import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { allocatedBytes } from "../core/projects/disk_usage.ts";
 import { readGeneration } from "../core/store/generation.ts";
 import { imageInfo } from "../core/vm/images.ts";
@@ -14,12 +9,14 @@ import { pathExists } from "../core/store/store.ts";
 
 /** `virtdev disk [--json] <project>`: how much disk a project uses. */
 export const diskCommand = defineCommand("disk", {
-  brief: message`Show a project's disk usage: allocated and virtual size of each disk.`,
+  brief: `Show a project's disk usage: allocated and virtual size of each disk.`,
   takesProject: true,
-  parser: object({
-    json: withDefault(flag("--json", { description: message`Print JSON instead of text.` }), false),
-    project: projectArgument(),
-  }),
+  options: {
+    json: flagOption(["--json"], `Print JSON instead of text.`),
+  },
+  positionals: {
+    project: projectPositional,
+  },
   async run({ project, json }, { store, ui }) {
     const paths = await requireProject(store, project);
     const detached = (await readGeneration(paths.generation)).kind === "detached";

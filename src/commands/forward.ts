@@ -1,10 +1,4 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { optional, withDefault } from "@optique/core/modifiers";
-import { argument, flag } from "@optique/core/primitives";
-import { string } from "@optique/core/valueparser";
-import { defineCommand } from "../cli/command.ts";
-import { projectArgument } from "../cli/project_argument.ts";
+import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { UsageError } from "../core/store/errors.ts";
 import { validateProjectName } from "../core/store/store.ts";
 import { describeForward, parseForwardSpec } from "../core/vm/forwards.ts";
@@ -13,20 +7,19 @@ import { requireProject } from "../core/projects/project.ts";
 
 /** `virtdev forward <project> [HOSTPORT:]GUESTPORT`, `--list [--json]`, `--remove`. */
 export const forwardCommand = defineCommand("forward", {
-  brief: message`Make a guest port reachable on the host's 127.0.0.1 (and only there); kept across starts.`,
+  brief: `Make a guest port reachable on the host's 127.0.0.1 (and only there); kept across starts.`,
   description:
-    message`SPEC is [HOSTPORT:]GUESTPORT. Forwards are added and removed while the VM runs (over its pinned SSH, kept by the VM's host agent) and set up again at every start. --list shows them with their state; --remove takes the same SPEC, or the host port alone.`,
+    `SPEC is [HOSTPORT:]GUESTPORT. Forwards are added and removed while the VM runs (over its pinned SSH, kept by the VM's host agent) and set up again at every start. --list shows them with their state; --remove takes the same SPEC, or the host port alone.`,
   takesProject: true,
-  parser: object({
-    list: withDefault(flag("-l", "--list", { description: message`List the forwards.` }), false),
-    json: withDefault(flag("--json", { description: message`With --list: print JSON.` }), false),
-    remove: withDefault(
-      flag("--remove", { description: message`Remove the forward SPEC (or the one on host port SPEC).` }),
-      false,
-    ),
-    project: projectArgument(),
-    spec: optional(argument(string({ metavar: "SPEC" }))),
-  }),
+  options: {
+    list: flagOption(["-l", "--list"], `List the forwards.`),
+    json: flagOption(["--json"], `With --list: print JSON.`),
+    remove: flagOption(["--remove"], `Remove the forward SPEC (or the one on host port SPEC).`),
+  },
+  positionals: {
+    project: projectPositional,
+    spec: { metavar: "SPEC", optional: true },
+  },
   async run({ list, json, remove, project, spec }, { store, ui }) {
     validateProjectName(project);
     if (list) {

@@ -1,17 +1,15 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { optional } from "@optique/core/modifiers";
-import { defineCommand } from "../cli/command.ts";
-import { projectArgument } from "../cli/project_argument.ts";
+import { defineCommand, projectPositional } from "../cli/spec.ts";
 import { VirtdevError } from "../core/store/errors.ts";
 import { readOptionalText } from "../core/store/store.ts";
 import { requireProject } from "../core/projects/project.ts";
 
 /** `virtdev generation [project]`: prints a generation counter. */
 export const generationCommand = defineCommand("generation", {
-  brief: message`Print the base generation, or a project's (a number or 'detached').`,
+  brief: `Print the base generation, or a project's (a number or 'detached').`,
   takesProject: true,
-  parser: object({ project: optional(projectArgument()) }),
+  positionals: {
+    project: { ...projectPositional, optional: true },
+  },
   async run({ project }, { store, ui }) {
     if (project === undefined) {
       const text = await readOptionalText(store.base.generation);

@@ -1,9 +1,4 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { optional } from "@optique/core/modifiers";
-import { argument, option } from "@optique/core/primitives";
-import { string } from "@optique/core/valueparser";
-import { defineCommand } from "../cli/command.ts";
+import { defineCommand, valueOption } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
 import { UsageError } from "../core/store/errors.ts";
 import { installBase, type InstallSource, type InstallStage } from "../core/base/install.ts";
@@ -30,20 +25,16 @@ const _isoLabels: Readonly<Record<InstallStage, string>> = {
 
 /** `virtdev install --image <file> | [iso] [--home-size N]`: builds the installation. */
 export const installCommand = defineCommand("install", {
-  brief: message`Install the base from a cloud image (--image) or the Arch installer ISO; then run 'virtdev seal'.`,
+  brief: `Install the base from a cloud image (--image) or the Arch installer ISO; then run 'virtdev seal'.`,
   description:
-    message`With --image: copies the image, grows it to VIRTDEV_SYSTEM_DISK_SIZE, makes the home disk and boots it once with a cloud-init seed that virtdev serves on loopback; the guest applies the virtdev contract (user dev, your key, hardened sshd, /home on its own disk) and powers off. Works with Debian, Ubuntu, Fedora and Arch cloud images. Without it: boots the ISO that 'virtdev iso' built (or the one named), whose unattended installer partitions and pacstraps both disks and applies the same contract.`,
-  parser: object({
-    iso: optional(
-      argument(string({ metavar: "ISO" }), { description: message`The installer ISO (default: the one 'iso' built).` }),
-    ),
-    image: optional(option("--image", string({ metavar: "FILE" }), { description: message`A cloud image.` })),
-    homeSize: optional(
-      option("--home-size", string({ metavar: "SIZE" }), {
-        description: message`Size of the home disk, e.g. 48G (default VIRTDEV_HOME_DISK_SIZE).`,
-      }),
-    ),
-  }),
+    `With --image: copies the image, grows it to VIRTDEV_SYSTEM_DISK_SIZE, makes the home disk and boots it once with a cloud-init seed that virtdev serves on loopback; the guest applies the virtdev contract (user dev, your key, hardened sshd, /home on its own disk) and powers off. Works with Debian, Ubuntu, Fedora and Arch cloud images. Without it: boots the ISO that 'virtdev iso' built (or the one named), whose unattended installer partitions and pacstraps both disks and applies the same contract.`,
+  options: {
+    image: valueOption(["--image"], "FILE", `A cloud image.`),
+    homeSize: valueOption(["--home-size"], "SIZE", `Size of the home disk, e.g. 48G (default VIRTDEV_HOME_DISK_SIZE).`),
+  },
+  positionals: {
+    iso: { metavar: "ISO", description: `The installer ISO (default: the one 'iso' built).`, optional: true },
+  },
   async run({ iso, image, homeSize }, context) {
     const { ui, store, config } = context;
     if (iso !== undefined && image !== undefined) throw new UsageError("Give an ISO or --image, not both.");

@@ -1,18 +1,14 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { withDefault } from "@optique/core/modifiers";
-import { flag } from "@optique/core/primitives";
-import { defineCommand } from "../cli/command.ts";
+import { defineCommand, flagOption } from "../cli/spec.ts";
 import { describeGeneration } from "../core/store/generation.ts";
 import { summariseProjects } from "../core/projects/project_summary.ts";
 import { padVisible } from "../ui/color.ts";
 
 /** `virtdev list [--json]`: the projects with port, status and generation. */
 export const listCommand = defineCommand("list", {
-  brief: message`List projects with port, status and generation.`,
-  parser: object({
-    json: withDefault(flag("--json", { description: message`Print a JSON array instead of a table.` }), false),
-  }),
+  brief: `List projects with port, status and generation.`,
+  options: {
+    json: flagOption(["--json"], `Print a JSON array instead of a table.`),
+  },
   async run({ json }, { store, ui }) {
     const { base, projects } = await summariseProjects(store);
     if (json) {

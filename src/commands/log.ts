@@ -1,9 +1,4 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { withDefault } from "@optique/core/modifiers";
-import { flag } from "@optique/core/primitives";
-import { defineCommand } from "../cli/command.ts";
-import { projectArgument } from "../cli/project_argument.ts";
+import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { runAttached } from "../core/store/process.ts";
 import { requireVmPaths } from "../core/projects/project.ts";
 import { inspectVm } from "../core/vm/runtime_state.ts";
@@ -14,14 +9,16 @@ import { stripTerminalControls } from "../core/guest/terminal_text.ts";
 
 /** `virtdev log [-f] <project>`: the supervisor's log of a project VM. */
 export const logCommand = defineCommand("log", {
-  brief: message`Show a project VM's log: journalctl for a systemd unit, vm.log otherwise.`,
+  brief: `Show a project VM's log: journalctl for a systemd unit, vm.log otherwise.`,
   description:
-    message`vm.log records starts, stops, crashes found and QEMU's errors. The guest's serial output of the current boot is in console.log beside it.`,
+    `vm.log records starts, stops, crashes found and QEMU's errors. The guest's serial output of the current boot is in console.log beside it.`,
   takesProject: true,
-  parser: object({
-    follow: withDefault(flag("-f", "--follow", { description: message`Keep printing new lines.` }), false),
-    project: projectArgument(),
-  }),
+  options: {
+    follow: flagOption(["-f", "--follow"], `Keep printing new lines.`),
+  },
+  positionals: {
+    project: projectPositional,
+  },
   async run({ project, follow }, { store, ui }) {
     const paths = await requireVmPaths(store, project);
     const status = await inspectVm(paths);

@@ -1,6 +1,4 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { defineCommand } from "../cli/command.ts";
+import { defineCommand } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
 import { allocatedBytes } from "../core/projects/disk_usage.ts";
 import { VirtdevError } from "../core/store/errors.ts";
@@ -10,10 +8,10 @@ import { countAllSnapshots } from "../core/state/snapshots.ts";
 
 /** `virtdev nuke`: deletes all virtdev data (type 'nuke' to confirm). */
 export const nukeCommand = defineCommand("nuke", {
-  brief: message`Delete all virtdev data: projects, backups, base, keys, cache (type 'nuke' to confirm).`,
+  brief: `Delete all virtdev data: projects, backups, base, keys, cache (type 'nuke' to confirm).`,
   description:
-    message`Deletes VIRTDEV_HOME and VIRTDEV_CACHE after checking that both lie inside your home directory and hold only what virtdev made there. Your configuration (manifests, provision scripts) is kept.`,
-  parser: object({}),
+    `Deletes VIRTDEV_HOME and VIRTDEV_CACHE after checking that both lie inside your home directory and hold only what virtdev made there. Your configuration (manifests, provision scripts) is kept.`,
+  // No options or positionals.
   async run(_args, context) {
     const { ui, config, store } = context;
     requireRootsInsideHome(config);

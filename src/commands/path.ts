@@ -1,10 +1,4 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { optional } from "@optique/core/modifiers";
-import { argument } from "@optique/core/primitives";
-import { choice } from "@optique/core/valueparser";
-import { defineCommand } from "../cli/command.ts";
-import { projectArgument } from "../cli/project_argument.ts";
+import { defineCommand, projectPositional } from "../cli/spec.ts";
 import { VirtdevError } from "../core/store/errors.ts";
 import { manifestCandidates, resolveManifestPath } from "../core/state/manifest.ts";
 import { requireProject } from "../core/projects/project.ts";
@@ -14,14 +8,14 @@ const _resources = ["data", "backups", "manifest", "system-image", "home-image",
 
 /** `virtdev path <project|base> [resource]`: prints where something lives. */
 export const pathCommand = defineCommand("path", {
-  brief: message`Print the path of a project resource, or of the base ('base').`,
+  brief: `Print the path of a project resource, or of the base ('base').`,
   description:
-    message`Resources: data (the directory, default), backups, manifest, system-image, home-image, nvram, generation. The name 'base' (reserved, never a project) gives the sealed base's paths.`,
+    `Resources: data (the directory, default), backups, manifest, system-image, home-image, nvram, generation. The name 'base' (reserved, never a project) gives the sealed base's paths.`,
   takesProject: true,
-  parser: object({
-    project: projectArgument(message`A project, or 'base' for the sealed base.`),
-    resource: optional(argument(choice(_resources, { metavar: "RESOURCE" }))),
-  }),
+  positionals: {
+    project: { ...projectPositional, description: "A project, or 'base' for the sealed base." },
+    resource: { metavar: "RESOURCE", choices: _resources, optional: true },
+  },
   async run({ project, resource = "data" }, { store, config, ui }) {
     if (project === "base") {
       const base = store.base;

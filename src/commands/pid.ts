@@ -1,14 +1,13 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { defineCommand } from "../cli/command.ts";
-import { projectArgument } from "../cli/project_argument.ts";
+import { defineCommand, projectPositional } from "../cli/spec.ts";
 import { requireRunningVm } from "../core/guest/guest_access.ts";
 
 /** `virtdev pid <project>`: the running VM's QEMU process. */
 export const pidCommand = defineCommand("pid", {
-  brief: message`Print the PID of a running project VM's QEMU process.`,
+  brief: `Print the PID of a running project VM's QEMU process.`,
   takesProject: true,
-  parser: object({ project: projectArgument() }),
+  positionals: {
+    project: projectPositional,
+  },
   async run({ project }, { store, ui }) {
     ui.result(String((await requireRunningVm(store, project, 4)).status.pid));
   },

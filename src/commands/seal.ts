@@ -1,15 +1,13 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { defineCommand } from "../cli/command.ts";
+import { defineCommand } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
 import { sealBase } from "../core/base/base.ts";
 
 /** `virtdev seal`: turns the installation into the read-only base. */
 export const sealCommand = defineCommand("seal", {
-  brief: message`Seal the installation as the read-only base (generation 1).`,
+  brief: `Seal the installation as the read-only base (generation 1).`,
   description:
-    message`Checks the installed disks, moves them to the base directory, makes them read-only (mode 444) and sets the base generation to 1.`,
-  parser: object({}),
+    `Checks the installed disks, moves them to the base directory, makes them read-only (mode 444) and sets the base generation to 1.`,
+  // No options or positionals.
   async run(_args, context) {
     const { ui, store } = context;
     await withLock(context, "seal", () => sealBase(store, { onProgress: (line) => ui.info(line) }));

@@ -1,12 +1,10 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { defineCommand } from "../cli/command.ts";
+import { defineCommand } from "../cli/spec.ts";
 import { isStale, readGeneration } from "../core/store/generation.ts";
 
 /** `virtdev stale`: lists projects made on another base generation. */
 export const staleCommand = defineCommand("stale", {
-  brief: message`List projects whose generation differs from the base's (one per line).`,
-  parser: object({}),
+  brief: `List projects whose generation differs from the base's (one per line).`,
+  // No options or positionals.
   async run(_args, { store, ui }) {
     const base = await readGeneration(store.base.generation);
     for (const name of await store.listProjects()) {

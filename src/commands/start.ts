@@ -1,32 +1,27 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { optional } from "@optique/core/modifiers";
-import { argument, option } from "@optique/core/primitives";
-import { choice, string } from "@optique/core/valueparser";
-import { defineCommand } from "../cli/command.ts";
+import { defineCommand, projectPositional, valueOption } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
-import { projectArgument } from "../cli/project_argument.ts";
 import { validateProjectName } from "../core/store/store.ts";
 import { startProject } from "../core/vm/vm_lifecycle.ts";
 import { egressSettings } from "../core/vm/network.ts";
 
 /** `virtdev start <project> [port]`: boots a project's VM in the background. */
 export const startCommand = defineCommand("start", {
-  brief: message`Start a project VM in the background, with SSH on a loopback port.`,
+  brief: `Start a project VM in the background, with SSH on a loopback port.`,
   description:
-    message`The port is kept per project: the first start takes the lowest free port from 2222 (or the one given), later starts reuse it while it is free. The command returns once QEMU runs and its port is bound; 'virtdev wait' waits for SSH.`,
+    `The port is kept per project: the first start takes the lowest free port from 2222 (or the one given), later starts reuse it while it is free. The command returns once QEMU runs and its port is bound; 'virtdev wait' waits for SSH.`,
   takesProject: true,
-  parser: object({
-    project: projectArgument(),
-    port: optional(
-      argument(string({ metavar: "PORT" }), { description: message`SSH port on 127.0.0.1 (1024-65535).` }),
+  options: {
+    net: valueOption(
+      ["--net"],
+      "EGRESS",
+      `What the guest may reach for this boot only: none or full (see 'virtdev net').`,
+      { type: "choice", choices: egressSettings },
     ),
-    net: optional(
-      option("--net", choice(egressSettings, { metavar: "EGRESS" }), {
-        description: message`What the guest may reach for this boot only: none or full (see 'virtdev net').`,
-      }),
-    ),
-  }),
+  },
+  positionals: {
+    project: projectPositional,
+    port: { metavar: "PORT", description: `SSH port on 127.0.0.1 (1024-65535).`, optional: true },
+  },
   async run({ project, port, net }, context) {
     const { ui, store, config, env } = context;
     validateProjectName(project);

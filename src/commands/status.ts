@@ -1,23 +1,20 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { withDefault } from "@optique/core/modifiers";
-import { flag } from "@optique/core/primitives";
-import { defineCommand } from "../cli/command.ts";
-import { projectArgument } from "../cli/project_argument.ts";
+import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { requireVmPaths } from "../core/projects/project.ts";
 import { inspectVm } from "../core/vm/runtime_state.ts";
 import { reportForwards } from "../core/vm/forward_control.ts";
 
 /** `virtdev status [--json] <project>`: the VM's run state. */
 export const statusCommand = defineCommand("status", {
-  brief: message`Print a project VM's state: running, starting, stopping, degraded or stopped.`,
+  brief: `Print a project VM's state: running, starting, stopping, degraded or stopped.`,
   description:
-    message`'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has; 'degraded' that its network (passt) has died, so it cannot be reached until it is restarted. With --json, also the PID, port, supervisor, network and forwards.`,
+    `'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has; 'degraded' that its network (passt) has died, so it cannot be reached until it is restarted. With --json, also the PID, port, supervisor, network and forwards.`,
   takesProject: true,
-  parser: object({
-    json: withDefault(flag("--json", { description: message`Print a JSON object.` }), false),
-    project: projectArgument(),
-  }),
+  options: {
+    json: flagOption(["--json"], `Print a JSON object.`),
+  },
+  positionals: {
+    project: projectPositional,
+  },
   async run({ project, json }, { store, ui }) {
     const paths = await requireVmPaths(store, project);
     const status = await inspectVm(paths);

@@ -1,16 +1,15 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { defineCommand } from "../cli/command.ts";
+import { defineCommand, projectPositional } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
-import { projectArgument } from "../cli/project_argument.ts";
 import { maintenanceVmName, validateProjectName } from "../core/store/store.ts";
 import { stopProject } from "../core/vm/vm_lifecycle.ts";
 
 /** `virtdev stop <project>`: shuts a project's VM down cleanly. */
 export const stopCommand = defineCommand("stop", {
-  brief: message`Shut a project VM down (ACPI power-off; SIGTERM after VIRTDEV_STOP_TIMEOUT).`,
+  brief: `Shut a project VM down (ACPI power-off; SIGTERM after VIRTDEV_STOP_TIMEOUT).`,
   takesProject: true,
-  parser: object({ project: projectArgument() }),
+  positionals: {
+    project: projectPositional,
+  },
   async run({ project }, context) {
     const { ui, store, config } = context;
     validateProjectName(project);

@@ -1,23 +1,18 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { argument } from "@optique/core/primitives";
-import { string } from "@optique/core/valueparser";
-import { defineCommand } from "../cli/command.ts";
-import { projectArgument } from "../cli/project_argument.ts";
+import { defineCommand, projectPositional } from "../cli/spec.ts";
 import { transferDirection, transferFiles } from "../core/guest/transfer.ts";
 import { validateProjectName } from "../core/store/store.ts";
 
 /** `virtdev transfer <project> <src> <dest>`: rsync to or from the guest. */
 export const transferCommand = defineCommand("transfer", {
-  brief: message`Copy files to or from a project VM with rsync; ':' marks the guest side (':path' is under /home/dev).`,
+  brief: `Copy files to or from a project VM with rsync; ':' marks the guest side (':path' is under /home/dev).`,
   description:
-    message`Exactly one of SRC and DEST starts with ':'. Uses the same pinned SSH as 'virtdev ssh'. Trailing-slash rules are rsync's. Symlinks arrive as the same links, and nothing the guest sends is written through one. The exit code is rsync's.`,
+    `Exactly one of SRC and DEST starts with ':'. Uses the same pinned SSH as 'virtdev ssh'. Trailing-slash rules are rsync's. Symlinks arrive as the same links, and nothing the guest sends is written through one. The exit code is rsync's.`,
   takesProject: true,
-  parser: object({
-    project: projectArgument(),
-    source: argument(string({ metavar: "SRC" })),
-    destination: argument(string({ metavar: "DEST" })),
-  }),
+  positionals: {
+    project: projectPositional,
+    source: { metavar: "SRC" },
+    destination: { metavar: "DEST" },
+  },
   async run({ project, source, destination }, { store, config, ui }) {
     validateProjectName(project);
     const direction = transferDirection(project, source, destination);

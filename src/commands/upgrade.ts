@@ -1,9 +1,4 @@
-import { object } from "@optique/core/constructs";
-import { message } from "@optique/core/message";
-import { optional, withDefault } from "@optique/core/modifiers";
-import { flag, option } from "@optique/core/primitives";
-import { string } from "@optique/core/valueparser";
-import { defineCommand } from "../cli/command.ts";
+import { defineCommand, flagOption, valueOption } from "../cli/spec.ts";
 import { VirtdevError } from "../core/store/errors.ts";
 import { describeUpgradePlan, planUpgrade, runUpgrade, UpgradeExit } from "../core/state/upgrade.ts";
 import { runMaintain } from "../cli/maintain_session.ts";
@@ -14,23 +9,16 @@ function _names(list: string | undefined): string[] | undefined {
 
 /** `virtdev upgrade`: back up, maintain the base, rebuild every project on it. */
 export const upgradeCommand = defineCommand("upgrade", {
-  brief: message`Back up every project, maintain the base, and rebuild each project on the new base.`,
+  brief: `Back up every project, maintain the base, and rebuild each project on the new base.`,
   description:
-    message`Projects without a backup manifest and detached projects are left out. Stopped projects are started for their backup and stopped again. With -y the maintenance runs unattended through its hooks. Exits 40 if any rebuild failed, and prints the command that resumes each.`,
-  parser: object({
-    only: optional(
-      option("--only", string({ metavar: "A,B" }), { description: message`Upgrade only these projects.` }),
-    ),
-    except: optional(
-      option("--except", string({ metavar: "C,D" }), { description: message`Leave these projects out.` }),
-    ),
-    skipOutdated: withDefault(
-      flag("--skip-outdated", { description: message`Leave out stopped projects already on an older base.` }),
-      false,
-    ),
-    yes: withDefault(flag("-y", "--yes", { description: message`Do not ask; maintain unattended.` }), false),
-    verbose: withDefault(flag("-v", "--verbose", { description: message`Show rsync's per-file output.` }), false),
-  }),
+    `Projects without a backup manifest and detached projects are left out. Stopped projects are started for their backup and stopped again. With -y the maintenance runs unattended through its hooks. Exits 40 if any rebuild failed, and prints the command that resumes each.`,
+  options: {
+    only: valueOption(["--only"], "A,B", `Upgrade only these projects.`),
+    except: valueOption(["--except"], "C,D", `Leave these projects out.`),
+    skipOutdated: flagOption(["--skip-outdated"], `Leave out stopped projects already on an older base.`),
+    yes: flagOption(["-y", "--yes"], `Do not ask; maintain unattended.`),
+    verbose: flagOption(["-v", "--verbose"], `Show rsync's per-file output.`),
+  },
   async run(args, context) {
     const { ui, store, config, env } = context;
     const plan = await planUpgrade(store, {

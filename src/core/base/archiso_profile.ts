@@ -10,7 +10,7 @@
  * @module
  */
 import { shellQuote } from "../store/shell_quote.ts";
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 import { ensurePrivateDirectory } from "../store/file_modes.ts";
 import { runTool } from "../store/process.ts";
 import { renderContractScript } from "../guest/guest_contract.ts";

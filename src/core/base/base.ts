@@ -9,7 +9,7 @@ import {
   privateFileMode,
   readOnlyFileMode,
 } from "../store/file_modes.ts";
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { crashPoint } from "../store/crash_point.ts";
 import { VirtdevError } from "../store/errors.ts";

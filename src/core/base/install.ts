@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 import { copyFileAtomic } from "../store/atomic_write.ts";
 import { type Config, resolveFirmware } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 import type { Config } from "../store/config.ts";
 import { ExitCode, VirtdevError } from "../store/errors.ts";
 import { ensurePrivateDirectory } from "../store/file_modes.ts";

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 import type { Config, Environment } from "../store/config.ts";
 import { resolveFirmware } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";

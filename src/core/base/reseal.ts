@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 import { syncDirectory, writeFileAtomic } from "../store/atomic_write.ts";
 import { crashPoint } from "../store/crash_point.ts";
 import { VirtdevError } from "../store/errors.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { runTool } from "../store/process.ts";
 import { pathExists, type ProjectPaths } from "../store/store.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { dirname } from "../store/path.ts";
 import { ExitCode, VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
 import { makePrivate, privateDirectoryMode } from "../store/file_modes.ts";

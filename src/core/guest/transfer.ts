@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { basename, dirname } from "node:path";
+import { basename, dirname } from "../store/path.ts";
 import type { Config } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";

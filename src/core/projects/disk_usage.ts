@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 
 /** Bytes allocated to `path` and, for a directory, everything below it. Symlinks are not followed. */
 export async function allocatedBytes(path: string): Promise<number> {

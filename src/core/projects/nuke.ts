@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isAbsolute, relative, resolve } from "node:path";
+import { isAbsolute, relative, resolve } from "../store/path.ts";
 import type { Config } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { projectRunState } from "../vm/runtime_state.ts";

@@ -6,7 +6,7 @@
  */
 import { describeRecovery, recoverReseal } from "../base/reseal.ts";
 import type { Reporter } from "../store/reporter.ts";
-import { basename, join } from "node:path";
+import { basename, join } from "../store/path.ts";
 import { copyFileAtomic, syncDirectory, writeFileAtomic } from "../store/atomic_write.ts";
 import { crashPoint } from "../store/crash_point.ts";
 import { allocatedBytes } from "./disk_usage.ts";

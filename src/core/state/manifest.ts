@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 import type { Config } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { pathExists, readOptionalText, type Store } from "../store/store.ts";

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 import type { Config } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { describeGeneration, readGeneration } from "../store/generation.ts";

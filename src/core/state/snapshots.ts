@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 import { ExitCode, VirtdevError } from "../store/errors.ts";
 import type { Store } from "../store/store.ts";
 

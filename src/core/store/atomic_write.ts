@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "./path.ts";
 import { privateFileMode } from "./file_modes.ts";
 
 /** Options for {@link writeFileAtomic}. */

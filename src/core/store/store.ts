@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "./path.ts";
 import { InvalidNameError } from "./errors.ts";
 
 /** The name rule: 1 to 64 (HOST_NAME_MAX) letters, digits, `_` and `-`. */

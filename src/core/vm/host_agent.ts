@@ -18,7 +18,7 @@
  * @module
  */
 import { privateFileMode } from "../store/file_modes.ts";
-import { basename, dirname } from "node:path";
+import { basename, dirname } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { type ProjectPaths, readOptionalText, Store } from "../store/store.ts";
 import { notReadyLine, readinessLine } from "../guest/guest_contract.ts";
@@ -40,8 +40,7 @@ import {
 } from "./shutdown_proof.ts";
 import { type ForwardState, readForwards } from "./forwards.ts";
 
-/** The hidden first argument that makes `virtdev` run as a VM's host agent. */
-export const hostAgentArgument = "__host-agent";
+export { hostAgentArgument } from "./host_agent_argument.ts";
 
 /** What the guest has said on its console since this boot began. */
 export type Readiness = "pending" | "ready" | "failed";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { runTool } from "../store/process.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";

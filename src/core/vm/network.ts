@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../store/path.ts";
 import type { NetBackendSetting } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";

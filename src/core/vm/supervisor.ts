@@ -79,10 +79,16 @@ export interface Supervisor {
 export function hostAgentCommand(
   paths: ProjectPaths,
   programs: readonly string[],
+  options: { readonly runBy: "virtdev" | "systemd" },
 ): { program: string; args: string[] } {
   const listening = hostAgentListeningPath(paths, crypto.randomUUID().slice(0, 8));
   const agentArgs = [hostAgentArgument, paths.dir, listening];
-  if (Deno.build.standalone) return { program: _selfOr("virtdev"), args: agentArgs };
+  if (Deno.build.standalone) {
+    // The binary may live anywhere, so its permissions cannot name it:
+    // they name /proc/self/exe, which is this executable when virtdev runs
+    // it. systemd runs the agent itself and needs the real path.
+    return { program: options.runBy === "systemd" ? Deno.execPath() : "/proc/self/exe", args: agentArgs };
+  }
   // Its unix sockets, and loopback for the forwards it keeps.
   const net = [
     ...[paths.runtime.qmpSocket, paths.runtime.qmpWatchSocket, paths.runtime.consoleSocket, listening].map((s) =>
@@ -109,9 +115,9 @@ export function hostAgentCommand(
 }
 
 /**
- * The program that runs the agent: this executable, when virtdev may run
- * it by its path; otherwise `name` from PATH, which `--allow-run` names
- * (the two differ when PATH holds a symlink to the executable).
+ * The program that runs the agent from source or the bundle: this Deno,
+ * when virtdev may run it by its path; otherwise `name` from PATH, which
+ * `--allow-run` names (the two differ when PATH holds a symlink to it).
  */
 function _selfOr(name: string): string {
   const self = Deno.execPath();
@@ -210,7 +216,7 @@ export const processSupervisor: Supervisor = {
   kind: "process",
   unitFor: () => undefined,
   async launch(launch) {
-    const agent = hostAgentCommand(launch.paths, _agentPrograms);
+    const agent = hostAgentCommand(launch.paths, _agentPrograms, { runBy: "virtdev" });
     await appendVmLog(launch.paths, `start: host agent ${agent.program} ${agent.args.join(" ")}`);
     const child = spawnDetached(agent.program, agent.args);
     let exited: number | undefined;
@@ -263,7 +269,7 @@ export const systemdSupervisor: Supervisor = {
         `lingering is not enabled for ${launch.user}: the VM stops when you log out. Keep it with: sudo loginctl enable-linger ${launch.user}`,
       );
     }
-    const agent = hostAgentCommand(launch.paths, _agentPrograms);
+    const agent = hostAgentCommand(launch.paths, _agentPrograms, { runBy: "systemd" });
     await appendVmLog(
       launch.paths,
       `start (systemd unit ${unit}): host agent ${agent.program} ${agent.args.join(" ")}`,
