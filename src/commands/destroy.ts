@@ -24,9 +24,10 @@ export const destroyCommand = defineCommand("destroy", {
   },
   async run({ project, yes }, context) {
     const { ui, store } = context;
-    validateProjectName(project);
+    // A project the original tool made under a name refused now can still be removed.
+    validateProjectName(project, { legacy: true });
     await withLock(context, `destroy ${project}`, async () => {
-      const paths = await requireProject(store, project);
+      const paths = await requireProject(store, project, { legacy: true });
       await requireStopped(store, project, DestroyExit.running);
       ui.info("This will permanently delete:");
       ui.info(`  ${paths.dir}`);

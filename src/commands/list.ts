@@ -11,6 +11,22 @@ export const listCommand = defineCommand("list", {
   },
   async run({ json }, { store, ui }) {
     const { base, projects } = await summariseProjects(store);
+    const legacy = projects.filter((p) => p.legacyName).map((p) => p.name);
+    if (legacy.length > 0) {
+      ui.warn(
+        `${legacy.join(", ")}: ${
+          legacy.length === 1 ? "a name" : "names"
+        } the original virtdev allowed and this one does not (over 64 characters, a leading '-', or 'base'). Such a project can be stopped and destroyed, but not started: rename it with 'virtdev move -- NAME NEW-NAME'.`,
+      );
+    }
+    const elsewhere = projects.filter((p) => p.startedElsewhere).map((p) => p.name);
+    if (elsewhere.length > 0) {
+      ui.warn(
+        `${
+          elsewhere.join(", ")
+        }: running in a QEMU virtdev did not start (the original virtdev, or by hand); 'virtdev stop' ends it.`,
+      );
+    }
     if (json) {
       ui.result(JSON.stringify(projects.map((p) => ({ ...p, baseGeneration: describeGeneration(base) }))));
       return;
@@ -21,18 +37,24 @@ export const listCommand = defineCommand("list", {
     }
     const c = ui.stdoutColors;
     const width = Math.max(7, ...projects.map((p) => p.name.length));
-    ui.result(`${"PROJECT".padEnd(width)}  ${"PORT".padEnd(5)}  ${"STATUS".padEnd(8)}  GENERATION`);
-    for (const p of projects) {
-      const status = p.status === "running"
+    const shown = projects.map((p) => p.startedElsewhere ? `${p.status} (started elsewhere)` : p.status);
+    const statusWidth = Math.max(8, ...shown.map((text) => text.length));
+    ui.result(`${"PROJECT".padEnd(width)}  ${"PORT".padEnd(5)}  ${"STATUS".padEnd(statusWidth)}  GENERATION`);
+    projects.forEach((p, i) => {
+      const status = p.startedElsewhere
+        ? c.yellow(shown[i])
+        : p.status === "running"
         ? c.green(p.status)
         : p.status === "stopped"
         ? c.red(p.status)
         : c.yellow(p.status);
       const generation = p.detached ? c.yellow(p.generation) : p.stale ? c.red(p.generation) : p.generation;
       ui.result(
-        `${p.name.padEnd(width)}  ${String(p.port ?? "-").padEnd(5)}  ${padVisible(status, 8)}  ${generation}`,
+        `${p.name.padEnd(width)}  ${String(p.port ?? "-").padEnd(5)}  ${
+          padVisible(status, statusWidth)
+        }  ${generation}`,
       );
-    }
+    });
     if (base.kind !== "missing") ui.info(`Base generation: ${describeGeneration(base)}`);
   },
 });

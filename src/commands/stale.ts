@@ -7,7 +7,8 @@ export const staleCommand = defineCommand("stale", {
   // No options or positionals.
   async run(_args, { store, ui }) {
     const base = await readGeneration(store.base.generation);
-    for (const name of await store.listProjects()) {
+    const names = [...await store.listProjects(), ...await store.listLegacyProjects()].sort();
+    for (const name of names) {
       if (isStale(await readGeneration(store.project(name).generation), base)) ui.result(name);
     }
   },

@@ -1,13 +1,13 @@
 import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { requireVmPaths } from "../core/projects/project.ts";
-import { inspectVm } from "../core/vm/runtime_state.ts";
+import { describeRunState, inspectVm } from "../core/vm/runtime_state.ts";
 import { reportForwards } from "../core/vm/forward_control.ts";
 
 /** `virtdev status [--json] <project>`: the VM's run state. */
 export const statusCommand = defineCommand("status", {
   brief: `Print a project VM's state: running, starting, stopping, degraded or stopped.`,
   description:
-    `'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has; 'degraded' that its network (passt) has died, so it cannot be reached until it is restarted. With --json, also the PID, port, supervisor, network and forwards.`,
+    `'running (started elsewhere)': a QEMU that virtdev did not start (the original virtdev, or one by hand) has the project's disks open. 'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has; 'degraded' that its network (passt) has died, so it cannot be reached until it is restarted. With --json, also the PID, port, supervisor, network and forwards.`,
   takesProject: true,
   options: {
     json: flagOption(["--json"], `Print a JSON object.`),
@@ -16,15 +16,16 @@ export const statusCommand = defineCommand("status", {
     project: projectPositional,
   },
   async run({ project, json }, { store, ui }) {
-    const paths = await requireVmPaths(store, project);
+    const paths = await requireVmPaths(store, project, { legacy: true });
     const status = await inspectVm(paths);
     if (!json) {
-      ui.result(status.state);
+      ui.result(describeRunState(status));
       return;
     }
     ui.result(JSON.stringify({
       project,
       state: status.state,
+      startedElsewhere: status.foreign ?? false,
       pid: status.pid ?? null,
       port: status.record?.port ?? null,
       supervisor: status.record?.supervisor ?? null,

@@ -331,6 +331,25 @@ async function _checkLeftovers(store: Store, fix: boolean): Promise<Check[]> {
       );
     }
   }
+  const legacy = await store.listLegacyProjects();
+  if (legacy.length > 0) {
+    checks.push({
+      id: "legacy-names",
+      status: "warn",
+      summary: `Projects under names the original virtdev allowed and this one does not: ${legacy.join(", ")}.`,
+      action: "Rename each with 'virtdev move -- NAME NEW-NAME' to start it again; stop and destroy work as they are.",
+    });
+  }
+  for (const name of [...await store.listProjects(), ...legacy]) {
+    if ((await inspectVm(store.project(name))).foreign) {
+      checks.push({
+        id: `foreign:${name}`,
+        status: "warn",
+        summary: `${name} runs in a QEMU that virtdev did not start (the original virtdev, or by hand).`,
+        action: `'virtdev stop ${name}' ends it; then 'virtdev start ${name}' runs it under virtdev.`,
+      });
+    }
+  }
   const maintenanceVm = store.maintenanceVm();
   if (await pathExists(store.maintenance.dir) && (await inspectVm(maintenanceVm)).state === "stopped") {
     checks.push({

@@ -17,6 +17,7 @@ import { ensurePrivateDirectory, privateDirectoryMode } from "../store/file_mode
 import { checkImage, convertStandalone, createDelta, imageInfo, rebaseStandalone } from "../vm/images.ts";
 import { projectRunState } from "../vm/runtime_state.ts";
 import {
+  isLegacyProjectName,
   maintenanceVmName,
   pathExists,
   type ProjectPaths,
@@ -34,8 +35,12 @@ export const projectMissingExitCode = 3;
  * @throws {InvalidNameError} exit 2 for a bad name.
  * @throws {VirtdevError} exit 3 when there is no such project.
  */
-export async function requireProject(store: Store, name: string): Promise<ProjectPaths> {
-  validateProjectName(name);
+export async function requireProject(
+  store: Store,
+  name: string,
+  options: { readonly legacy?: boolean } = {},
+): Promise<ProjectPaths> {
+  validateProjectName(name, options);
   const paths = store.project(name);
   let isDirectory = false;
   try {
@@ -43,7 +48,7 @@ export async function requireProject(store: Store, name: string): Promise<Projec
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  if (!isDirectory || reservedNames.includes(name)) {
+  if (!isDirectory || (reservedNames.includes(name) && !(options.legacy && isLegacyProjectName(name)))) {
     throw new VirtdevError(`No such project: ${name}.`, {
       exitCode: projectMissingExitCode,
       hint: `List projects with 'virtdev list', or create it with 'virtdev create ${name}'.`,
@@ -58,8 +63,12 @@ export async function requireProject(store: Store, name: string): Promise<Projec
  *
  * @throws {VirtdevError} exit 3 when there is no such project or session.
  */
-export async function requireVmPaths(store: Store, name: string): Promise<ProjectPaths> {
-  if (name !== maintenanceVmName) return await requireProject(store, name);
+export async function requireVmPaths(
+  store: Store,
+  name: string,
+  options: { readonly legacy?: boolean } = {},
+): Promise<ProjectPaths> {
+  if (name !== maintenanceVmName) return await requireProject(store, name, options);
   const paths = store.maintenanceVm();
   if (!await pathExists(paths.dir)) {
     throw new VirtdevError("No maintenance session is in progress.", {

@@ -15,6 +15,10 @@ export interface ProjectSummary {
   readonly generation: string;
   readonly detached: boolean;
   readonly stale: boolean;
+  /** A QEMU virtdev did not start runs on its disks. */
+  readonly startedElsewhere: boolean;
+  /** A name the original tool allowed and this one refuses: rename it with `move`. */
+  readonly legacyName: boolean;
 }
 
 /** Summarises every project, and the base generation. */
@@ -22,7 +26,9 @@ export async function summariseProjects(
   store: Store,
 ): Promise<{ readonly base: Generation; readonly projects: ProjectSummary[] }> {
   const base = await readGeneration(store.base.generation);
-  const projects = await Promise.all((await store.listProjects()).map(async (name) => {
+  const legacy = new Set(await store.listLegacyProjects());
+  const names = [...await store.listProjects(), ...legacy].sort();
+  const projects = await Promise.all(names.map(async (name) => {
     const paths = store.project(name);
     const generation = await readGeneration(paths.generation);
     const vm = await inspectVm(paths);
@@ -35,6 +41,8 @@ export async function summariseProjects(
       generation: describeGeneration(generation),
       detached: generation.kind === "detached",
       stale: isStale(generation, base),
+      startedElsewhere: vm.foreign ?? false,
+      legacyName: legacy.has(name),
     };
   }));
   return { base, projects };

@@ -23,17 +23,37 @@ export function isValidProjectName(name: string): boolean {
   return projectNamePattern.test(name) && !name.startsWith("-");
 }
 
+/** The original tool's name rule: 1 to 100 letters, digits, `_` and `-`, a leading `-` and `base` included. */
+export const legacyProjectNamePattern: RegExp = /^[A-Za-z0-9_-]{1,100}$/;
+
 /**
- * Checks `name` against the project-name rule.
+ * Whether `name` is a project name the original virtdev allowed and this
+ * one refuses (65 to 100 characters, a leading `-`, `base`). Such projects
+ * are listed with a warning and may be inspected, stopped, destroyed and
+ * renamed, but not started or created.
+ */
+export function isLegacyProjectName(name: string): boolean {
+  return legacyProjectNamePattern.test(name) && name !== maintenanceVmName &&
+    (!isValidProjectName(name) || reservedNames.includes(name));
+}
+
+/**
+ * Checks `name` against the project-name rule; with `legacy`, a name of the
+ * original tool passes too.
  *
  * @throws {InvalidNameError} exit 2, with the rule in the hint.
  */
-export function validateProjectName(name: string): string {
+export function validateProjectName(name: string, options: { readonly legacy?: boolean } = {}): string {
+  if (options.legacy && isLegacyProjectName(name)) return name;
   if (!isValidProjectName(name)) {
     const shown = JSON.stringify(name);
-    throw new InvalidNameError(`Invalid project name: ${shown}.`, {
-      hint: "A project name is 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-', and does not start with '-'.",
-    });
+    const hints = ["A project name is 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-', and does not start with '-'."];
+    if (isLegacyProjectName(name)) {
+      hints.push(
+        `A project the original virtdev made under this name can be renamed: virtdev move -- ${name} NEW-NAME`,
+      );
+    }
+    throw new InvalidNameError(`Invalid project name: ${shown}.`, { hint: hints });
   }
   return name;
 }
@@ -212,6 +232,20 @@ export class Store {
     try {
       for await (const entry of Deno.readDir(this.projectsDir)) {
         if (entry.isDirectory && isProjectEntryName(entry.name)) names.push(entry.name);
+      }
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return [];
+      throw error;
+    }
+    return names.sort();
+  }
+
+  /** Projects under names only the original tool allowed ({@link isLegacyProjectName}), sorted. */
+  async listLegacyProjects(): Promise<string[]> {
+    const names: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(this.projectsDir)) {
+        if (entry.isDirectory && isLegacyProjectName(entry.name)) names.push(entry.name);
       }
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return [];

@@ -10,7 +10,8 @@ import { runTool } from "../store/process.ts";
 import { findProcesses } from "../store/processes.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
 import { requireProject } from "../projects/project.ts";
-import { hostAgentArgument, readAgentState } from "./host_agent.ts";
+import { hostAgentArgument } from "./host_agent_argument.ts";
+import { readAgentState } from "./agent_state.ts";
 import { isPortFree } from "./ports.ts";
 import { inspectVm } from "./runtime_state.ts";
 import {

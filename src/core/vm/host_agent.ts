@@ -20,7 +20,7 @@
 import { privateFileMode } from "../store/file_modes.ts";
 import { basename, dirname } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
-import { type ProjectPaths, readOptionalText, Store } from "../store/store.ts";
+import { type ProjectPaths, Store } from "../store/store.ts";
 import { notReadyLine, readinessLine } from "../guest/guest_contract.ts";
 import { CappedLog, MarkerScanner } from "./console_log.ts";
 import { QmpClient } from "./qmp.ts";
@@ -38,43 +38,11 @@ import {
   withEvent,
   writeShutdownProof,
 } from "./shutdown_proof.ts";
-import { type ForwardState, readForwards } from "./forwards.ts";
+import { readForwards } from "./forwards.ts";
 
 export { hostAgentArgument } from "./host_agent_argument.ts";
-
-/** What the guest has said on its console since this boot began. */
-export type Readiness = "pending" | "ready" | "failed";
-
-/** The agent's state, as `run/agent.json` holds it. */
-export interface AgentState {
-  /** The agent's PID. */
-  readonly pid: number;
-  /** `launching` until QEMU answers QMP; `failed` when it never did. */
-  readonly phase: "launching" | "running" | "failed";
-  /** The guest's last word on readiness. */
-  readonly readiness: Readiness;
-  /** Why the launch failed (QEMU's or passt's own words). */
-  readonly error?: string;
-  /** For the passt backend: `up`, or `lost` once passt has died (the guest has no network). */
-  readonly network?: "up" | "lost";
-  /** passt's PID, while it runs. */
-  readonly passtPid?: number;
-  /** The project's forwards and how each fares. */
-  readonly forwards?: readonly ForwardState[];
-}
-
-/** Reads the agent's state, if there is a readable one. */
-export async function readAgentState(paths: ProjectPaths): Promise<AgentState | undefined> {
-  const text = await readOptionalText(paths.runtime.agent);
-  if (text === undefined) return undefined;
-  try {
-    const value = JSON.parse(text) as AgentState;
-    return typeof value.pid === "number" && typeof value.phase === "string" ? value : undefined;
-  } catch (error) {
-    if (error instanceof SyntaxError) return undefined;
-    throw error;
-  }
-}
+export { type AgentState, readAgentState, type Readiness } from "./agent_state.ts";
+import type { AgentState, Readiness } from "./agent_state.ts";
 
 /** The project paths of the project directory `dir`. */
 export function projectPathsAt(dir: string): ProjectPaths {

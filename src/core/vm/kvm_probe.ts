@@ -10,6 +10,7 @@
 import { join } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { runTool } from "../store/process.ts";
+import { readProcFile } from "../store/proc_file.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
 
 /** What the probe found. */
@@ -35,7 +36,7 @@ export async function probeKvm(
   options: { readonly fresh?: boolean; readonly qemu?: string } = {},
 ): Promise<KvmProbe> {
   const cacheFile = join(cacheDir, "kvm-probe.json");
-  const bootId = await Deno.readTextFile(_bootIdFile).then((text) => text.trim(), () => undefined);
+  const bootId = (await readProcFile(_bootIdFile))?.trim() || undefined;
   if (!options.fresh && bootId !== undefined) {
     const cached = await _readCache(cacheFile, bootId);
     if (cached) return cached;

@@ -9,8 +9,9 @@
 import type { ShutdownWatch } from "./shutdown_proof.ts";
 import { findProcesses, isProcessAlive } from "../store/processes.ts";
 import type { Egress, NetBackend, PasstLaunch } from "./network.ts";
-import { readAgentState, type Readiness } from "./host_agent.ts";
+import { readAgentState, type Readiness } from "./agent_state.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
+import { filesInUse } from "./disk_locks.ts";
 import { readOptionalText } from "../store/store.ts";
 
 /**
@@ -52,6 +53,12 @@ export interface VmStatus {
   readonly record?: RuntimeRecord;
   /** Runtime files are present although no VM lives (a crash or a reboot). */
   readonly stale: boolean;
+  /**
+   * A QEMU runs on the project's disks that virtdev did not start (the
+   * original tool's systemd unit, or one started by hand): `running (started
+   * elsewhere)`. It has no PID or record here.
+   */
+  readonly foreign?: boolean;
 }
 
 /**
@@ -103,6 +110,12 @@ export async function guestReadiness(paths: ProjectPaths): Promise<Readiness> {
 export async function inspectVm(paths: ProjectPaths): Promise<VmStatus> {
   const pid = await livePid(paths);
   if (pid === undefined) {
+    // QEMU locks the images it opens, whoever started it.
+    if ((await filesInUse([paths.systemImage, paths.homeImage, paths.nvram])).length > 0) {
+      const agent = await readAgentState(paths);
+      if (agent?.phase === "launching" && await isProcessAlive(agent.pid)) return { state: "starting", stale: false };
+      return { state: "running", stale: false, foreign: true };
+    }
     let stale = false;
     for (const file of Object.values(paths.runtime)) {
       try {
@@ -124,6 +137,11 @@ export async function inspectVm(paths: ProjectPaths): Promise<VmStatus> {
   const agent = await readAgentState(paths);
   if (agent?.network === "lost") return { state: "degraded", pid, record, stale: false };
   return { state: (agent?.readiness ?? "pending") === "pending" ? "starting" : "running", pid, record, stale: false };
+}
+
+/** The state as people read it: `running (started elsewhere)` for a VM virtdev did not start. */
+export function describeRunState(status: VmStatus): string {
+  return status.foreign ? `${status.state} (started elsewhere)` : status.state;
 }
 
 /** The run state of project `name`. */

@@ -15,7 +15,8 @@ import { runTool, spawnDetached } from "../store/process.ts";
 import type { RuntimeRecord } from "./runtime_state.ts";
 import type { Reporter } from "../store/reporter.ts";
 import type { ProjectPaths } from "../store/store.ts";
-import { hostAgentArgument, readAgentState } from "./host_agent.ts";
+import { hostAgentArgument } from "./host_agent_argument.ts";
+import { readAgentState } from "./agent_state.ts";
 import { appendVmLog } from "./vm_log.ts";
 
 /** The QEMU binary. */

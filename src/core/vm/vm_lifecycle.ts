@@ -8,7 +8,10 @@
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { ensurePrivateDirectory } from "../store/file_modes.ts";
 import { type Config, type Environment, resolveFirmware } from "../store/config.ts";
-import { VirtdevError } from "../store/errors.ts";
+import { ExitCode, VirtdevError } from "../store/errors.ts";
+import { join } from "../store/path.ts";
+import { runTool } from "../store/process.ts";
+import { filesInUse, qemuProcessesUsing } from "./disk_locks.ts";
 import { readGeneration } from "../store/generation.ts";
 import { fwCfgNames } from "../guest/guest_contract.ts";
 import { ensureHostKey } from "../guest/host_key.ts";
@@ -202,6 +205,15 @@ export async function startProject(
   resolveFirmware(options.config);
   await checkGenerationGate(store, paths);
   const status = await inspectVm(paths);
+  if (status.foreign) {
+    throw new VirtdevError(`Project ${name} is already running, started elsewhere: a QEMU has its disks open.`, {
+      exitCode: StartExit.running,
+      hint: [
+        "virtdev did not start it (the original virtdev, or QEMU by hand), so it will not boot the same disks twice.",
+        `Stop it with 'virtdev stop ${name}', then start it here.`,
+      ],
+    });
+  }
   if (status.state !== "stopped") {
     throw new VirtdevError(`Project ${name} is already running (PID ${status.pid}).`, {
       exitCode: StartExit.running,
@@ -378,8 +390,9 @@ export async function stopProject(
   name: string,
   options: { readonly stopTimeout: number; readonly reporter: Reporter },
 ): Promise<StopResult> {
-  const paths = await requireVmPaths(store, name);
+  const paths = await requireVmPaths(store, name, { legacy: true });
   const status = await inspectVm(paths);
+  if (status.foreign) return await _stopForeign(paths, options);
   if (status.pid === undefined) {
     await cleanStaleRuntime(paths, status);
     throw new VirtdevError(`Project ${name} is not running.`, {
@@ -419,6 +432,78 @@ export async function stopProject(
   await clearRuntime(paths);
   await appendVmLog(paths, `stopped: ${how}`);
   return { how };
+}
+
+/**
+ * Stops a VM that virtdev did not start but that runs on the project's
+ * disks: the original tool's (its HMP socket in the project directory,
+ * its systemd unit `virtdev-<name>`) or one started by hand. ACPI
+ * power-off where there is a way to press the button, then SIGTERM and
+ * SIGKILL to the QEMU whose command line names the disks. Ended once no
+ * process holds the disks.
+ */
+async function _stopForeign(
+  paths: ProjectPaths,
+  options: { readonly stopTimeout: number; readonly reporter: Reporter },
+): Promise<StopResult> {
+  const disks = [paths.systemImage, paths.homeImage, paths.nvram];
+  const released = (timeoutMs: number) => _waitUntil(async () => (await filesInUse(disks)).length === 0, timeoutMs);
+  const legacyMonitor = join(paths.dir, "monitor.sock");
+  let pressed = false;
+  try {
+    const connection = await Deno.connect({ transport: "unix", path: legacyMonitor });
+    try {
+      await connection.write(new TextEncoder().encode("system_powerdown\n"));
+      pressed = true;
+    } finally {
+      connection.close();
+    }
+  } catch (error) {
+    if (!_isConnectionFailure(error)) throw error;
+  }
+  const unit = `virtdev-${paths.name}`;
+  if (!pressed) {
+    const active = await runTool("systemctl", ["--user", "is-active", "--quiet", unit], { allowFailure: true })
+      .catch((error) => {
+        if (error instanceof VirtdevError && error.exitCode === ExitCode.toolMissing) return undefined;
+        throw error;
+      });
+    if (active?.code === 0) {
+      options.reporter.info(`Stopping the systemd unit ${unit}, which another tool started...`);
+      await runTool("systemctl", ["--user", "stop", unit], { allowFailure: true });
+      if (await released(_sigtermGraceSeconds * 1000)) return { how: "terminated" };
+    }
+  }
+  if (pressed && await released(options.stopTimeout * 1000)) {
+    await Deno.remove(join(paths.dir, "port")).catch(() => {});
+    return { how: "powered off" };
+  }
+  for (const [signal, how] of [["TERM", "terminated"], ["KILL", "killed"]] as const) {
+    const pids = await qemuProcessesUsing(disks);
+    if (pids.length === 0 && (await filesInUse(disks)).length === 0) return { how };
+    options.reporter.warn(
+      pids.length === 0
+        ? `the disks are in use, but no QEMU process names them; waiting.`
+        : `sending SIG${signal} to QEMU (PID ${pids.join(", ")}), which virtdev did not start.`,
+    );
+    for (const pid of pids) await runTool("kill", [`-${signal}`, String(pid)], { allowFailure: true });
+    if (await released(_sigtermGraceSeconds * 1000)) return { how };
+  }
+  throw new VirtdevError(`Project ${paths.name}'s disks are still in use by another process.`, {
+    exitCode: StopExit.stillRunning,
+    hint: `Find it with: fuser -v ${paths.systemImage}`,
+  });
+}
+
+async function _waitUntil(done: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 20;
+  while (!await done()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 250);
+  }
+  return true;
 }
 
 /**
