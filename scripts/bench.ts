@@ -3,12 +3,16 @@
  * virtdev), measured in the same run on the test guest under the same
  * accelerator. Prints medians and ratios; asserts nothing.
  *
+ *   start-up    --version, path, status and list (one project), from source
+ *               and from the bundle, vs an empty `deno run` script
  *   create      vs 2× qemu-img create + the nvram copy
- *   start→wait  vs a bare qemu-system-x86_64 + a 50 ms SSH-banner poll
+ *   start→wait  vs a bare qemu-system-x86_64 + a 50 ms SSH-banner poll + one
+ *               `ssh true` (the same work: a login that works), with the
+ *               boot timeline of each of our rounds (vm.log)
  *   stop        vs QMP system_powerdown + waitpid
  *   list        with 200 projects, vs list with 22
  *
- * Environment: VIRTDEV_BENCH_ROUNDS (boot rounds, default 2), VIRTDEV_ACCEL
+ * Environment: VIRTDEV_BENCH_ROUNDS (boot rounds, default 3), VIRTDEV_ACCEL
  * (default tcg here; kvm where it works).
  */
 import { copyFile } from "node:fs/promises";
@@ -19,10 +23,13 @@ import { qemuArguments } from "../src/core/vm/qemu_args.ts";
 import { createProject } from "../src/core/projects/project.ts";
 import { Store } from "../src/core/store/store.ts";
 import { projectVmSpec } from "../src/core/vm/vm_lifecycle.ts";
-import { exists, makeSandbox, repoRoot, sh, virtdev } from "../tests/_helpers.ts";
+import { exists, makeSandbox, repoRoot, sh, taskArguments, virtdev } from "../tests/_helpers.ts";
+import { sshArguments } from "../src/core/guest/ssh.ts";
+import { parseTimeline, timelinePrefix } from "../src/core/vm/boot_timeline.ts";
+import { binaryPermissionFlags, virtdevTaskCommand } from "./binary_permissions.ts";
 import { copyBase } from "../tests/_guest.ts";
 
-const rounds = Number(Deno.env.get("VIRTDEV_BENCH_ROUNDS") ?? "2");
+const rounds = Number(Deno.env.get("VIRTDEV_BENCH_ROUNDS") ?? "3");
 const accel = (Deno.env.get("VIRTDEV_ACCEL") ?? "tcg") as "kvm" | "tcg";
 
 /** A result line, on stdout. */
@@ -106,29 +113,18 @@ const store = new Store(sandbox.virtdevHome);
 const base = store.base;
 
 // create
+async function floorCreateOnce(name: string): Promise<void> {
+  const dir = join(sandbox.root, name);
+  await Deno.mkdir(dir);
+  await sh("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base.systemImage, "-F", "qcow2", join(dir, "s.qcow2")]);
+  await sh("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base.homeImage, "-F", "qcow2", join(dir, "h.qcow2")]);
+  await copyFile(base.nvram, join(dir, "nvram"));
+}
 const floorCreate: number[] = [];
 const oursCreate: number[] = [];
 const coreCreate: number[] = [];
 for (let i = 0; i < 10; i++) {
-  const dir = join(sandbox.root, `floor-${i}`);
-  await Deno.mkdir(dir);
-  floorCreate.push(
-    (await timed(async () => {
-      await sh("qemu-img", [
-        "create",
-        "-q",
-        "-f",
-        "qcow2",
-        "-b",
-        base.systemImage,
-        "-F",
-        "qcow2",
-        join(dir, "s.qcow2"),
-      ]);
-      await sh("qemu-img", ["create", "-q", "-f", "qcow2", "-b", base.homeImage, "-F", "qcow2", join(dir, "h.qcow2")]);
-      await copyFile(base.nvram, join(dir, "nvram"));
-    }))[0],
-  );
+  floorCreate.push((await timed(() => floorCreateOnce(`floor-${i}`)))[0]);
   oursCreate.push((await timed(() => must(sandbox, "create", `c${i}`)))[0]);
   // The same work in-process: what create costs without the CLI's start-up.
   coreCreate.push((await timed(() => createProject(store, `k${i}`)))[0]);
@@ -139,6 +135,8 @@ const firmware = resolveFirmware({ ovmfCode: undefined, ovmfVars: undefined });
 await must(sandbox, "create", "floor");
 await must(sandbox, "create", "bench");
 const floorReady: number[] = [];
+const floorBanner: number[] = [];
+const timelines: Map<string, number>[] = [];
 const oursReady: number[] = [];
 const floorStop: number[] = [];
 const oursStop: number[] = [];
@@ -159,6 +157,23 @@ async function floorRound(): Promise<void> {
   // The bare floor: QEMU alone, its serial console (stdio) thrown away.
   const qemu = new Deno.Command("qemu-system-x86_64", { args, stdin: "null", stdout: "null", stderr: "null" }).spawn();
   await waitForBanner(port);
+  floorBanner.push(performance.now() - started);
+  // The same work as 'wait': one login that works (retried while sshd settles).
+  const target = {
+    project: "floor",
+    port,
+    identity: join(sandbox.virtdevHome, "ssh/id"),
+    knownHosts: paths.knownHosts,
+  };
+  while (
+    (await new Deno.Command("ssh", {
+      args: sshArguments(target, ["true"], { batch: true }),
+      stdout: "null",
+      stderr: "null",
+    }).output()).code !== 0
+  ) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   floorReady.push(performance.now() - started);
   floorStop.push(
     (await timed(async () => {
@@ -170,6 +185,12 @@ async function floorRound(): Promise<void> {
   );
 }
 
+/** The milestones of the last boot in a vm.log: the agent's line and wait's login. */
+async function lastTimeline(vmLog: string): Promise<Map<string, number>> {
+  const lines = (await Deno.readTextFile(vmLog)).split("\n").filter((line) => line.includes(timelinePrefix));
+  return new Map([...parseTimeline(lines.at(-2) ?? ""), ...parseTimeline(lines.at(-1) ?? "")]);
+}
+
 async function oursRound(): Promise<void> {
   oursReady.push(
     (await timed(async () => {
@@ -177,6 +198,7 @@ async function oursRound(): Promise<void> {
       await must(sandbox, "wait", "bench");
     }))[0],
   );
+  timelines.push(await lastTimeline(store.project("bench").vmLog));
   oursStop.push((await timed(() => must(sandbox, "stop", "bench")))[0]);
   // The same boot on SLIRP: what passt costs (or saves) on the way to a login.
   slirpReady.push(
@@ -200,9 +222,54 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 
-// The CLI's own start-up, for reading the ratios above.
-const startup: number[] = [];
-for (let i = 0; i < 5; i++) startup.push((await timed(() => must(sandbox, "--version")))[0]);
+// Start-up: short commands against an empty script run by the same Deno,
+// from source (the virtdev task) and from the bundle (the binary's flags).
+await sh(Deno.execPath(), ["task", "--cwd", repoRoot, "bundle"]);
+const emptyScript = join(sandbox.root, "empty.js");
+await Deno.writeTextFile(emptyScript, "");
+const bundleArgs = [
+  "run",
+  ...binaryPermissionFlags(await virtdevTaskCommand(), { self: "deno" }),
+  join(repoRoot, "dist/bundle/main.js"),
+];
+// A store with one project, as the goal is stated; its base is a copy (a reflink where possible).
+const { HOME: _benchHome, ...oneEnv } = sandbox.env;
+const onlyOne = await makeSandbox(oneEnv);
+await copyBase(sandbox.virtdevHome, onlyOne.virtdevHome);
+await createProject(new Store(onlyOne.virtdevHome), "one");
+async function runDeno(args: readonly string[], env: Record<string, string> = onlyOne.env): Promise<void> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [...args],
+    env,
+    clearEnv: true,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!output.success) throw new Error(`deno ${args.join(" ")}: ${new TextDecoder().decode(output.stderr)}`);
+}
+const startupCommands: readonly (readonly string[])[] = [["--version"], ["path", "one"], ["status", "one"], ["list"]];
+const startupRows: string[] = [];
+const emptyRuns: number[] = [];
+const startupRuns = new Map<string, number[]>();
+for (let i = 0; i < 15; i++) {
+  emptyRuns.push((await timed(() => runDeno(["run", emptyScript])))[0]);
+  for (const [entry, prefix] of [["source", taskArguments(onlyOne.home)], ["bundle", bundleArgs]] as const) {
+    for (const command of startupCommands) {
+      const key = `${command.join(" ")} (${entry})`;
+      const runs = startupRuns.get(key) ?? [];
+      runs.push((await timed(() => runDeno([...prefix, ...command])))[0]);
+      startupRuns.set(key, runs);
+    }
+  }
+}
+for (const [key, runs] of startupRuns) startupRows.push(row(key, runs, emptyRuns));
+const bundleCreate: number[] = [];
+const bundleFloorCreate: number[] = [];
+for (let i = 0; i < 10; i++) {
+  bundleFloorCreate.push((await timed(() => floorCreateOnce(`bf-${i}`)))[0]);
+  bundleCreate.push((await timed(() => runDeno([...bundleArgs, "create", `b${i}`], sandbox.env)))[0]);
+}
+await onlyOne[Symbol.asyncDispose]();
 
 // list
 const listEmpty: number[] = [];
@@ -214,20 +281,34 @@ const listFull: number[] = [];
 for (let i = 0; i < 5; i++) listFull.push((await timed(() => must(sandbox, "list", "--json")))[0]);
 const count = (await store.listProjects()).length;
 
-const seconds = (values: readonly number[]): string => values.map((v) => `${(v / 1000).toFixed(1)}s`).join(", ");
-const row = (label: string, ours: number[], floor: number[], unit = "ms"): string => {
+function seconds(values: readonly number[]): string {
+  return values.map((v) => `${(v / 1000).toFixed(1)}s`).join(", ");
+}
+function row(label: string, ours: number[], floor: number[], unit = "ms"): string {
   const o = median(ours);
   const f = median(floor);
-  return `${label.padEnd(26)} ${o.toFixed(0).padStart(8)} ${unit}  floor ${f.toFixed(0).padStart(8)} ${unit}  ratio ${
+  return `${label.padEnd(30)} ${o.toFixed(0).padStart(8)} ${unit}  floor ${f.toFixed(0).padStart(8)} ${unit}  ratio ${
     (o / f).toFixed(2)
   }x`;
-};
+}
 print(`virtdev bench (${accel}, ${rounds} boot rounds, medians)`);
 print(row("create (CLI)", oursCreate, floorCreate));
 print(row("create (core, in-process)", coreCreate, floorCreate));
-print(row("CLI start-up (--version)", startup, floorCreate));
-print(row("start→wait (ready)", oursReady, floorReady));
-print(`  boot rounds: ours ${seconds(oursReady)}; floor ${seconds(floorReady)}`);
+print(row("create (bundle)", bundleCreate, bundleFloorCreate));
+print("start-up, against an empty deno run script (goal ≤ 2x):");
+for (const line of startupRows) print(`  ${line}`);
+print(row("start→wait (a login works)", oursReady, floorReady));
+print(`  boot rounds: ours ${seconds(oursReady)}; floor ${seconds(floorReady)} (banner ${seconds(floorBanner)})`);
+const milestones = ["qmp", "console", "bootloader", "getty", "ready", "ssh login"];
+print(`  timeline (median s since QEMU spawned): ${
+  milestones.map((name) => {
+    const values = timelines.map((t) => t.get(name)).filter((v): v is number => v !== undefined);
+    return `${name} ${values.length ? (median(values)).toFixed(2) : "-"}`;
+  }).join(", ")
+}`);
+for (const [i, t] of timelines.entries()) {
+  print(`    round ${i + 1}: ${[...t].map(([name, value]) => `${name} ${value.toFixed(2)}`).join(", ")}`);
+}
 print(row("start→wait, passt vs SLIRP", oursReady, slirpReady));
 print(`  boot rounds: SLIRP ${seconds(slirpReady)}`);
 print(row("stop", oursStop, floorStop));

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CappedLog, FileFollower, MarkerScanner, readFileTail } from "../src/core/vm/console_log.ts";
+import { formatTimeline, parseTimeline } from "../src/core/vm/boot_timeline.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -68,4 +69,12 @@ Deno.test("tails come from the end; a follower reads each byte once", async () =
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a boot timeline line reads back as it was written, whatever precedes it in vm.log", () => {
+  const line = formatTimeline([{ name: "qmp", seconds: 0.214 }, { name: "ssh login", seconds: 21.5 }]);
+  assert.equal(line, "boot timeline: qmp 0.21s, ssh login 21.50s");
+  const parsed = parseTimeline(`2026-12-02T10:00:00.000Z ${line}`);
+  assert.deepEqual([...parsed], [["qmp", 0.21], ["ssh login", 21.5]]);
+  assert.equal(parseTimeline("2026-12-02T10:00:00.000Z started: port 2222").size, 0);
 });

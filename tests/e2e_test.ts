@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { e2eEnabled, sealedGuestSandbox } from "./_guest.ts";
 import { exists, killVms, runtimeFiles, sh, spawnVirtdev, virtdev } from "./_helpers.ts";
+import { parseTimeline, timelinePrefix } from "../src/core/vm/boot_timeline.ts";
 
 Deno.test({
   name: "e2e: from a cloud image to project VMs reachable over pinned SSH (real guest, TCG)",
@@ -52,6 +53,14 @@ Deno.test({
       await ok("wait", "b");
       assert.equal((await ok("ssh", "a", "hostname")).stdout.trim(), "a");
       assert.equal((await ok("ssh", "b", "hostname")).stdout.trim(), "b");
+      // Each boot's timeline: the agent's milestones, then wait's first login, in order.
+      const log = await Deno.readTextFile(join(sandbox.virtdevHome, "projects/a/vm.log"));
+      const lines = log.split("\n").filter((line) => line.includes(timelinePrefix));
+      const milestones = new Map([...parseTimeline(lines.at(-2) ?? ""), ...parseTimeline(lines.at(-1) ?? "")]);
+      const order = ["qmp", "console", "bootloader", "getty", "ready", "ssh login"];
+      assert.deepEqual(order.filter((name) => milestones.has(name)), order, log);
+      const times = order.map((name) => milestones.get(name)!);
+      assert.deepEqual([...times].sort((x, y) => x - y), times, `milestones in boot order: ${lines.join(" | ")}`);
     });
 
     await t.step("ssh: sudo, exit codes, stdin scripts", async () => {

@@ -12,6 +12,9 @@ import { guestReadiness, inspectVm, type RuntimeRecord, type VmStatus } from "..
 import { sshArguments, type SshTarget } from "./ssh.ts";
 import { requireKey } from "./ssh_key.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
+import { readAgentState } from "../vm/agent_state.ts";
+import { appendVmLog } from "../vm/vm_log.ts";
+import { formatTimeline } from "../vm/boot_timeline.ts";
 
 /** Exit codes of `wait`. */
 export const WaitExit = {
@@ -140,7 +143,10 @@ export async function waitForGuest(
         const result = await runTool("ssh", sshArguments(guest.target, ["true"], { batch: true }), {
           allowFailure: true,
         });
-        if (result.code === 0) break;
+        if (result.code === 0) {
+          await _logLogin(guest.paths);
+          break;
+        }
         if (isHostKeyFailure(result.stderr)) {
           throw new VirtdevError(
             `Project ${name}'s guest presented an SSH host key other than the one pinned for it.`,
@@ -173,6 +179,14 @@ export async function waitForGuest(
     watcher.close();
   }
   return { port: guest.target.port, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Adds the first login of this boot to the timeline in vm.log. */
+async function _logLogin(paths: ProjectPaths): Promise<void> {
+  const started = (await readAgentState(paths))?.qemuStartedAt;
+  if (started !== undefined) {
+    await appendVmLog(paths, formatTimeline([{ name: "ssh login", seconds: (Date.now() - started) / 1000 }]));
+  }
 }
 
 /** Resolves on the next change in a watched directory, or after `ms`. */

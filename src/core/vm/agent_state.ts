@@ -26,6 +26,8 @@ export interface AgentState {
   readonly passtPid?: number;
   /** The project's forwards and how each fares. */
   readonly forwards?: readonly ForwardState[];
+  /** When QEMU was spawned (ms since the epoch), for the boot timeline. */
+  readonly qemuStartedAt?: number;
 }
 
 /** Reads the agent's state, if there is a readable one. */

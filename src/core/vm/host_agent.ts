@@ -39,6 +39,7 @@ import {
   writeShutdownProof,
 } from "./shutdown_proof.ts";
 import { readForwards } from "./forwards.ts";
+import { consoleMilestones, formatTimeline } from "./boot_timeline.ts";
 
 export { hostAgentArgument } from "./host_agent_argument.ts";
 export { type AgentState, readAgentState, type Readiness } from "./agent_state.ts";
@@ -98,6 +99,7 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   }
   const log = await CappedLog.create(paths.consoleLog, { maxBytes: record.consoleLogBytes ?? 16 << 20 });
   let child: Deno.ChildProcess;
+  const qemuStartedAt = Date.now();
   try {
     child = spawnTool(record.qemu.program, [...record.qemu.args, "-pidfile", paths.runtime.pidFile], { stdin: true });
   } catch (error) {
@@ -152,11 +154,22 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   };
   Deno.addSignalListener("SIGUSR1", onForwardsChanged);
 
+  // Where this boot spends its time, logged once the guest says it is ready.
+  const milestones: { name: string; seconds: number }[] = [];
+  const milestone = (name: string): void => {
+    if (!milestones.some((m) => m.name === name)) {
+      milestones.push({ name, seconds: (Date.now() - qemuStartedAt) / 1000 });
+    }
+  };
   const viewers = new _Viewers(child.stdin.getWriter());
   const stderrTail = _keepQemuStderr(child.stderr, paths);
   const consoleDone = _pumpConsole(child.stdout, {
     log,
     viewers,
+    onMilestone: (name) => {
+      milestone(name);
+      if (name === "ready") appendVmLog(paths, formatTimeline(milestones));
+    },
     onReadiness: (readiness) => {
       setState({ readiness });
       ready = readiness === "ready";
@@ -174,7 +187,8 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
     }
     server = await _ConsoleServer.open(paths, listening, viewers);
     if (record.shutdownWatch) watching = _watchShutdown(paths, record.shutdownWatch);
-    await setState({ phase: "running" }, { now: true });
+    milestone("qmp");
+    await setState({ phase: "running", qemuStartedAt }, { now: true });
   } else {
     forward();
   }
@@ -264,15 +278,29 @@ async function _waitForQmp(paths: ProjectPaths, status: Promise<Deno.CommandStat
 /** Streams the console: into the capped log, past the readiness scanner, out to the viewers. */
 async function _pumpConsole(
   stdout: ReadableStream<Uint8Array>,
-  sinks: { readonly log: CappedLog; readonly viewers: _Viewers; readonly onReadiness: (r: Readiness) => unknown },
+  sinks: {
+    readonly log: CappedLog;
+    readonly viewers: _Viewers;
+    readonly onReadiness: (r: Readiness) => unknown;
+    readonly onMilestone: (name: string) => unknown;
+  },
 ): Promise<void> {
   const scanner = new MarkerScanner([readinessLine, notReadyLine]);
+  const milestones = new MarkerScanner(consoleMilestones.map((m) => m.marker));
+  let first = true;
   let readiness: Readiness = "pending";
   let logging = true;
   try {
     for await (const chunk of stdout) {
       // A log that cannot be written (a full disk) is given up, never the
       // console: a reader that stopped would stall the guest's serial port.
+      if (first) {
+        first = false;
+        sinks.onMilestone("console");
+      }
+      for (const marker of milestones.push(chunk)) {
+        sinks.onMilestone(consoleMilestones.find((m) => m.marker === marker)!.name);
+      }
       if (logging) await sinks.log.write(chunk).catch(() => logging = false);
       const seen = scanner.push(chunk).at(-1);
       const next: Readiness | undefined = seen === readinessLine

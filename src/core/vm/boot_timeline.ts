@@ -1,0 +1,37 @@
+/**
+ * Where a boot spends its time, from QEMU's spawn to the first login: the
+ * host agent notes each milestone as the console streams past, and `wait`
+ * adds the first authenticated SSH. One line per boot in vm.log, which the
+ * bench reads.
+ *
+ * @module
+ */
+import { readinessLine } from "../guest/guest_contract.ts";
+
+/** Console text that marks a milestone, in boot order. */
+export const consoleMilestones: readonly { readonly name: string; readonly marker: string }[] = [
+  // OVMF hands over to the boot loader.
+  { name: "bootloader", marker: "BdsDxe: starting" },
+  // The serial getty logs dev in: systemd has reached its login targets.
+  { name: "getty", marker: "(automatic login)" },
+  { name: "ready", marker: readinessLine },
+];
+
+/** The prefix of a timeline line in vm.log. */
+export const timelinePrefix = "boot timeline:";
+
+/** One line of milestones, in seconds since QEMU was spawned. */
+export function formatTimeline(milestones: readonly { readonly name: string; readonly seconds: number }[]): string {
+  return `${timelinePrefix} ${milestones.map((m) => `${m.name} ${m.seconds.toFixed(2)}s`).join(", ")}`;
+}
+
+/** The milestones of a timeline line (the rest of a vm.log line is ignored). */
+export function parseTimeline(line: string): Map<string, number> {
+  const found = new Map<string, number>();
+  const at = line.indexOf(timelinePrefix);
+  if (at === -1) return found;
+  for (const match of line.slice(at + timelinePrefix.length).matchAll(/([a-z -]+?) (\d+(?:\.\d+)?)s/g)) {
+    found.set(match[1].trim(), Number(match[2]));
+  }
+  return found;
+}
