@@ -25,7 +25,7 @@ import { notReadyLine, readinessLine } from "../guest/guest_contract.ts";
 import { CappedLog, MarkerScanner } from "./console_log.ts";
 import { QmpClient } from "./qmp.ts";
 import { readRuntimeRecord } from "./runtime_state.ts";
-import { appendVmLog } from "./vm_log.ts";
+import { appendVmLog, echoVmLogToStderr } from "./vm_log.ts";
 import { spawnTool } from "../store/process.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { PasstStartError, type RunningPasst, startPasst } from "./passt_process.ts";
@@ -66,6 +66,7 @@ const _launchTimeoutMs = 60_000;
  */
 export async function runHostAgent(dir: string, listening: string): Promise<number> {
   const paths = projectPathsAt(dir);
+  echoVmLogToStderr();
   if (dirname(listening) !== paths.runDir || !/^console\.[0-9a-f]{8}\.sock$/.test(basename(listening))) {
     await appendVmLog(paths, `host agent: refusing a console socket outside run/: ${listening}`);
     return 1;
