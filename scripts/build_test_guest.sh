@@ -71,7 +71,7 @@ printf 'title Debian\nlinux /vmlinuz\ninitrd /initrd.img\noptions root=PARTUUID=
   "$root_uuid" >"$work/debian.conf"
 mcopy -i "$esp" "$work/loader.conf" ::/loader/loader.conf
 mcopy -i "$esp" "$work/debian.conf" ::/loader/entries/debian.conf
-mkfs.ext4 -q -L root -d "$root" "$rootimg" 2G
+mkfs.ext4 -q -L root -d "$root" "$rootimg" 2G >&2
 truncate -s 2200M "$disk"
 sfdisk -q "$disk" <<SFDISK
 label: gpt
