@@ -9,8 +9,8 @@ export const listCommand = defineCommand("list", {
   options: {
     json: flagOption(["--json"], `Print a JSON array instead of a table.`),
   },
-  async run({ json }, { store, ui }) {
-    const { base, projects } = await summariseProjects(store);
+  async run({ json }, { store, ui, config }) {
+    const { base, projects } = await summariseProjects(store, config);
     const legacy = projects.filter((p) => p.legacyName).map((p) => p.name);
     if (legacy.length > 0) {
       ui.warn(

@@ -2,6 +2,14 @@ import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { requireVmPaths } from "../core/projects/project.ts";
 import { describeRunState, inspectVm } from "../core/vm/runtime_state.ts";
 import { reportForwards } from "../core/vm/forward_control.ts";
+import { effectiveVmSize, readProjectSettings } from "../core/projects/settings.ts";
+import type { Config } from "../core/store/config.ts";
+import type { ProjectPaths } from "../core/store/store.ts";
+
+async function _size(paths: ProjectPaths, config: Config): Promise<{ cpus: number; memoryMiB: number }> {
+  const size = effectiveVmSize(config, await readProjectSettings(paths));
+  return { cpus: size.vmCpus, memoryMiB: size.vmMemoryMiB };
+}
 
 /** `virtdev status [--json] <project>`: the VM's run state. */
 export const statusCommand = defineCommand("status", {
@@ -15,7 +23,7 @@ export const statusCommand = defineCommand("status", {
   positionals: {
     project: projectPositional,
   },
-  async run({ project, json }, { store, ui }) {
+  async run({ project, json }, { store, ui, config }) {
     const paths = await requireVmPaths(store, project, { legacy: true });
     const status = await inspectVm(paths);
     if (!json) {
@@ -26,6 +34,7 @@ export const statusCommand = defineCommand("status", {
       project,
       state: status.state,
       startedElsewhere: status.foreign ?? false,
+      ...await _size(paths, config),
       pid: status.pid ?? null,
       port: status.record?.port ?? null,
       supervisor: status.record?.supervisor ?? null,

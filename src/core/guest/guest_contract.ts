@@ -29,7 +29,7 @@ export const installedLine = "VIRTDEV-INSTALLED";
 export const guestHostKeyPath = "/run/virtdev/ssh_host_ed25519_key";
 
 /** fw_cfg names under `opt/virtdev/`. */
-export const fwCfgNames = { project: "project", hostKey: "host_key" } as const;
+export const fwCfgNames = { project: "project", hostKey: "host_key", instance: "instance" } as const;
 
 /** A file the contract puts into the guest. */
 export interface GuestFile {
@@ -88,6 +88,16 @@ if [ -r "$base/${fwCfgNames.project}/raw" ]; then
     printf '127.0.1.1 %s\\n' "$name" >> /etc/hosts
   fi
 fi
+# New disks (a new project, a clone): a machine-id of their own, for this
+# boot's later services and every boot after.
+if [ -r "$base/${fwCfgNames.instance}/raw" ]; then
+  instance=$(tr -cd 'A-Za-z0-9-' < "$base/${fwCfgNames.instance}/raw" | cut -c1-64)
+  if [ -n "$instance" ] && [ "$(cat /var/lib/virtdev/instance 2>/dev/null)" != "$instance" ]; then
+    tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
+    install -d -m 755 /var/lib/virtdev
+    printf '%s\n' "$instance" > /var/lib/virtdev/instance
+  fi
+fi
 install -d -m 700 /run/virtdev
 if [ -r "$base/${fwCfgNames.hostKey}/raw" ]; then
   (umask 077 && cat "$base/${fwCfgNames.hostKey}/raw" > ${guestHostKeyPath})
@@ -121,6 +131,35 @@ export function sshUnits(flavour: GuestFlavour): { readonly services: readonly s
       return { services: ["ssh.service", "sshd.service"], socket: "ssh.socket" };
   }
 }
+
+// Grows the root and /home file systems into disks the host made bigger
+// ('virtdev resize'); quick and quiet when there is nothing to grow.
+const _growScript = `#!/bin/sh
+root=$(findmnt -no SOURCE /)
+if [ "$(findmnt -no FSTYPE /)" = ext4 ] && [ -b "$root" ]; then
+  part=/sys/class/block/$(basename "$root")
+  if [ -r "$part/partition" ] && command -v growpart >/dev/null; then
+    disk=/dev/$(basename "$(readlink -f "$part/..")")
+    growpart "$disk" "$(cat "$part/partition")" >/dev/null 2>&1 || true
+  fi
+  resize2fs "$root" >/dev/null 2>&1 || true
+fi
+if [ "$(findmnt -no FSTYPE /home)" = ext4 ]; then
+  resize2fs "$(findmnt -no SOURCE /home)" >/dev/null 2>&1 || true
+fi
+`;
+
+const _growUnit = `[Unit]
+Description=virtdev: grow the file systems into disks the host made bigger
+After=local-fs.target home.mount
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/lib/virtdev/grow
+
+[Install]
+WantedBy=multi-user.target
+`;
 
 function _readyScript(flavour: GuestFlavour): string {
   const { services, socket } = sshUnits(flavour);
@@ -185,6 +224,8 @@ export function contractFiles(flavour: GuestFlavour = "generic"): GuestFile[] {
     { path: "/etc/modules-load.d/virtdev.conf", permissions: "0644", content: "qemu_fw_cfg\n" },
     { path: "/usr/local/lib/virtdev/identity", permissions: "0755", content: _identityScript },
     { path: "/usr/local/lib/virtdev/ready", permissions: "0755", content: _readyScript(flavour) },
+    { path: "/usr/local/lib/virtdev/grow", permissions: "0755", content: _growScript },
+    { path: "/etc/systemd/system/virtdev-grow.service", permissions: "0644", content: _growUnit },
     { path: "/etc/systemd/system/virtdev-identity.service", permissions: "0644", content: _identityUnit },
     { path: "/etc/systemd/system/virtdev-ready.service", permissions: "0644", content: _readyUnit(flavour) },
     ...sshUnits(flavour).services.map((service) => ({
@@ -209,7 +250,14 @@ export function contractFiles(flavour: GuestFlavour = "generic"): GuestFile[] {
 export function contractUnits(flavour: GuestFlavour = "generic"): readonly string[] {
   const { services, socket } = sshUnits(flavour);
   const ssh = flavour === "generic" ? [] : [socket ?? services[0]];
-  return ["virtdev-identity.service", "virtdev-ready.service", "serial-getty@ttyS0.service", "fstrim.timer", ...ssh];
+  return [
+    "virtdev-identity.service",
+    "virtdev-ready.service",
+    "virtdev-grow.service",
+    "serial-getty@ttyS0.service",
+    "fstrim.timer",
+    ...ssh,
+  ];
 }
 
 // One script, so that the installed line is written only if every step

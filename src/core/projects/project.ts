@@ -13,6 +13,7 @@ import { allocatedBytes } from "./disk_usage.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { detachedMarker, readGeneration } from "../store/generation.ts";
 import { generateHostKey } from "../guest/host_key.ts";
+import { writeInstanceId } from "../guest/instance_id.ts";
 import { ensurePrivateDirectory, privateDirectoryMode } from "../store/file_modes.ts";
 import { checkImage, convertStandalone, createDelta, imageInfo, rebaseStandalone } from "../vm/images.ts";
 import { projectRunState } from "../vm/runtime_state.ts";
@@ -155,6 +156,7 @@ export async function createProject(
       copyFileAtomic(base.nvram, join(staging, "nvram")),
       writeFileAtomic(join(staging, "generation"), `${generation.value}\n`),
       generateHostKey(staging, name),
+      writeInstanceId(staging),
     ]);
     crashPoint("create.deltas-made");
     await Deno.rename(staging, paths.dir);

@@ -6,6 +6,8 @@
 import { describeGeneration, type Generation, isStale, readGeneration } from "../store/generation.ts";
 import { inspectVm, type RunState } from "../vm/runtime_state.ts";
 import type { Store } from "../store/store.ts";
+import type { Config } from "../store/config.ts";
+import { effectiveVmSize, readProjectSettings } from "./settings.ts";
 
 /** What `list` shows of a project. */
 export interface ProjectSummary {
@@ -19,11 +21,15 @@ export interface ProjectSummary {
   readonly startedElsewhere: boolean;
   /** A name the original tool allowed and this one refuses: rename it with `move`. */
   readonly legacyName: boolean;
+  /** The VM size its next start uses (`virtdev set`, else the defaults). */
+  readonly cpus: number;
+  readonly memoryMiB: number;
 }
 
 /** Summarises every project, and the base generation. */
 export async function summariseProjects(
   store: Store,
+  config: Pick<Config, "vmCpus" | "vmMemoryMiB">,
 ): Promise<{ readonly base: Generation; readonly projects: ProjectSummary[] }> {
   const base = await readGeneration(store.base.generation);
   const legacy = new Set(await store.listLegacyProjects());
@@ -32,6 +38,7 @@ export async function summariseProjects(
     const paths = store.project(name);
     const generation = await readGeneration(paths.generation);
     const vm = await inspectVm(paths);
+    const size = effectiveVmSize(config, await readProjectSettings(paths));
     const status = vm.state;
     const port = vm.record?.port ?? null;
     return {
@@ -43,6 +50,8 @@ export async function summariseProjects(
       stale: isStale(generation, base),
       startedElsewhere: vm.foreign ?? false,
       legacyName: legacy.has(name),
+      cpus: size.vmCpus,
+      memoryMiB: size.vmMemoryMiB,
     };
   }));
   return { base, projects };

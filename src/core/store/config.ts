@@ -196,11 +196,7 @@ export function loadConfig(env: Environment, options: { readonly host?: HostReso
     systemDiskSize: _diskSize("VIRTDEV_SYSTEM_DISK_SIZE", get("VIRTDEV_SYSTEM_DISK_SIZE") ?? "24G"),
     homeDiskSize: _diskSize("VIRTDEV_HOME_DISK_SIZE", get("VIRTDEV_HOME_DISK_SIZE") ?? "48G"),
     vmMemoryMiB: _memory(get("VIRTDEV_VM_MEMORY") ?? String(vmSize.memoryMiB)),
-    vmCpus: _integer("VIRTDEV_VM_CPUS", get("VIRTDEV_VM_CPUS") ?? String(vmSize.cpus), {
-      min: 1,
-      max: 255,
-      unit: "CPUs",
-    }),
+    vmCpus: parseVmCpus(get("VIRTDEV_VM_CPUS") ?? String(vmSize.cpus)),
     stopTimeout: _integer("VIRTDEV_STOP_TIMEOUT", get("VIRTDEV_STOP_TIMEOUT") ?? "60", {
       min: 1,
       max: 86400,
@@ -348,8 +344,26 @@ function _size(
   return bytes;
 }
 
-function _memory(value: string): number {
-  const name = "VIRTDEV_VM_MEMORY";
+/**
+ * A VM's memory: MiB as a whole number, or a size with a unit, 128 MiB to
+ * 16 TiB. `name` is what the messages call it (a variable, or `memory`).
+ *
+ * @throws {ConfigError} naming `name`.
+ */
+export function parseVmMemory(value: string, name = "VIRTDEV_VM_MEMORY"): number {
+  return _memory(value, name);
+}
+
+/**
+ * A VM's CPU count, 1 to 255.
+ *
+ * @throws {ConfigError} naming `name`.
+ */
+export function parseVmCpus(value: string, name = "VIRTDEV_VM_CPUS"): number {
+  return _integer(name, value, { min: 1, max: 255, unit: "CPUs" });
+}
+
+function _memory(value: string, name = "VIRTDEV_VM_MEMORY"): number {
   // A bare number is MiB, as QEMU's -m reads it; a unit may be given.
   let mib: number;
   if (/^\d+$/.test(value)) {

@@ -122,6 +122,12 @@ export interface ProjectPaths extends BasePaths {
   readonly egress: string;
   /** The project's forwards (JSON), kept across starts. */
   readonly forwards: string;
+  /** Its own VM size (`virtdev set`), JSON; the configuration's defaults where absent. */
+  readonly settings: string;
+  /** A random id of this project's disks, made by create and clone: the guest renews its machine-id when it changes. */
+  readonly instance: string;
+  /** The firmware variables saved with each snapshot (`virtdev snapshot`); the disks hold the rest. */
+  readonly snapshotsDir: string;
   /** The serial console of the current (or last) boot; `console.log.1` holds what came before. */
   readonly consoleLog: string;
   /** The supervisor's log: starts, stops, exits and QEMU's own errors. */
@@ -200,6 +206,9 @@ export class Store {
       knownHosts: join(dir, "known_hosts"),
       egress: join(dir, "net"),
       forwards: join(dir, "forwards.json"),
+      settings: join(dir, "settings.json"),
+      instance: join(dir, "instance"),
+      snapshotsDir: join(dir, "snapshots"),
       consoleLog: join(dir, "console.log"),
       vmLog: join(dir, "vm.log"),
       shutdownProof: join(dir, "shutdown.json"),

@@ -15,6 +15,8 @@ import { filesInUse, qemuProcessesUsing } from "./disk_locks.ts";
 import { readGeneration } from "../store/generation.ts";
 import { fwCfgNames } from "../guest/guest_contract.ts";
 import { ensureHostKey } from "../guest/host_key.ts";
+import { ensureInstanceId } from "../guest/instance_id.ts";
+import { finishInterruptedRevert } from "../projects/disk_snapshots.ts";
 import { choosePort, isPortFree, parsePort } from "./ports.ts";
 import { requireProject, requireVmPaths } from "../projects/project.ts";
 import { QmpClient, QmpClosedError } from "./qmp.ts";
@@ -39,6 +41,7 @@ import {
   readProjectEgress,
 } from "./network.ts";
 import { appendVmLog } from "./vm_log.ts";
+import { effectiveVmSize, readProjectSettings } from "../projects/settings.ts";
 import { probeKvm } from "./kvm_probe.ts";
 import type { ShutdownWatch } from "./shutdown_proof.ts";
 import { describeRecovery, recoverReseal } from "../base/reseal.ts";
@@ -91,6 +94,8 @@ export function projectVmSpec(
     readonly firmwareCode: string;
     /** QEMU's `-netdev` value (see `network.ts`). */
     readonly netdev: string;
+    /** Pass the project's instance id (a project VM, not the maintenance VM). */
+    readonly instance?: boolean;
   },
 ): VmSpec {
   return {
@@ -105,6 +110,8 @@ export function projectVmSpec(
     fwCfg: [
       { name: fwCfgNames.project, string: paths.name },
       { name: fwCfgNames.hostKey, file: paths.hostKey },
+      // Not for the maintenance VM: the base keeps its machine-id.
+      ...(options.instance ? [{ name: fwCfgNames.instance, file: paths.instance }] : []),
     ],
   };
 }
@@ -223,6 +230,8 @@ export async function startProject(
   const cleanedStale = await cleanStaleRuntime(paths, status);
   _checkRuntimePaths(paths);
   await ensureHostKey(paths);
+  await ensureInstanceId(paths);
+  if (await finishInterruptedRevert(paths)) options.reporter.warn("finished a snapshot revert that was interrupted.");
   const launched = await _launchVm(store, paths, { ...options, explicit });
   return { ...launched, cleanedStale };
 }
@@ -295,11 +304,14 @@ async function _launchVm(
     asRoot: (await Deno.stat(store.root)).uid === 0,
   });
   if (network.warning) options.reporter.warn(network.warning);
+  // The maintenance VM has no settings of its own: the configuration's size.
+  const size = effectiveVmSize(options.config, await readProjectSettings(paths));
   const spec = projectVmSpec(paths, {
-    config: options.config,
+    config: size,
     accel,
     firmwareCode: firmware.code,
     netdev: network.netdev,
+    instance: !options.shutdownWatch,
   });
   const vm: VmSpec = options.shutdownWatch ? { ...spec, shutdownWatchSocket: paths.runtime.qmpWatchSocket } : spec;
   const record: RuntimeRecord = {
