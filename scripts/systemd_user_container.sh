@@ -4,7 +4,11 @@
 # machines), so that virtdev's systemd supervisor meets the real
 # systemd-run, systemctl, journalctl and loginctl. Run as root.
 #
-#   scripts/systemd_user_container.sh [--bind-ro HOST:CONTAINER]... -- COMMAND...
+#   scripts/systemd_user_container.sh [--bind-ro HOST:CONTAINER]... [--copy-in HOST:CONTAINER]... -- COMMAND...
+#
+# --copy-in copies a host directory into the container, owned by the user
+# (a reflink where the file system allows): for files the user must read
+# that only root may read on the host.
 #
 # The command runs as user 'tester' (lingering, so its user manager runs),
 # with XDG_RUNTIME_DIR set, in /virtdev (this checkout, bound read-write),
@@ -17,14 +21,16 @@ root=${VIRTDEV_NSPAWN_ROOT:-/var/tmp/virtdev-nspawn}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 machine=virtdev-systemd-$$
 binds=()
+copies=()
 while (($#)); do
   case $1 in
     --bind-ro) binds+=("--bind-ro=$2"); shift 2 ;;
+    --copy-in) copies+=("$2"); shift 2 ;;
     --) shift; break ;;
     *) echo "systemd_user_container: unknown argument $1" >&2; exit 64 ;;
   esac
 done
-(($#)) || { echo "usage: $0 [--bind-ro HOST:CONTAINER]... -- COMMAND..." >&2; exit 64; }
+(($#)) || { echo "usage: $0 [--bind-ro HOST:CONTAINER]... [--copy-in HOST:CONTAINER]... -- COMMAND..." >&2; exit 64; }
 ((EUID == 0)) || { echo "systemd_user_container: run as root (systemd-nspawn)" >&2; exit 77; }
 
 say() { echo "systemd_user_container: $*" >&2; }
@@ -53,6 +59,14 @@ if [[ ! -x $root/lib/systemd/systemd || $(cat "$stamp" 2>/dev/null) != "$package
   chroot "$root" useradd --create-home --shell /bin/bash nolinger
   echo "$packages" >"$stamp"
 fi
+for copy in "${copies[@]}"; do
+  target="$root/${copy#*:}"
+  if ! { rm -rf "$target" && mkdir -p "$(dirname "$target")" &&
+    cp -a --reflink=auto "${copy%%:*}" "$target" && chown -R "$(chroot "$root" id -u tester):$(chroot "$root" id -g tester)" "$target"; }; then
+    say "cannot copy ${copy%%:*} in"
+    exit 1
+  fi
+done
 say "root file system ready ($((SECONDS - started))s)"
 
 # --register=no and --keep-unit: there is no host systemd, machined or system bus.
@@ -83,6 +97,7 @@ stop_container() {
     done
   done
   rm -f "/tmp/$machine.log"
+  for copy in "${copies[@]}"; do rm -rf "${root:?}/${copy#*:}"; done
 }
 trap stop_container EXIT
 

@@ -4,7 +4,7 @@
  * container: PID 1 on the CI machines is not systemd), which CI does; the
  * file has no `_test` suffix so that `deno test tests/` leaves it out.
  *
- *   scripts/systemd_user_container.sh --bind-ro BASE:/sealed -- deno test -A tests/systemd_container.ts
+ *   scripts/systemd_user_container.sh --copy-in BASE:/sealed -- deno test -A tests/systemd_container.ts
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
