@@ -9,6 +9,7 @@ import {
   requireStopped,
 } from "../core/projects/project.ts";
 import { formatSize } from "../core/store/size.ts";
+import { refreshSshConfig } from "../core/projects/ssh_config.ts";
 import { countSnapshots } from "../core/state/snapshots.ts";
 import { validateProjectName } from "../core/store/store.ts";
 
@@ -43,6 +44,7 @@ export const destroyCommand = defineCommand("destroy", {
         }
       }
       await destroyProject(store, project);
+      await refreshSshConfig(store, { configDir: context.config.configDir, identity: context.config.sshKey });
     });
     ui.success(`Project destroyed: ${project}`);
   },

@@ -1,8 +1,9 @@
-import { defineCommand, projectPositional, valueOption } from "../cli/spec.ts";
+import { defineCommand, flagOption, projectPositional, valueOption } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
 import { validateProjectName } from "../core/store/store.ts";
 import { startProject } from "../core/vm/vm_lifecycle.ts";
 import { egressSettings } from "../core/vm/network.ts";
+import { refreshSshConfig } from "../core/projects/ssh_config.ts";
 
 /** `virtdev start <project> [port]`: boots a project's VM in the background. */
 export const startCommand = defineCommand("start", {
@@ -11,6 +12,10 @@ export const startCommand = defineCommand("start", {
     `The port is kept per project: the first start takes the lowest free port from 2222 (or the one given), later starts reuse it while it is free. The command returns once QEMU runs and its port is bound; 'virtdev wait' waits for SSH.`,
   takesProject: true,
   options: {
+    ephemeral: flagOption(
+      ["--ephemeral"],
+      `A disposable boot: every write goes to overlays that stop drops; the project stays byte for byte as it was.`,
+    ),
     net: valueOption(
       ["--net"],
       "EGRESS",
@@ -22,16 +27,20 @@ export const startCommand = defineCommand("start", {
     project: projectPositional,
     port: { metavar: "PORT", description: `SSH port on 127.0.0.1 (1024-65535).`, optional: true },
   },
-  async run({ project, port, net }, context) {
+  async run({ project, port, net, ephemeral }, context) {
     const { ui, store, config, env } = context;
     validateProjectName(project);
     // Waiting for the lock lets parallel starts queue instead of failing:
     // each holds it only until its QEMU has bound its port.
     const result = await withLock(context, `start ${project}`, async () => {
       ui.info(`Starting project virtual machine ${project}...`);
-      return await startProject(store, project, { config, env, reporter: ui, port, egress: net });
+      const started = await startProject(store, project, { config, env, reporter: ui, port, egress: net, ephemeral });
+      // Its port is known now.
+      await refreshSshConfig(store, { configDir: config.configDir, identity: config.sshKey });
+      return started;
     }, { waitSeconds: 60 });
     if (result.cleanedStale) ui.info("Cleaned up after a VM that had ended without stopping (crash or reboot).");
+    if (ephemeral) ui.info("Disposable boot: what the guest writes is dropped at stop.");
     ui.success(
       `Virtual machine started (${result.supervisor} supervisor, ${result.network.backend} network, egress ${result.network.egress}).`,
     );

@@ -34,6 +34,7 @@ export const statusCommand = defineCommand("status", {
       project,
       state: status.state,
       startedElsewhere: status.foreign ?? false,
+      ephemeral: status.record?.ephemeral ?? false,
       ...await _size(paths, config),
       pid: status.pid ?? null,
       port: status.record?.port ?? null,

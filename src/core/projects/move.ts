@@ -105,7 +105,7 @@ async function _carryOut(store: Store, journal: MoveRecord, configDir: string): 
   crashPoint("move.markers-rewritten");
   await _renameOnce(_configDir(configDir, from), _configDir(configDir, to));
   crashPoint("move.config-renamed");
-  await _repin(store.project(to).knownHosts, from, to);
+  await _repin(store.project(to).knownHosts, to);
   await Deno.remove(_journalPath(store));
 }
 
@@ -137,11 +137,10 @@ async function _rewriteMarkers(backups: string, from: string, to: string): Promi
   }
 }
 
-/** Pins the project's host key under its new alias (the key stays). */
-async function _repin(knownHosts: string, from: string, to: string): Promise<void> {
+/** Pins the project's host key under its new alias (the key stays), whatever alias it had. */
+async function _repin(knownHosts: string, to: string): Promise<void> {
   const text = await readOptionalText(knownHosts);
   if (text === undefined) return;
-  const old = `${hostKeyAlias(from)} `;
-  if (!text.startsWith(old)) return;
-  await writeFileAtomic(knownHosts, `${hostKeyAlias(to)} ${text.slice(old.length)}`);
+  const lines = text.split("\n").map((line) => line.trim() === "" ? line : line.replace(/^\S+/, hostKeyAlias(to)));
+  await writeFileAtomic(knownHosts, lines.join("\n"));
 }

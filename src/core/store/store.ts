@@ -104,6 +104,8 @@ export interface RuntimePaths {
   readonly network: string;
   /** A second QMP socket, on which the host agent of the maintenance VM watches for its shutdown. */
   readonly qmpWatchSocket: string;
+  /** A disposable boot's overlays over the project's disks and its nvram copy, dropped at stop. */
+  readonly ephemeral: string;
 }
 
 /** Paths of one project's files: the base's shape plus its own. */
@@ -223,6 +225,7 @@ export class Store {
         stopping: join(run, "stopping"),
         network: join(run, "net"),
         qmpWatchSocket: join(run, "qmp-watch.sock"),
+        ephemeral: join(run, "ephemeral"),
       },
     };
   }

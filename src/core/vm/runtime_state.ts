@@ -42,6 +42,8 @@ export interface RuntimeRecord {
   readonly ssh?: { readonly identity: string };
   /** For the maintenance VM: the host agent records how the boot ends (`shutdown_proof.ts`). */
   readonly shutdownWatch?: ShutdownWatch;
+  /** A disposable boot: every write went to overlays in run/, dropped at stop. */
+  readonly ephemeral?: boolean;
 }
 
 /** What is known of a project's VM. */

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { writeFileAtomic } from "../store/atomic_write.ts";
+import { copyFileAtomic, writeFileAtomic } from "../store/atomic_write.ts";
+import { createDelta } from "./images.ts";
 import { ensurePrivateDirectory } from "../store/file_modes.ts";
 import { type Config, type Environment, resolveFirmware } from "../store/config.ts";
 import { ExitCode, VirtdevError } from "../store/errors.ts";
@@ -194,6 +195,8 @@ export async function startProject(
     readonly port?: string;
     /** The egress for this boot only; the project's setting otherwise. */
     readonly egress?: Egress;
+    /** A disposable boot: writes go to overlays that stop drops, so the project stays as it was. */
+    readonly ephemeral?: boolean;
   },
 ): Promise<StartResult> {
   const explicit = options.port === undefined ? undefined : parsePort(options.port);
@@ -237,6 +240,29 @@ export async function startProject(
 }
 
 /**
+ * Overlays over the project's disks and a copy of its nvram, in run/: a
+ * disposable boot writes only there, and stop (or the next start, after a
+ * crash) removes them with the other runtime files.
+ */
+async function _ephemeralOverlays(
+  paths: ProjectPaths,
+): Promise<Pick<ProjectPaths, "systemImage" | "homeImage" | "nvram">> {
+  const dir = paths.runtime.ephemeral;
+  await ensurePrivateDirectory(dir);
+  const overlays = {
+    systemImage: join(dir, "system.qcow2"),
+    homeImage: join(dir, "home.qcow2"),
+    nvram: join(dir, "nvram"),
+  };
+  await Promise.all([
+    createDelta(overlays.systemImage, paths.systemImage),
+    createDelta(overlays.homeImage, paths.homeImage),
+    copyFileAtomic(paths.nvram, overlays.nvram),
+  ]);
+  return overlays;
+}
+
+/**
  * Refuses runtime paths a VM cannot use: a unix socket path longer than
  * the kernel (or passt) takes, or, from source, a comma, which Deno's
  * permission flags for the host agent cannot carry.
@@ -271,6 +297,7 @@ async function _launchVm(
     readonly reporter: Reporter;
     readonly explicit?: number;
     readonly egress?: Egress;
+    readonly ephemeral?: boolean;
     /** For the maintenance VM: record how the boot ends. */
     readonly shutdownWatch?: ShutdownWatch;
   },
@@ -306,7 +333,9 @@ async function _launchVm(
   if (network.warning) options.reporter.warn(network.warning);
   // The maintenance VM has no settings of its own: the configuration's size.
   const size = effectiveVmSize(options.config, await readProjectSettings(paths));
-  const spec = projectVmSpec(paths, {
+  await ensurePrivateDirectory(paths.runDir);
+  const disks = options.ephemeral ? await _ephemeralOverlays(paths) : paths;
+  const spec = projectVmSpec({ ...paths, ...disks }, {
     config: size,
     accel,
     firmwareCode: firmware.code,
@@ -325,8 +354,8 @@ async function _launchVm(
     passt: network.passt,
     ssh: { identity: options.config.sshKey },
     shutdownWatch: options.shutdownWatch,
+    ...(options.ephemeral ? { ephemeral: true } : {}),
   };
-  await ensurePrivateDirectory(paths.runDir);
   await writeFileAtomic(paths.runtime.record, `${JSON.stringify(record)}\n`);
   try {
     await supervisor.launch({
