@@ -1,8 +1,9 @@
 /**
  * Builds the self-contained binary `dist/virtdev` with `deno compile`, with
- * the permissions of `binary_permissions.ts` baked in. Every asset it needs
- * (the guest contract, the archiso overlay, completion) is code, so the
- * binary reads nothing from the checkout.
+ * the permissions of `binary_permissions.ts` baked in, from the bundle
+ * (`deno task bundle`): the binary runs the very files CI tests. Every asset
+ * it needs (the guest contract, the archiso overlay, completion) is code, so
+ * the binary reads nothing from the checkout.
  *
  * `deno compile` needs the denort runtime: from dl.deno.land, from the cache
  * `$DENO_DIR/dl/release/v<version>/`, or from `DENORT_BIN`. Where none can
@@ -13,13 +14,16 @@
 import { binaryPermissionFlags, virtdevTaskCommand } from "./binary_permissions.ts";
 
 const output = Deno.args[0] ?? "dist/virtdev";
+const bundled = await new Deno.Command(Deno.execPath(), { args: ["task", "bundle"], stdout: "null" }).output();
+if (!bundled.success) Deno.exit(bundled.code);
 const args = [
   "compile",
   "--frozen",
   ...binaryPermissionFlags(await virtdevTaskCommand(), { self: "binary" }),
   "--output",
   output,
-  "src/main.ts",
+  // It loads dist/bundle/full_parse.js (help, completion, errors) by a literal import, which compile follows.
+  "dist/bundle/main.js",
 ];
 const child = new Deno.Command(Deno.execPath(), { args, stdout: "inherit", stderr: "piped" }).spawn();
 const { code, stderr } = await child.output();

@@ -101,6 +101,7 @@ Deno.test("the fast parser takes the usual lines and leaves help, unknown option
     project: "web",
     port: "2300",
     net: "none",
+    ephemeral: false,
   });
   assert.deepEqual(take("ssh", ["web", "--", "ls", "-la"])?.values, { project: "web", command: ["ls", "-la"] });
   assert.deepEqual(take("backup", ["--keep=3", "web"])?.values, {

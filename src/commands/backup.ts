@@ -3,7 +3,7 @@ import { backupProject } from "../core/state/backup.ts";
 import { join } from "../core/store/path.ts";
 import { allocatedBytes } from "../core/projects/disk_usage.ts";
 import { describeGeneration, readGeneration } from "../core/store/generation.ts";
-import { requireProject } from "../core/projects/project.ts";
+import { requireProject } from "../core/projects/project_lookup.ts";
 import { formatSize } from "../core/store/size.ts";
 import { latestSnapshot, listSnapshots, snapshotDir, snapshotTime } from "../core/state/snapshots.ts";
 

@@ -3,7 +3,7 @@ import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { allocatedBytes } from "../core/projects/disk_usage.ts";
 import { readGeneration } from "../core/store/generation.ts";
 import { imageInfo } from "../core/vm/images.ts";
-import { requireProject } from "../core/projects/project.ts";
+import { requireProject } from "../core/projects/project_lookup.ts";
 import { formatSize } from "../core/store/size.ts";
 import { pathExists } from "../core/store/store.ts";
 

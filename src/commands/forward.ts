@@ -3,7 +3,7 @@ import { UsageError } from "../core/store/errors.ts";
 import { validateProjectName } from "../core/store/store.ts";
 import { describeForward, parseForwardSpec } from "../core/vm/forwards.ts";
 import { addForward, removeForward, reportForwards } from "../core/vm/forward_control.ts";
-import { requireProject } from "../core/projects/project.ts";
+import { requireProject } from "../core/projects/project_lookup.ts";
 
 /** `virtdev forward <project> [HOSTPORT:]GUESTPORT`, `--list [--json]`, `--remove`. */
 export const forwardCommand = defineCommand("forward", {

@@ -1,7 +1,7 @@
 import { defineCommand, projectPositional } from "../cli/spec.ts";
 import { VirtdevError } from "../core/store/errors.ts";
 import { readOptionalText } from "../core/store/store.ts";
-import { requireProject } from "../core/projects/project.ts";
+import { requireProject } from "../core/projects/project_lookup.ts";
 
 /** `virtdev generation [project]`: prints a generation counter. */
 export const generationCommand = defineCommand("generation", {

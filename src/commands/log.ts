@@ -1,6 +1,6 @@
 import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { runAttached } from "../core/store/process.ts";
-import { requireVmPaths } from "../core/projects/project.ts";
+import { requireVmPaths } from "../core/projects/project_lookup.ts";
 import { inspectVm } from "../core/vm/runtime_state.ts";
 import { readOptionalText } from "../core/store/store.ts";
 import { supervisorFor } from "../core/vm/supervisor.ts";

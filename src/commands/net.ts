@@ -1,5 +1,5 @@
 import { defineCommand, projectPositional } from "../cli/spec.ts";
-import { requireProject } from "../core/projects/project.ts";
+import { requireProject } from "../core/projects/project_lookup.ts";
 import { egressSettings, readProjectEgress, writeProjectEgress } from "../core/vm/network.ts";
 import { inspectVm } from "../core/vm/runtime_state.ts";
 

@@ -1,7 +1,7 @@
 import { defineCommand, projectPositional } from "../cli/spec.ts";
 import { VirtdevError } from "../core/store/errors.ts";
 import { manifestCandidates, resolveManifestPath } from "../core/state/manifest.ts";
-import { requireProject } from "../core/projects/project.ts";
+import { requireProject } from "../core/projects/project_lookup.ts";
 import { pathExists } from "../core/store/store.ts";
 
 const _resources = ["data", "backups", "manifest", "system-image", "home-image", "nvram", "generation"] as const;

@@ -4,7 +4,7 @@ import { VirtdevError } from "../core/store/errors.ts";
 import { runAttached } from "../core/store/process.ts";
 import { requireRunningGuest, waitForGuest } from "../core/guest/guest_access.ts";
 import { sshArguments } from "../core/guest/ssh.ts";
-import { requireProject } from "../core/projects/project.ts";
+import { requireProject } from "../core/projects/project_lookup.ts";
 import { inspectVm } from "../core/vm/runtime_state.ts";
 import { StartExit, startProject, stopProject } from "../core/vm/vm_lifecycle.ts";
 

@@ -1,7 +1,7 @@
 import { defineCommand, projectPositional } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
 import { loadConfig } from "../core/store/config.ts";
-import { requireProject } from "../core/projects/project.ts";
+import { requireProject } from "../core/projects/project_lookup.ts";
 import { effectiveVmSize, readProjectSettings, updateProjectSettings } from "../core/projects/settings.ts";
 
 /** `virtdev set <project> [cpus=N] [memory=SIZE]`: a project's own VM size. */

@@ -8,7 +8,7 @@ import {
   revertDiskSnapshot,
   takeDiskSnapshot,
 } from "../core/projects/disk_snapshots.ts";
-import { requireProject } from "../core/projects/project.ts";
+import { requireProject } from "../core/projects/project_lookup.ts";
 
 /** `virtdev snapshot <project> [name]`, `--list [--json]`, `--revert`, `--delete`. */
 export const snapshotCommand = defineCommand("snapshot", {

@@ -1,5 +1,5 @@
 import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
-import { requireVmPaths } from "../core/projects/project.ts";
+import { requireVmPaths } from "../core/projects/project_lookup.ts";
 import { describeRunState, inspectVm } from "../core/vm/runtime_state.ts";
 import { reportForwards } from "../core/vm/forward_control.ts";
 import { effectiveVmSize, readProjectSettings } from "../core/projects/settings.ts";
@@ -25,7 +25,8 @@ export const statusCommand = defineCommand("status", {
   },
   async run({ project, json }, { store, ui, config }) {
     const paths = await requireVmPaths(store, project, { legacy: true });
-    const status = await inspectVm(paths);
+    // Quick: a foreign VM is looked for where it left the original tool's signs.
+    const status = await inspectVm(paths, { foreign: "hints" });
     if (!json) {
       ui.result(describeRunState(status));
       return;

@@ -7,7 +7,7 @@
 import type { Config } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
-import { requireVmPaths } from "../projects/project.ts";
+import { requireVmPaths } from "../projects/project_lookup.ts";
 import { guestReadiness, inspectVm, type RuntimeRecord, type VmStatus } from "../vm/runtime_state.ts";
 import { sshArguments, type SshTarget } from "./ssh.ts";
 import { requireKey } from "./ssh_key.ts";

@@ -16,69 +16,10 @@ import { generateHostKey } from "../guest/host_key.ts";
 import { writeInstanceId } from "../guest/instance_id.ts";
 import { ensurePrivateDirectory, privateDirectoryMode } from "../store/file_modes.ts";
 import { checkImage, convertStandalone, createDelta, imageInfo, rebaseStandalone } from "../vm/images.ts";
-import { projectRunState } from "../vm/runtime_state.ts";
-import {
-  isLegacyProjectName,
-  maintenanceVmName,
-  pathExists,
-  type ProjectPaths,
-  reservedNames,
-  type Store,
-  validateProjectName,
-} from "../store/store.ts";
+import { pathExists, type ProjectPaths, reservedNames, type Store, validateProjectName } from "../store/store.ts";
+import { requireProject, requireStopped } from "./project_lookup.ts";
 
-/** Exit code for a project that does not exist; the same for every command. */
-export const projectMissingExitCode = 3;
-
-/**
- * Validates `name` and checks that the project exists.
- *
- * @throws {InvalidNameError} exit 2 for a bad name.
- * @throws {VirtdevError} exit 3 when there is no such project.
- */
-export async function requireProject(
-  store: Store,
-  name: string,
-  options: { readonly legacy?: boolean } = {},
-): Promise<ProjectPaths> {
-  validateProjectName(name, options);
-  const paths = store.project(name);
-  let isDirectory = false;
-  try {
-    isDirectory = (await Deno.stat(paths.dir)).isDirectory;
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  if (!isDirectory || (reservedNames.includes(name) && !(options.legacy && isLegacyProjectName(name)))) {
-    throw new VirtdevError(`No such project: ${name}.`, {
-      exitCode: projectMissingExitCode,
-      hint: `List projects with 'virtdev list', or create it with 'virtdev create ${name}'.`,
-    });
-  }
-  return paths;
-}
-
-/**
- * The paths of a VM a user may reach: a project, or the maintenance VM
- * while a `maintain` session has it.
- *
- * @throws {VirtdevError} exit 3 when there is no such project or session.
- */
-export async function requireVmPaths(
-  store: Store,
-  name: string,
-  options: { readonly legacy?: boolean } = {},
-): Promise<ProjectPaths> {
-  if (name !== maintenanceVmName) return await requireProject(store, name, options);
-  const paths = store.maintenanceVm();
-  if (!await pathExists(paths.dir)) {
-    throw new VirtdevError("No maintenance session is in progress.", {
-      exitCode: projectMissingExitCode,
-      hint: "Start one with 'virtdev maintain'.",
-    });
-  }
-  return paths;
-}
+export { projectMissingExitCode, requireProject, requireStopped, requireVmPaths } from "./project_lookup.ts";
 
 /** Exit codes of `create`. */
 export const CreateExit = {
@@ -200,16 +141,6 @@ export async function listProjectFiles(paths: ProjectPaths): Promise<ProjectFile
     files.push({ name: entry.name, bytes: await allocatedBytes(join(paths.dir, entry.name)) });
   }
   return files.sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/** Refuses to go on while the project's VM runs. */
-export async function requireStopped(store: Store, name: string, exitCode: number): Promise<void> {
-  if (await projectRunState(store, name) !== "stopped") {
-    throw new VirtdevError(`Project ${name} is running.`, {
-      exitCode,
-      hint: `Stop it first: virtdev stop ${name}`,
-    });
-  }
 }
 
 /**

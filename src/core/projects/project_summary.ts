@@ -37,7 +37,7 @@ export async function summariseProjects(
   const projects = await Promise.all(names.map(async (name) => {
     const paths = store.project(name);
     const generation = await readGeneration(paths.generation);
-    const vm = await inspectVm(paths);
+    const vm = await inspectVm(paths, { foreign: "hints" });
     const size = effectiveVmSize(config, await readProjectSettings(paths));
     const status = vm.state;
     const port = vm.record?.port ?? null;

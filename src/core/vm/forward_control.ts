@@ -9,7 +9,7 @@ import { VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
 import { findProcesses } from "../store/processes.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
-import { requireProject } from "../projects/project.ts";
+import { requireProject } from "../projects/project_lookup.ts";
 import { hostAgentArgument } from "./host_agent_argument.ts";
 import { readAgentState } from "./agent_state.ts";
 import { isPortFree } from "./ports.ts";

@@ -108,12 +108,22 @@ export async function guestReadiness(paths: ProjectPaths): Promise<Readiness> {
   return (await readAgentState(paths))?.readiness ?? "pending";
 }
 
-/** The state of `paths`' VM. */
-export async function inspectVm(paths: ProjectPaths): Promise<VmStatus> {
+/**
+ * The state of `paths`' VM. A QEMU that virtdev did not start is found by
+ * the locks QEMU holds on every image it opens (`locks`, the default; it
+ * costs a process, /proc being out of Deno's reach); `hints` asks the
+ * kernel only where the original tool's signs (its sockets in the project
+ * directory) are there, for reports that must be quick (status, list).
+ */
+export async function inspectVm(
+  paths: ProjectPaths,
+  options: { readonly foreign?: "locks" | "hints" } = {},
+): Promise<VmStatus> {
   const pid = await livePid(paths);
   if (pid === undefined) {
     // QEMU locks the images it opens, whoever started it.
-    if ((await filesInUse([paths.systemImage, paths.homeImage, paths.nvram])).length > 0) {
+    const look = options.foreign !== "hints" || await _originalToolSigns(paths);
+    if (look && (await filesInUse([paths.systemImage, paths.homeImage, paths.nvram])).length > 0) {
       const agent = await readAgentState(paths);
       if (agent?.phase === "launching" && await isProcessAlive(agent.pid)) return { state: "starting", stale: false };
       return { state: "running", stale: false, foreign: true };
@@ -139,6 +149,19 @@ export async function inspectVm(paths: ProjectPaths): Promise<VmStatus> {
   const agent = await readAgentState(paths);
   if (agent?.network === "lost") return { state: "degraded", pid, record, stale: false };
   return { state: (agent?.readiness ?? "pending") === "pending" ? "starting" : "running", pid, record, stale: false };
+}
+
+/** Whether the original tool's runtime sockets are in the project directory (it keeps them there, not in run/). */
+async function _originalToolSigns(paths: ProjectPaths): Promise<boolean> {
+  for (const name of ["monitor.sock", "console.sock"]) {
+    try {
+      await Deno.lstat(`${paths.dir}/${name}`);
+      return true;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  return false;
 }
 
 /** The state as people read it: `running (started elsewhere)` for a VM virtdev did not start. */

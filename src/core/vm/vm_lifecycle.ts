@@ -19,7 +19,7 @@ import { ensureHostKey } from "../guest/host_key.ts";
 import { ensureInstanceId } from "../guest/instance_id.ts";
 import { finishInterruptedRevert } from "../projects/disk_snapshots.ts";
 import { choosePort, isPortFree, parsePort } from "./ports.ts";
-import { requireProject, requireVmPaths } from "../projects/project.ts";
+import { requireProject, requireVmPaths } from "../projects/project_lookup.ts";
 import { QmpClient, QmpClosedError } from "./qmp.ts";
 import { qemuArguments, type VmSpec } from "./qemu_args.ts";
 import {
