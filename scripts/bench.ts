@@ -222,6 +222,33 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 
+// clone: the CLI against copying the two deltas and the nvram (reflinks where
+// the file system allows), after the boots have written into them.
+const cloneFloor: number[] = [];
+const cloneOurs: number[] = [];
+const benchPaths = store.project("bench");
+for (let i = 0; i < 5; i++) {
+  const dir = join(sandbox.root, `clone-floor-${i}`);
+  await Deno.mkdir(dir);
+  cloneFloor.push(
+    (await timed(() =>
+      sh("cp", [
+        "-a",
+        "--reflink=auto",
+        "--sparse=always",
+        benchPaths.systemImage,
+        benchPaths.homeImage,
+        benchPaths.nvram,
+        dir,
+      ])
+    ))[0],
+  );
+  cloneOurs.push((await timed(() => must(sandbox, "clone", "bench", `clone-${i}`)))[0]);
+}
+const allocated = async (file: string) => ((await Deno.stat(file)).blocks ?? 0) * 512;
+const deltaBytes = (await allocated(benchPaths.systemImage)) + (await allocated(benchPaths.homeImage));
+const baseBytes = (await allocated(base.systemImage)) + (await allocated(base.homeImage));
+
 // Start-up: short commands against an empty script run by the same Deno,
 // from source (the virtdev task) and from the bundle (the binary's flags).
 await sh(Deno.execPath(), ["task", "--cwd", repoRoot, "bundle"]);
@@ -295,6 +322,12 @@ print(`virtdev bench (${accel}, ${rounds} boot rounds, medians)`);
 print(row("create (CLI)", oursCreate, floorCreate));
 print(row("create (core, in-process)", coreCreate, floorCreate));
 print(row("create (bundle)", bundleCreate, bundleFloorCreate));
+print(row("clone (CLI)", cloneOurs, cloneFloor));
+print(
+  `  deltas ${(deltaBytes / 2 ** 20).toFixed(0)} MiB on disk; the base's ${
+    (baseBytes / 2 ** 20).toFixed(0)
+  } MiB is not copied`,
+);
 print("start-up, against an empty deno run script (goal ≤ 2x):");
 for (const line of startupRows) print(`  ${line}`);
 print(row("start→wait (a login works)", oursReady, floorReady));
