@@ -29,7 +29,12 @@ export const installedLine = "VIRTDEV-INSTALLED";
 export const guestHostKeyPath = "/run/virtdev/ssh_host_ed25519_key";
 
 /** fw_cfg names under `opt/virtdev/`. */
-export const fwCfgNames = { project: "project", hostKey: "host_key", instance: "instance" } as const;
+export const fwCfgNames = {
+  project: "project",
+  hostKey: "host_key",
+  hostKeyPublic: "host_key_pub",
+  instance: "instance",
+} as const;
 
 /** A file the contract puts into the guest. */
 export interface GuestFile {
@@ -73,8 +78,8 @@ export const sshdConfig: string = [
 const _identityScript = `#!/bin/sh
 # Sets the hostname and the SSH host key from what the host passed by fw_cfg.
 set -eu
-modprobe qemu_fw_cfg 2>/dev/null || true
 base=/sys/firmware/qemu_fw_cfg/by_name/opt/virtdev
+[ -d /sys/firmware/qemu_fw_cfg ] || modprobe qemu_fw_cfg 2>/dev/null || true
 if [ -r "$base/${fwCfgNames.project}/raw" ]; then
   name=$(tr -cd 'A-Za-z0-9_-' < "$base/${fwCfgNames.project}/raw" | cut -c1-64)
   if [ -n "$name" ]; then
@@ -101,12 +106,16 @@ fi
 install -d -m 700 /run/virtdev
 if [ -r "$base/${fwCfgNames.hostKey}/raw" ]; then
   (umask 077 && cat "$base/${fwCfgNames.hostKey}/raw" > ${guestHostKeyPath})
+  if [ -r "$base/${fwCfgNames.hostKeyPublic}/raw" ]; then
+    cat "$base/${fwCfgNames.hostKeyPublic}/raw" > ${guestHostKeyPath}.pub
+  else
+    ssh-keygen -y -f ${guestHostKeyPath} > ${guestHostKeyPath}.pub
+  fi
 else
   # No key from the host (a maintenance boot): a fresh one for this boot.
-  rm -f ${guestHostKeyPath}
+  rm -f ${guestHostKeyPath} ${guestHostKeyPath}.pub
   ssh-keygen -q -t ed25519 -N '' -f ${guestHostKeyPath}
 fi
-ssh-keygen -y -f ${guestHostKeyPath} > ${guestHostKeyPath}.pub
 `;
 
 /**
@@ -133,8 +142,11 @@ export function sshUnits(flavour: GuestFlavour): { readonly services: readonly s
 }
 
 // Grows the root and /home file systems into disks the host made bigger
-// ('virtdev resize'); quick and quiet when there is nothing to grow.
+// ('virtdev resize'). It compares the disks' sizes with those of the last
+// boot first: without KVM every process costs, and most boots change nothing.
 const _growScript = `#!/bin/sh
+sizes=$(cat /sys/class/block/vd?/size 2>/dev/null)
+[ "$sizes" = "$(cat /var/lib/virtdev/disk-sizes 2>/dev/null)" ] && exit 0
 root=$(findmnt -no SOURCE /)
 if [ "$(findmnt -no FSTYPE /)" = ext4 ] && [ -b "$root" ]; then
   part=/sys/class/block/$(basename "$root")
@@ -147,6 +159,7 @@ fi
 if [ "$(findmnt -no FSTYPE /home)" = ext4 ]; then
   resize2fs "$(findmnt -no SOURCE /home)" >/dev/null 2>&1 || true
 fi
+mkdir -p /var/lib/virtdev && printf '%s\n' "$sizes" > /var/lib/virtdev/disk-sizes
 `;
 
 const _growUnit = `[Unit]
@@ -174,12 +187,13 @@ fi
 `;
 }
 
+// Not ordered before the network: nothing there needs the hostname, and
+// without KVM the network would wait a second or two for it.
 const _identityUnit = `[Unit]
 Description=virtdev: hostname and SSH host key from fw_cfg
 DefaultDependencies=no
 After=systemd-modules-load.service local-fs.target
-Before=sysinit.target network-pre.target systemd-hostnamed.service ssh.service sshd.service
-Wants=network-pre.target
+Before=sysinit.target systemd-hostnamed.service ssh.service sshd.service
 
 [Service]
 Type=oneshot

@@ -21,8 +21,15 @@ export function hostKeyAlias(project: string): string {
  * left half-made by a crash is made again.
  */
 export async function ensureHostKey(paths: ProjectPaths): Promise<void> {
-  if (await pathExists(paths.hostKey) && await pathExists(paths.knownHosts)) return;
-  await generateHostKey(paths.dir, paths.name);
+  if (!await pathExists(paths.hostKey) || !await pathExists(paths.knownHosts)) {
+    await generateHostKey(paths.dir, paths.name);
+    return;
+  }
+  // Projects made before the public half was kept: it is in the pin.
+  if (!await pathExists(paths.hostKeyPublic)) {
+    const [_alias, type, key] = (await Deno.readTextFile(paths.knownHosts)).trim().split(/\s+/);
+    await writeFileAtomic(paths.hostKeyPublic, `${type} ${key} ${hostKeyAlias(paths.name)}\n`);
+  }
 }
 
 /** Generates a new host key pair in `dir` and pins it for `project`. */
@@ -35,6 +42,6 @@ export async function generateHostKey(dir: string, project: string): Promise<voi
   });
   const [type, key] = (await Deno.readTextFile(`${temporary}.pub`)).trim().split(/\s+/);
   await writeFileAtomic(join(dir, "known_hosts"), `${hostKeyAlias(project)} ${type} ${key}\n`);
+  await Deno.rename(`${temporary}.pub`, join(dir, "host_key.pub"));
   await Deno.rename(temporary, join(dir, "host_key"));
-  await Deno.remove(`${temporary}.pub`);
 }

@@ -118,6 +118,8 @@ export interface ProjectPaths extends BasePaths {
   readonly port: string;
   /** The guest's SSH host key (private; passed to the guest by fw_cfg). */
   readonly hostKey: string;
+  /** Its public half, which the guest also gets by fw_cfg (deriving it there costs a process). */
+  readonly hostKeyPublic: string;
   /** The pinned public host key, as an OpenSSH known_hosts file. */
   readonly knownHosts: string;
   /** What the guest may reach (`none` or `full`), when set with `virtdev net`. */
@@ -205,6 +207,7 @@ export class Store {
       manifest: join(dir, "manifest"),
       port: join(dir, "port"),
       hostKey: join(dir, "host_key"),
+      hostKeyPublic: join(dir, "host_key.pub"),
       knownHosts: join(dir, "known_hosts"),
       egress: join(dir, "net"),
       forwards: join(dir, "forwards.json"),

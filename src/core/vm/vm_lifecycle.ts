@@ -111,6 +111,7 @@ export function projectVmSpec(
     fwCfg: [
       { name: fwCfgNames.project, string: paths.name },
       { name: fwCfgNames.hostKey, file: paths.hostKey },
+      { name: fwCfgNames.hostKeyPublic, file: paths.hostKeyPublic },
       // Not for the maintenance VM: the base keeps its machine-id.
       ...(options.instance ? [{ name: fwCfgNames.instance, file: paths.instance }] : []),
     ],
