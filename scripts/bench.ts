@@ -6,9 +6,10 @@
  *   start-up    --version, path, status and list (one project), from source
  *               and from the bundle, vs an empty `deno run` script
  *   create      vs 2× qemu-img create + the nvram copy
- *   start→wait  vs a bare qemu-system-x86_64 + a 50 ms SSH-banner poll + one
- *               `ssh true` (the same work: a login that works), with the
- *               boot timeline of each of our rounds (vm.log)
+ *   start→wait  vs a bare qemu-system-x86_64 read for the guest's ready line
+ *               on its serial console, then one `ssh true` (the same work: a
+ *               login that works), with the boot timeline of our rounds
+ *   clone       vs copying the deltas and nvram and making a host key
  *   stop        vs QMP system_powerdown + waitpid
  *   list        with 200 projects, vs list with 22
  *
@@ -21,11 +22,14 @@ import { resolveFirmware } from "../src/core/store/config.ts";
 import { QmpClient } from "../src/core/vm/qmp.ts";
 import { qemuArguments } from "../src/core/vm/qemu_args.ts";
 import { createProject } from "../src/core/projects/project.ts";
+import { cloneProject } from "../src/core/projects/clone.ts";
 import { Store } from "../src/core/store/store.ts";
 import { projectVmSpec } from "../src/core/vm/vm_lifecycle.ts";
 import { exists, makeSandbox, repoRoot, sh, taskArguments, virtdev } from "../tests/_helpers.ts";
 import { sshArguments } from "../src/core/guest/ssh.ts";
 import { parseTimeline, timelinePrefix } from "../src/core/vm/boot_timeline.ts";
+import { MarkerScanner } from "../src/core/vm/console_log.ts";
+import { readinessLine } from "../src/core/guest/guest_contract.ts";
 import { binaryPermissionFlags, virtdevTaskCommand } from "./binary_permissions.ts";
 import { copyBase } from "../tests/_guest.ts";
 
@@ -65,27 +69,6 @@ async function mustWith(
 ): Promise<void> {
   const result = await virtdev(sandbox, args, { env });
   if (result.code !== 0) throw new Error(`virtdev ${args.join(" ")} failed (${result.code}):\n${result.stderr}`);
-}
-
-/** Polls for an SSH banner every 50 ms. */
-async function waitForBanner(port: number): Promise<void> {
-  for (;;) {
-    try {
-      const connection = await Deno.connect({ hostname: "127.0.0.1", port });
-      try {
-        const buffer = new Uint8Array(64);
-        const read = connection.read(buffer);
-        const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), 1000));
-        const n = await Promise.race([read, timeout]);
-        if (n && new TextDecoder().decode(buffer.subarray(0, n)).startsWith("SSH-")) return;
-      } finally {
-        connection.close();
-      }
-    } catch {
-      // Not up yet.
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 const image = (await sh("bash", [join(repoRoot, "scripts/build_test_guest.sh")])).trim().split("\n").pop()!;
@@ -150,29 +133,42 @@ async function floorRound(): Promise<void> {
       accel,
       firmwareCode: firmware.code,
       netdev: `user,id=net0,hostfwd=tcp:127.0.0.1:${port}-:22`,
+      instance: true,
     }),
   );
   await Deno.mkdir(paths.runDir, { recursive: true });
   const started = performance.now();
-  // The bare floor: QEMU alone, its serial console (stdio) thrown away.
-  const qemu = new Deno.Command("qemu-system-x86_64", { args, stdin: "null", stdout: "null", stderr: "null" }).spawn();
-  await waitForBanner(port);
+  // The bare floor: QEMU alone, read for the guest's ready line on its
+  // serial console (stdio), then one login, as 'wait' does.
+  const qemu = new Deno.Command("qemu-system-x86_64", { args, stdin: "null", stdout: "piped", stderr: "null" }).spawn();
+  const scanner = new MarkerScanner([readinessLine]);
+  const reader = qemu.stdout.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the floor's QEMU ended before its guest was ready");
+    if (scanner.push(value).length > 0) break;
+  }
   floorBanner.push(performance.now() - started);
-  // The same work as 'wait': one login that works (retried while sshd settles).
+  // Keep draining the console, so the guest never blocks on it.
+  (async () => {
+    while (!(await reader.read()).done) {
+      // Thrown away.
+    }
+  })();
   const target = {
     project: "floor",
     port,
     identity: join(sandbox.virtdevHome, "ssh/id"),
     knownHosts: paths.knownHosts,
   };
-  while (
-    (await new Deno.Command("ssh", {
+  for (let delay = 50;; delay = Math.min(delay * 2, 1000)) {
+    const login = await new Deno.Command("ssh", {
       args: sshArguments(target, ["true"], { batch: true }),
       stdout: "null",
       stderr: "null",
-    }).output()).code !== 0
-  ) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    }).output();
+    if (login.code === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, delay));
   }
   floorReady.push(performance.now() - started);
   floorStop.push(
@@ -226,6 +222,7 @@ for (let round = 0; round < rounds; round++) {
 // the file system allows), after the boots have written into them.
 const cloneFloor: number[] = [];
 const cloneOurs: number[] = [];
+const cloneCore: number[] = [];
 const benchPaths = store.project("bench");
 for (let i = 0; i < 5; i++) {
   const dir = join(sandbox.root, `clone-floor-${i}`);
@@ -244,6 +241,11 @@ for (let i = 0; i < 5; i++) {
     ))[0],
   );
   cloneOurs.push((await timed(() => must(sandbox, "clone", "bench", `clone-${i}`)))[0]);
+  cloneCore.push(
+    (await timed(() =>
+      cloneProject(store, "bench", `core-clone-${i}`, { configDir: join(sandbox.home, ".config/virtdev") })
+    ))[0],
+  );
 }
 const allocated = async (file: string) => ((await Deno.stat(file)).blocks ?? 0) * 512;
 const deltaBytes = (await allocated(benchPaths.systemImage)) + (await allocated(benchPaths.homeImage));
@@ -323,6 +325,7 @@ print(row("create (CLI)", oursCreate, floorCreate));
 print(row("create (core, in-process)", coreCreate, floorCreate));
 print(row("create (bundle)", bundleCreate, bundleFloorCreate));
 print(row("clone (CLI)", cloneOurs, cloneFloor));
+print(row("clone (core, in-process)", cloneCore, cloneFloor));
 print(
   `  deltas ${(deltaBytes / 2 ** 20).toFixed(0)} MiB on disk; the base's ${
     (baseBytes / 2 ** 20).toFixed(0)
@@ -331,7 +334,7 @@ print(
 print("start-up, against an empty deno run script (goal ≤ 2x):");
 for (const line of startupRows) print(`  ${line}`);
 print(row("start→wait (a login works)", oursReady, floorReady));
-print(`  boot rounds: ours ${seconds(oursReady)}; floor ${seconds(floorReady)} (banner ${seconds(floorBanner)})`);
+print(`  boot rounds: ours ${seconds(oursReady)}; floor ${seconds(floorReady)} (ready line ${seconds(floorBanner)})`);
 const milestones = ["qmp", "console", "bootloader", "getty", "ready", "ssh login"];
 print(`  timeline (median s since QEMU spawned): ${
   milestones.map((name) => {

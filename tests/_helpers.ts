@@ -188,3 +188,20 @@ export function runtimeFiles(sandbox: Sandbox, name: string): string[] {
     run,
   ];
 }
+
+/**
+ * A sandbox with a sealed base of small blank images (pattern 7 over their
+ * first MiB, real OVMF variables), a key, and `projects` created: for tests
+ * that boot firmware only.
+ */
+export async function sealedSandbox(...projects: string[]): Promise<Sandbox> {
+  const { resolveFirmware } = await import("../src/core/store/config.ts");
+  const firmware = resolveFirmware({ ovmfCode: undefined, ovmfVars: undefined });
+  const sandbox = await makeSandbox(smallVmEnv);
+  await makeInstallation(sandbox, { firmwareVars: firmware.vars, pattern: 7 });
+  for (const args of [["seal"], ["key"], ...projects.map((p) => ["create", p])]) {
+    const result = await virtdev(sandbox, args);
+    if (result.code !== 0) throw new Error(`virtdev ${args.join(" ")} failed (${result.code}): ${result.stderr}`);
+  }
+  return sandbox;
+}

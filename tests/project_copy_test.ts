@@ -5,37 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { resolveFirmware } from "../src/core/store/config.ts";
-import {
-  exists,
-  killVms,
-  makeInstallation,
-  makeSandbox,
-  runtimeFiles,
-  type Sandbox,
-  sh,
-  smallVmEnv,
-  virtdev,
-} from "./_helpers.ts";
-
-const firmware = resolveFirmware({ ovmfCode: undefined, ovmfVars: undefined });
-
-async function sealedWith(...projects: string[]): Promise<Sandbox> {
-  const sandbox = await makeSandbox(smallVmEnv);
-  await makeInstallation(sandbox, { firmwareVars: firmware.vars, pattern: 7 });
-  for (const args of [["seal"], ["key"], ...projects.map((p) => ["create", p])]) {
-    const result = await virtdev(sandbox, args);
-    assert.equal(result.code, 0, `${args.join(" ")}: ${result.stderr}`);
-  }
-  return sandbox;
-}
+import { exists, killVms, runtimeFiles, sealedSandbox, sh, virtdev } from "./_helpers.ts";
 
 async function checksums(files: readonly string[]): Promise<string> {
   return await sh("sha256sum", [...files]);
 }
 
 Deno.test("clone: the deltas, nvram, manifest and settings come along; a new host key and instance; the source stays", async () => {
-  await using sandbox = await sealedWith("a");
+  await using sandbox = await sealedSandbox("a");
   const run = (...args: string[]) => virtdev(sandbox, args);
   const a = join(sandbox.virtdevHome, "projects/a");
   await sh("qemu-io", ["-c", "write -P 5 0 4M", join(a, "home.qcow2")]);
@@ -77,7 +54,7 @@ Deno.test("clone: the deltas, nvram, manifest and settings come along; a new hos
 });
 
 Deno.test("move: the project, its backups (markers too), configuration and pin move together", async () => {
-  await using sandbox = await sealedWith("a");
+  await using sandbox = await sealedSandbox("a");
   const run = (...args: string[]) => virtdev(sandbox, args);
   const home = sandbox.virtdevHome;
   const snapshot = join(home, "backups/a/2026-01-01/10-00-00");
@@ -112,7 +89,7 @@ for (
   ]
 ) {
   Deno.test(`a move killed at ${point} is finished by the next command that takes the lock`, async () => {
-    await using sandbox = await sealedWith("a");
+    await using sandbox = await sealedSandbox("a");
     const home = sandbox.virtdevHome;
     await Deno.mkdir(join(home, "backups/a/2026-01-01/10-00-00/tree"), { recursive: true });
     await Deno.writeTextFile(join(home, "backups/a/2026-01-01/10-00-00/project"), "a\n");
@@ -137,7 +114,7 @@ for (
 }
 
 Deno.test("a project under a name only the original tool allowed is renamed by move, and then starts", async () => {
-  await using sandbox = await sealedWith("a");
+  await using sandbox = await sealedSandbox("a");
   const home = sandbox.virtdevHome;
   await Deno.rename(join(home, "projects/a"), join(home, "projects/-old"));
   assert.equal((await virtdev(sandbox, ["start", "--", "-old"])).code, 2);
@@ -155,7 +132,7 @@ Deno.test("a project under a name only the original tool allowed is renamed by m
 });
 
 Deno.test("ssh-config: a Host block per started project with its pin; --install adds one line, --uninstall removes it", async () => {
-  await using sandbox = await sealedWith("a", "b");
+  await using sandbox = await sealedSandbox("a", "b");
   const run = (...args: string[]) => virtdev(sandbox, args);
   const userConfig = join(sandbox.home, ".ssh/config");
   await Deno.mkdir(join(sandbox.home, ".ssh"), { mode: 0o700 });
@@ -191,7 +168,7 @@ Deno.test("ssh-config: a Host block per started project with its pin; --install 
 });
 
 Deno.test("start --ephemeral: QEMU runs on overlays in run/; stop drops them and the project is byte-identical", async () => {
-  await using sandbox = await sealedWith("a");
+  await using sandbox = await sealedSandbox("a");
   const run = (...args: string[]) => virtdev(sandbox, args);
   const a = join(sandbox.virtdevHome, "projects/a");
   const files = ["system.qcow2", "home.qcow2", "nvram"].map((f) => join(a, f));

@@ -6,20 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { resolveFirmware } from "../src/core/store/config.ts";
-import { killVms, makeInstallation, makeSandbox, type Sandbox, sh, smallVmEnv, virtdev } from "./_helpers.ts";
-
-const firmware = resolveFirmware({ ovmfCode: undefined, ovmfVars: undefined });
-
-async function sealedWith(...projects: string[]): Promise<Sandbox> {
-  const sandbox = await makeSandbox(smallVmEnv);
-  await makeInstallation(sandbox, { firmwareVars: firmware.vars, pattern: 7 });
-  for (const args of [["seal"], ["key"], ...projects.map((p) => ["create", p])]) {
-    const result = await virtdev(sandbox, args);
-    assert.equal(result.code, 0, `${args.join(" ")}: ${result.stderr}`);
-  }
-  return sandbox;
-}
+import { killVms, sealedSandbox, sh, virtdev } from "./_helpers.ts";
 
 async function virtualSize(image: string): Promise<number> {
   return JSON.parse(await sh("qemu-img", ["info", "-U", "--output=json", image]))["virtual-size"];
@@ -38,7 +25,7 @@ async function holds(image: string, pattern: number): Promise<boolean> {
 }
 
 Deno.test("set: cpus and memory are kept in the project and reach QEMU at the next start; bad values exit 7", async () => {
-  await using sandbox = await sealedWith("a", "b");
+  await using sandbox = await sealedSandbox("a", "b");
   const run = (...args: string[]) => virtdev(sandbox, args);
   assert.equal((await run("set", "a")).stdout, "cpus=1 (default) memory=256M (default)\n");
   const set = await run("set", "a", "cpus=2", "memory=1G");
@@ -71,7 +58,7 @@ Deno.test("set: cpus and memory are kept in the project and reach QEMU at the ne
 });
 
 Deno.test("resize: grows a stopped project's disk, absolute or +SIZE; a shrink exits 6, a running VM 4, a bad size 7", async () => {
-  await using sandbox = await sealedWith("a");
+  await using sandbox = await sealedSandbox("a");
   const run = (...args: string[]) => virtdev(sandbox, args);
   const home = join(sandbox.virtdevHome, "projects/a/home.qcow2");
   const system = join(sandbox.virtdevHome, "projects/a/system.qcow2");
@@ -97,7 +84,7 @@ Deno.test("resize: grows a stopped project's disk, absolute or +SIZE; a shrink e
 });
 
 Deno.test("snapshot: take, list, revert (disks and nvram), delete; refused while running (4); names checked", async () => {
-  await using sandbox = await sealedWith("a");
+  await using sandbox = await sealedSandbox("a");
   const run = (...args: string[]) => virtdev(sandbox, args);
   const dir = join(sandbox.virtdevHome, "projects/a");
   const nvram = join(dir, "nvram");
@@ -136,7 +123,7 @@ Deno.test("snapshot: take, list, revert (disks and nvram), delete; refused while
 
 for (const point of ["snapshot.system-taken", "snapshot.revert-system", "snapshot.delete-marked"]) {
   Deno.test(`a snapshot command killed at ${point} is finished or cleared by the next one`, async () => {
-    await using sandbox = await sealedWith("a");
+    await using sandbox = await sealedSandbox("a");
     const run = (args: string[], env?: Record<string, string>) => virtdev(sandbox, args, { env });
     const dir = join(sandbox.virtdevHome, "projects/a");
     if (point !== "snapshot.system-taken") assert.equal((await run(["snapshot", "a", "s1"])).code, 0);

@@ -20,7 +20,8 @@ import { ensurePrivateDirectory } from "../store/file_modes.ts";
 import { join } from "../store/path.ts";
 import { runTool } from "../store/process.ts";
 import { pathExists, type ProjectPaths, readOptionalText, type Store } from "../store/store.ts";
-import { requireProject, requireStopped } from "./project_lookup.ts";
+import { requireProject } from "./project_lookup.ts";
+import { requireStopped } from "./project_state.ts";
 
 /** Exit codes of `snapshot`. */
 export const SnapshotExit = { running: 4, missing: 5, exists: 6, invalidName: 7 } as const;

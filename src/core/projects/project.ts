@@ -17,9 +17,11 @@ import { writeInstanceId } from "../guest/instance_id.ts";
 import { ensurePrivateDirectory, privateDirectoryMode } from "../store/file_modes.ts";
 import { checkImage, convertStandalone, createDelta, imageInfo, rebaseStandalone } from "../vm/images.ts";
 import { pathExists, type ProjectPaths, reservedNames, type Store, validateProjectName } from "../store/store.ts";
-import { requireProject, requireStopped } from "./project_lookup.ts";
+import { requireProject } from "./project_lookup.ts";
+import { requireStopped } from "./project_state.ts";
 
-export { projectMissingExitCode, requireProject, requireStopped, requireVmPaths } from "./project_lookup.ts";
+export { projectMissingExitCode, requireProject, requireVmPaths } from "./project_lookup.ts";
+export { requireStopped } from "./project_state.ts";
 
 /** Exit codes of `create`. */
 export const CreateExit = {

@@ -15,7 +15,6 @@ import {
   type Store,
   validateProjectName,
 } from "../store/store.ts";
-import { projectRunState } from "../vm/runtime_state.ts";
 
 /** Exit code for a project that does not exist; the same for every command. */
 export const projectMissingExitCode = 3;
@@ -68,14 +67,4 @@ export async function requireVmPaths(
     });
   }
   return paths;
-}
-
-/** Refuses to go on while the project's VM runs. */
-export async function requireStopped(store: Store, name: string, exitCode: number): Promise<void> {
-  if (await projectRunState(store, name) !== "stopped") {
-    throw new VirtdevError(`Project ${name} is running.`, {
-      exitCode,
-      hint: `Stop it first: virtdev stop ${name}`,
-    });
-  }
 }

@@ -12,7 +12,8 @@ import { runTool } from "../store/process.ts";
 import { formatSize, parseSize } from "../store/size.ts";
 import type { Store } from "../store/store.ts";
 import { imageInfo } from "../vm/images.ts";
-import { requireProject, requireStopped } from "./project_lookup.ts";
+import { requireProject } from "./project_lookup.ts";
+import { requireStopped } from "./project_state.ts";
 
 /** Exit codes of `resize`. */
 export const ResizeExit = { running: 4, shrink: 6, invalidSize: 7 } as const;

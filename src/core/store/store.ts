@@ -243,24 +243,19 @@ export class Store {
    * rule or carry a reserved name are skipped.
    */
   async listProjects(): Promise<string[]> {
-    const names: string[] = [];
-    try {
-      for await (const entry of Deno.readDir(this.projectsDir)) {
-        if (entry.isDirectory && isProjectEntryName(entry.name)) names.push(entry.name);
-      }
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return [];
-      throw error;
-    }
-    return names.sort();
+    return await this.#listEntries(isProjectEntryName);
   }
 
   /** Projects under names only the original tool allowed ({@link isLegacyProjectName}), sorted. */
   async listLegacyProjects(): Promise<string[]> {
+    return await this.#listEntries(isLegacyProjectName);
+  }
+
+  async #listEntries(accept: (name: string) => boolean): Promise<string[]> {
     const names: string[] = [];
     try {
       for await (const entry of Deno.readDir(this.projectsDir)) {
-        if (entry.isDirectory && isLegacyProjectName(entry.name)) names.push(entry.name);
+        if (entry.isDirectory && accept(entry.name)) names.push(entry.name);
       }
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return [];
