@@ -1,3 +1,4 @@
+import { generateEd25519 } from "../src/core/guest/ed25519_key.ts";
 import assert from "node:assert/strict";
 import { rsyncRemoteShell, sshArguments, type SshTarget } from "../src/core/guest/ssh.ts";
 import { VirtdevError } from "../src/core/store/errors.ts";
@@ -44,4 +45,26 @@ Deno.test("a single quote in a path is refused rather than mis-split by rsync", 
     () => rsyncRemoteShell({ ...target, identity: "/h/o'key" }),
     (error: VirtdevError) => error.exitCode === 70,
   );
+});
+
+Deno.test("host keys made in-process are what ssh-keygen reads: the same public key, a valid fingerprint", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (let i = 0; i < 5; i++) {
+      const { privateKey, publicKey } = await generateEd25519(`virtdev-p${i}`);
+      const file = `${dir}/key${i}`;
+      await Deno.writeTextFile(file, privateKey, { mode: 0o600 });
+      const derived = await new Deno.Command("ssh-keygen", { args: ["-y", "-f", file], stdout: "piped" }).output();
+      assert.equal(derived.code, 0);
+      // ssh-keygen -y prints the key with the comment stored in the private key.
+      assert.equal(new TextDecoder().decode(derived.stdout).trim(), publicKey);
+      const fingerprint = await new Deno.Command("ssh-keygen", { args: ["-l", "-f", file], stdout: "piped" }).output();
+      assert.match(
+        new TextDecoder().decode(fingerprint.stdout),
+        new RegExp(`^256 SHA256:\\S+ virtdev-p${i} \\(ED25519\\)`),
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -8,7 +8,7 @@
  */
 import { join } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
-import { runTool } from "../store/process.ts";
+import { generateEd25519 } from "./ed25519_key.ts";
 import { pathExists, type ProjectPaths } from "../store/store.ts";
 
 /** The name a project's host key is pinned under in its known_hosts. */
@@ -34,14 +34,10 @@ export async function ensureHostKey(paths: ProjectPaths): Promise<void> {
 
 /** Generates a new host key pair in `dir` and pins it for `project`. */
 export async function generateHostKey(dir: string, project: string): Promise<void> {
-  const temporary = join(dir, `.host_key-${Deno.pid}`);
-  await Deno.remove(temporary).catch(() => {});
-  await Deno.remove(`${temporary}.pub`).catch(() => {});
-  await runTool("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", hostKeyAlias(project), "-f", temporary], {
-    missingHint: "Install OpenSSH (the openssh package).",
-  });
-  const [type, key] = (await Deno.readTextFile(`${temporary}.pub`)).trim().split(/\s+/);
+  const { privateKey, publicKey } = await generateEd25519(hostKeyAlias(project));
+  const [type, key] = publicKey.split(" ");
+  // The pin and the public half first: a private key without them is made again.
   await writeFileAtomic(join(dir, "known_hosts"), `${hostKeyAlias(project)} ${type} ${key}\n`);
-  await Deno.rename(`${temporary}.pub`, join(dir, "host_key.pub"));
-  await Deno.rename(temporary, join(dir, "host_key"));
+  await writeFileAtomic(join(dir, "host_key.pub"), `${publicKey}\n`);
+  await writeFileAtomic(join(dir, "host_key"), privateKey);
 }
