@@ -33,7 +33,7 @@ export function sealedGuestSandbox(): Promise<{ sandbox: Sandbox; install: strin
     const sandbox = await makeSandbox({
       VIRTDEV_ACCEL: "tcg",
       VIRTDEV_SUPERVISOR: "process",
-      VIRTDEV_VM_CPUS: "1",
+      VIRTDEV_VM_CPUS: "2",
       VIRTDEV_VM_MEMORY: "1024",
       VIRTDEV_SYSTEM_DISK_SIZE: "4G",
       VIRTDEV_HOME_DISK_SIZE: "2G",

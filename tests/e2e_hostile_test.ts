@@ -277,13 +277,13 @@ sudo chmod 755 /usr/bin/rsync
     );
 
     await t.step(
-      "a guest that floods its console for a minute: the log stays under its cap, and nothing reads it",
+      "a guest that floods its console: the log stays under its cap (passed many times over), and nothing reads it",
       async () => {
-        const cap = 1024 * 1024;
+        const cap = 256 * 1024;
         await ok(["stop", project]);
         await ok(["start", project], { env: { VIRTDEV_CONSOLE_LOG_SIZE: String(cap) } });
         await ok(["wait", project]);
-        await guest("sudo systemd-run --unit=flood --quiet sh -c 'timeout 60 yes guest flood 0123456789 > /dev/ttyS0'");
+        await guest("sudo systemd-run --unit=flood --quiet sh -c 'timeout 25 yes guest flood 0123456789 > /dev/ttyS0'");
         const log = join(home, "projects", project, "console.log");
         const size = async () =>
           (await Deno.stat(log)).size + (await Deno.stat(`${log}.1`).catch(() => ({ size: 0 }))).size;
@@ -312,7 +312,7 @@ sudo chmod 755 /usr/bin/rsync
           assert.doesNotMatch(opened, /console\.log/, `virtdev ${args.join(" ")} opened the console log`);
           return { code: output.code, stdout: new TextDecoder().decode(output.stdout) };
         };
-        const deadline = Date.now() + 75_000;
+        const deadline = Date.now() + 30_000;
         let rounds = 0;
         while (Date.now() < deadline) {
           assert.ok(await size() <= cap, `the console log holds ${await size()} bytes`);
