@@ -79,6 +79,9 @@ Deno.test({
   try {
     await t.step("passt: no address the guest knows leads to the host's loopback or to another project", async () => {
       for (const name of ["neta", "netb"]) await ok(["create", name]);
+      // b only has to answer on its SSH port: one vCPU keeps the two boots
+      // from crowding the host's two cores (each vCPU is a thread under TCG).
+      await ok(["set", "netb", "cpus=1", "memory=1G"]);
       for (const name of ["neta", "netb"]) {
         const start = await ok(["start", name]);
         assert.doesNotMatch(start.stderr, /loopback/, "no SLIRP warning with passt");

@@ -106,6 +106,32 @@ Deno.test("kill -9 of QEMU: status says stopped at once, and start cleans up and
   }
 });
 
+Deno.test("wait that times out shows the console's last lines, without its escape sequences", async () => {
+  await using sandbox = await vmSandbox();
+  try {
+    assert.equal((await virtdev(sandbox, ["key"])).code, 0);
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    const log = join(sandbox.virtdevHome, "projects", "a", "console.log");
+    // OVMF draws its boot screen on the serial console with escape sequences,
+    // then says which boot options failed.
+    // deno-lint-ignore no-control-regex -- the escape character is what is looked for.
+    const drawnThenSaid = /\x1b[^]*BdsDxe/;
+    let text = "";
+    for (let i = 0; i < 1200 && !drawnThenSaid.test(text); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      text = await Deno.readTextFile(log).catch(() => "");
+    }
+    assert.match(text, drawnThenSaid, "the firmware wrote escape sequences, then text");
+    const wait = await virtdev(sandbox, ["wait", "a"], { env: { VIRTDEV_WAIT_TIMEOUT: "1" } });
+    assert.equal(wait.code, 7, wait.stderr);
+    assert.match(wait.stderr, /The console's last lines:\n(hint: {3}.*\n)*hint: {3}.*BdsDxe/);
+    // deno-lint-ignore no-control-regex -- no control character may reach the terminal.
+    assert.doesNotMatch(wait.stderr, /[\x00-\x08\x0b-\x1f\x7f]/);
+  } finally {
+    await killVms(sandbox, ["a", "b"]);
+  }
+});
+
 Deno.test("a pidfile naming another live process is not mistaken for the VM", async () => {
   await using sandbox = await vmSandbox();
   const dir = join(sandbox.virtdevHome, "projects", "a");

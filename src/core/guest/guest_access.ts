@@ -15,6 +15,8 @@ import type { ProjectPaths, Store } from "../store/store.ts";
 import { readAgentState } from "../vm/agent_state.ts";
 import { appendVmLog } from "../vm/vm_log.ts";
 import { formatTimeline } from "../vm/boot_timeline.ts";
+import { readFileTail } from "../vm/console_log.ts";
+import { stripTerminalControls } from "./terminal_text.ts";
 
 /** Exit codes of `wait`. */
 export const WaitExit = {
@@ -106,6 +108,7 @@ export async function waitForGuest(
   const changes = _changeSignal(watcher);
   try {
     let retry = 50;
+    let lastSshFailure: string | undefined;
     for (;;) {
       const status = await inspectVm(guest.paths);
       if (status.state === "stopped" || status.state === "stopping") {
@@ -126,7 +129,12 @@ export async function waitForGuest(
       if (Date.now() > deadline) {
         throw new VirtdevError(`Project ${name} did not become reachable within ${options.config.waitTimeout}s.`, {
           exitCode: WaitExit.timeout,
-          hint: [`Raise VIRTDEV_WAIT_TIMEOUT, or look at the console: virtdev console ${name}`],
+          hint: [
+            `Raise VIRTDEV_WAIT_TIMEOUT, or look at the console: virtdev console ${name}`,
+            ...(lastSshFailure === undefined
+              ? await _consoleTail(guest.paths)
+              : [`The guest said it was ready, but SSH logins kept failing; the last said: ${lastSshFailure}`]),
+          ],
         });
       }
       const readiness = await guestReadiness(guest.paths);
@@ -169,6 +177,7 @@ export async function waitForGuest(
           });
         }
         // sshd is restarting or not yet listening: try again shortly.
+        lastSshFailure = _lastLine(result.stderr, result.code);
         await changes.next(retry);
         retry = Math.min(retry * 2, 1000);
       } else {
@@ -221,4 +230,22 @@ function _changeSignal(watcher: Deno.FsWatcher): { next(ms: number): Promise<voi
       });
     },
   };
+}
+
+/** The last line of an SSH failure, safe to print. */
+function _lastLine(stderr: string, code: number): string {
+  const line = stripTerminalControls(stderr).trim().split("\n").at(-1)?.trim() ?? "";
+  return line === "" ? `exit ${code}` : line.slice(0, 200);
+}
+
+/**
+ * The console's last lines, for a boot that went nowhere: read from the
+ * end within a fixed size, stripped of the guest's control sequences and
+ * cut to a line's width.
+ */
+async function _consoleTail(paths: ProjectPaths): Promise<string[]> {
+  const tail = await readFileTail(paths.consoleLog, 4096).catch(() => undefined);
+  const lines = (tail ?? "").split("\n").map((line) => stripTerminalControls(line).trim()).filter((line) => line !== "")
+    .slice(-6).map((line) => `  ${line.length > 150 ? `${line.slice(0, 150)}…` : line}`);
+  return lines.length === 0 ? [] : ["The console's last lines:", ...lines];
 }
