@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CappedLog, FileFollower, MarkerScanner, readFileTail } from "../src/core/vm/console_log.ts";
-import { formatTimeline, parseTimeline } from "../src/core/vm/boot_timeline.ts";
+import { formatTimeline, lastBootTimeline, parseTimeline } from "../src/core/vm/boot_timeline.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -77,4 +77,18 @@ Deno.test("a boot timeline line reads back as it was written, whatever precedes 
   const parsed = parseTimeline(`2026-12-02T10:00:00.000Z ${line}`);
   assert.deepEqual([...parsed], [["qmp", 0.21], ["ssh login", 21.5]]);
   assert.equal(parseTimeline("2026-12-02T10:00:00.000Z started: port 2222").size, 0);
+});
+
+Deno.test("the last boot's timeline joins its ready line with the lines after it, and nothing of earlier boots", () => {
+  const at = (line: string) => `2026-12-02T10:00:00.000Z ${line}`;
+  const log = [
+    at(formatTimeline([{ name: "qmp", seconds: 0.1 }, { name: "getty", seconds: 30 }, { name: "ready", seconds: 31 }])),
+    at(formatTimeline([{ name: "ssh login", seconds: 33 }])),
+    at("stopped"),
+    at(formatTimeline([{ name: "qmp", seconds: 0.2 }, { name: "ready", seconds: 25 }])),
+    at(formatTimeline([{ name: "ssh login", seconds: 27 }])),
+    at(formatTimeline([{ name: "getty", seconds: 28 }])),
+  ].join("\n");
+  assert.deepEqual([...lastBootTimeline(log)], [["qmp", 0.2], ["ready", 25], ["ssh login", 27], ["getty", 28]]);
+  assert.equal(lastBootTimeline("").size, 0);
 });

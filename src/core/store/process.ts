@@ -102,7 +102,11 @@ export async function runTool(
     _collect(child.stdout, (text) => options.onOutput?.(text, "stdout"), options.maxCapture),
     _collect(child.stderr, (text) => options.onOutput?.(text, "stderr"), options.maxCapture),
     child.status,
-  ]).finally(() => clearTimeout(timer));
+  ]).finally(() => {
+    // Not even a look at the global without a timer: Deno loads its timers
+    // (node:timers, about 10 ms) the first time either global is touched.
+    if (timer !== undefined) clearTimeout(timer);
+  });
   const result: ToolResult = { code: exitCodeOf(status), stdout, stderr, ...(timedOut ? { timedOut } : {}) };
   if (result.code !== 0 && !options.allowFailure && !timedOut) {
     const detail = result.stderr.trim().split("\n").slice(-5).join("\n");
@@ -119,13 +123,21 @@ async function _collect(
   onText: (text: string) => void,
   maxCapture = Infinity,
 ): Promise<string> {
+  // A plain reader and a streaming decoder, not a TextDecoderStream: piping
+  // through a transform stream cost a short command several milliseconds.
+  const decoder = new TextDecoder();
+  const reader = stream.getReader();
   let all = "";
-  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-    all += text;
-    if (all.length > maxCapture) all = all.slice(-maxCapture);
-    onText(text);
+  for (;;) {
+    const { done, value } = await reader.read();
+    const text = done ? decoder.decode() : decoder.decode(value, { stream: true });
+    if (text !== "") {
+      all += text;
+      if (all.length > maxCapture) all = all.slice(-maxCapture);
+      onText(text);
+    }
+    if (done) return all;
   }
-  return all;
 }
 
 function _spawnError(program: string, error: unknown, hint: string | undefined): ToolError {

@@ -35,3 +35,15 @@ export function parseTimeline(line: string): Map<string, number> {
   }
   return found;
 }
+
+/**
+ * The milestones of the last boot in a vm.log's text: its ready line (the
+ * one that starts with QEMU's spawn), and every timeline line after it
+ * (the first login, a late getty).
+ */
+export function lastBootTimeline(vmLog: string): Map<string, number> {
+  const timelines = vmLog.split("\n").filter((line) => line.includes(timelinePrefix)).map(parseTimeline);
+  let first = timelines.length - 1;
+  while (first > 0 && !timelines[first].has("qmp")) first--;
+  return new Map(timelines.slice(Math.max(first, 0)).flatMap((timeline) => [...timeline]));
+}
