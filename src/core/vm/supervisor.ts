@@ -295,7 +295,24 @@ export const systemdSupervisor: Supervisor = {
     await _signal(pid, "KILL");
   },
   async release(record) {
-    if (record?.unit) await runTool("systemctl", ["--user", "reset-failed", record.unit], { allowFailure: true });
+    if (!record?.unit) return;
+    // QEMU has exited, but the unit lives until the host agent has stopped
+    // passt and written its last lines; a start made at once would find the
+    // name taken. Wait for it (bounded), then end what is left.
+    const show = async () =>
+      (await runTool("systemctl", ["--user", "show", record.unit!, "--property=ActiveState", "--value"], {
+        allowFailure: true,
+      })).stdout.trim();
+    const deadline = Date.now() + _unitSettleMs;
+    let state = await show();
+    while (_unitStillUp(state) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      state = await show();
+    }
+    if (_unitStillUp(state)) {
+      await runTool("systemctl", ["--user", "kill", "--signal=SIGKILL", record.unit], { allowFailure: true });
+    }
+    await runTool("systemctl", ["--user", "reset-failed", record.unit], { allowFailure: true });
   },
   logCommand: (project, { follow }) => [
     "journalctl",
@@ -306,6 +323,13 @@ export const systemdSupervisor: Supervisor = {
     ...(follow ? ["--follow"] : []),
   ],
 };
+
+/** How long a unit may take to end after its QEMU has exited. */
+const _unitSettleMs = 10_000;
+
+function _unitStillUp(state: string): boolean {
+  return state === "active" || state === "deactivating" || state === "activating" || state === "reloading";
+}
 
 /** Sends `signal` to `pid`; a process that is already gone is what was wanted. */
 async function _signal(pid: number, signal: "TERM" | "KILL"): Promise<void> {
