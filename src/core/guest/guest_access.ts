@@ -234,8 +234,14 @@ function _changeSignal(watcher: Deno.FsWatcher): { next(ms: number): Promise<voi
 
 /** The last line of an SSH failure, safe to print. */
 function _lastLine(stderr: string, code: number): string {
-  const line = stripTerminalControls(stderr).trim().split("\n").at(-1)?.trim() ?? "";
-  return line === "" ? `exit ${code}` : line.slice(0, 200);
+  const line = _printable(stderr.trim().split("\n").at(-1) ?? "");
+  return line === "" ? `exit ${code}` : line;
+}
+
+/** One line from the guest's side, stripped of control sequences and cut to a line's width. */
+function _printable(line: string): string {
+  const text = stripTerminalControls(line).trim();
+  return text.length > 150 ? `${text.slice(0, 150)}…` : text;
 }
 
 /**
@@ -245,7 +251,8 @@ function _lastLine(stderr: string, code: number): string {
  */
 async function _consoleTail(paths: ProjectPaths): Promise<string[]> {
   const tail = await readFileTail(paths.consoleLog, 4096).catch(() => undefined);
-  const lines = (tail ?? "").split("\n").map((line) => stripTerminalControls(line).trim()).filter((line) => line !== "")
-    .slice(-6).map((line) => `  ${line.length > 150 ? `${line.slice(0, 150)}…` : line}`);
+  const lines = (tail ?? "").split("\n").map(_printable).filter((line) => line !== "").slice(-6).map((line) =>
+    `  ${line}`
+  );
   return lines.length === 0 ? [] : ["The console's last lines:", ...lines];
 }

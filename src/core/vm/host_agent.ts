@@ -171,9 +171,13 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
       milestone(name);
       // The ready line writes the boot's timeline; a milestone that comes
       // later (the serial getty often does) gets a line of its own.
-      const readyLogged = milestones.some((m) => m.name === "ready");
       if (name === "ready") appendVmLog(paths, formatTimeline(milestones));
-      else if (readyLogged) appendVmLog(paths, formatTimeline(milestones.filter((m) => m.name === name)));
+      else if (milestones.some((m) => m.name === "ready")) {
+        appendVmLog(
+          paths,
+          formatTimeline(milestones.filter((m) => m.name === name)),
+        );
+      }
     },
     onReadiness: (readiness) => {
       setState({ readiness });

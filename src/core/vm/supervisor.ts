@@ -279,10 +279,8 @@ export const systemdSupervisor: Supervisor = {
       missingHint: "Install systemd, or set VIRTDEV_SUPERVISOR=process.",
     });
     await _awaitLaunch(launch, async () => {
-      const state = (await runTool("systemctl", ["--user", "show", unit, "--property=ActiveState", "--value"], {
-        allowFailure: true,
-      })).stdout.trim();
-      return state === "failed" || state === "inactive" ? `unit ${state}` : undefined;
+      const state = await _unitState(unit);
+      return _unitEnded(state) ? `unit ${state}` : undefined;
     });
   },
   async terminate(_paths, _pid, record) {
@@ -299,17 +297,15 @@ export const systemdSupervisor: Supervisor = {
     // QEMU has exited, but the unit lives until the host agent has stopped
     // passt and written its last lines; a start made at once would find the
     // name taken. Wait for it (bounded), then end what is left.
-    const show = async () =>
-      (await runTool("systemctl", ["--user", "show", record.unit!, "--property=ActiveState", "--value"], {
-        allowFailure: true,
-      })).stdout.trim();
     const deadline = Date.now() + _unitSettleMs;
-    let state = await show();
-    while (_unitStillUp(state) && Date.now() < deadline) {
+    // An empty answer: systemctl could not say; nothing to wait for.
+    const up = (state: string) => state !== "" && !_unitEnded(state);
+    let state = await _unitState(record.unit);
+    while (up(state) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      state = await show();
+      state = await _unitState(record.unit);
     }
-    if (_unitStillUp(state)) {
+    if (up(state)) {
       await runTool("systemctl", ["--user", "kill", "--signal=SIGKILL", record.unit], { allowFailure: true });
     }
     await runTool("systemctl", ["--user", "reset-failed", record.unit], { allowFailure: true });
@@ -327,8 +323,16 @@ export const systemdSupervisor: Supervisor = {
 /** How long a unit may take to end after its QEMU has exited. */
 const _unitSettleMs = 10_000;
 
-function _unitStillUp(state: string): boolean {
-  return state === "active" || state === "deactivating" || state === "activating" || state === "reloading";
+/** A user unit's ActiveState ("" when systemctl cannot say). */
+async function _unitState(unit: string): Promise<string> {
+  return (await runTool("systemctl", ["--user", "show", unit, "--property=ActiveState", "--value"], {
+    allowFailure: true,
+  })).stdout.trim();
+}
+
+/** Whether a unit in `state` has ended (an unknown unit shows as inactive). */
+function _unitEnded(state: string): boolean {
+  return state === "inactive" || state === "failed";
 }
 
 /** Sends `signal` to `pid`; a process that is already gone is what was wanted. */
