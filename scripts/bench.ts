@@ -8,7 +8,8 @@
  *   create      vs 2× qemu-img create + the nvram copy
  *   start→wait  vs a bare qemu-system-x86_64 read for the guest's ready line
  *               on its serial console, then one `ssh true` (the same work: a
- *               login that works), with the boot timeline of our rounds
+ *               login that works), with the boot timeline of our rounds;
+ *               one boot of each comes first and is not counted
  *   clone       vs copying the deltas and nvram and making a host key
  *   stop        vs QMP system_powerdown + waitpid
  *   list        with 200 projects, vs list with 22
@@ -181,7 +182,7 @@ async function floorRound(): Promise<void> {
   );
 }
 
-async function oursRound(round: number): Promise<void> {
+async function oursRound(withSlirp: boolean): Promise<void> {
   oursReady.push(
     (await timed(async () => {
       await must(sandbox, "start", "bench");
@@ -192,7 +193,7 @@ async function oursRound(round: number): Promise<void> {
   // After the stop: a getty that came after the login is in by then.
   timelines.push(lastBootTimeline(await Deno.readTextFile(store.project("bench").vmLog)));
   // The same boot on SLIRP, every other round: what passt costs (or saves) on the way to a login.
-  if (round % 2 === 1) return;
+  if (!withSlirp) return;
   slirpReady.push(
     (await timed(async () => {
       await mustWith(sandbox, { VIRTDEV_NET_BACKEND: "slirp" }, "start", "bench");
@@ -202,17 +203,53 @@ async function oursRound(round: number): Promise<void> {
   await must(sandbox, "stop", "bench");
 }
 
+/** CPU ticks used so far by each process on the host, with its command line: what else ran during the boots. */
+async function hostCpu(): Promise<Map<string, { ticks: number; command: string }>> {
+  const found = new Map<string, { ticks: number; command: string }>();
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const command = (await Deno.readTextFile(`/proc/${entry.name}/cmdline`)).replaceAll("\0", " ").trim();
+      found.set(`${entry.name} ${fields[19]}`, { ticks: Number(fields[11]) + Number(fields[12]), command });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+const cpuBefore = await hostCpu();
+const loadBefore = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+
+// One boot of each first, not counted: a project's first boot grows its
+// file systems into the disks (seconds of guest CPU under TCG), and the
+// first QEMU of the run meets a cold page cache. In CI that round ran 5 to
+// 15 % slower than the rest, for the floor and for us alike.
+log("bench: warm-up boots (not counted)...");
+await floorRound();
+await oursRound(false);
+for (const samples of [floorReady, floorBanner, floorStop, oursReady, oursStop, timelines]) samples.length = 0;
 for (let round = 0; round < rounds; round++) {
   log(`bench: boot round ${round + 1}/${rounds}...`);
-  // Alternate who boots first, so neither always meets a cold page cache.
+  // Alternate who boots first, so neither always boots right after the other.
   if (round % 2 === 0) {
     await floorRound();
-    await oursRound(round);
+    await oursRound(true);
   } else {
-    await oursRound(round);
+    await oursRound(false);
     await floorRound();
   }
 }
+
+// What else used the host's CPU while the rounds ran (processes alive before and after them).
+const cpuAfter = await hostCpu();
+const ticksPerSecond = 100;
+const busiest = [...cpuAfter].map(([key, after]) => ({
+  command: after.command,
+  seconds: (after.ticks - (cpuBefore.get(key)?.ticks ?? 0)) / ticksPerSecond,
+})).filter((p) => p.seconds >= 0.5 && !p.command.includes("scripts/bench.ts")).sort((a, b) => b.seconds - a.seconds);
+const loadAfter = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
 
 // clone: the CLI against copying the two deltas and the nvram (reflinks where
 // the file system allows), after the boots have written into them.
@@ -316,7 +353,7 @@ function row(label: string, ours: number[], floor: number[], unit = "ms"): strin
     (o / f).toFixed(2)
   }x`;
 }
-print(`virtdev bench (${accel}, ${rounds} boot rounds, medians)`);
+print(`virtdev bench (${accel}, ${rounds} boot rounds after a warm-up boot each, medians)`);
 print(row("create (CLI)", oursCreate, floorCreate));
 print(row("create (core, in-process)", coreCreate, floorCreate));
 print(row("create (bundle)", bundleCreate, bundleFloorCreate));
@@ -333,6 +370,9 @@ print(
 for (const line of startupRows) print(`  ${line}`);
 print(row("start→wait (a login works)", oursReady, floorReady));
 print(`  boot rounds: ours ${seconds(oursReady)}; floor ${seconds(floorReady)} (ready line ${seconds(floorBanner)})`);
+print(
+  `  per round, ours against the floor: ${oursReady.map((o, i) => `${(o / floorReady[i]).toFixed(2)}x`).join(", ")}`,
+);
 const milestones = ["qmp", "console", "bootloader", "getty", "ready", "ssh login"];
 print(`  timeline (median s since QEMU spawned): ${
   milestones.map((name) => {
@@ -343,6 +383,13 @@ print(`  timeline (median s since QEMU spawned): ${
 for (const [i, t] of timelines.entries()) {
   print(`    round ${i + 1}: ${[...t].map(([name, value]) => `${name} ${value.toFixed(2)}`).join(", ")}`);
 }
+print(
+  `  host: load ${loadBefore} before the boots, ${loadAfter} after; other processes that used ≥ 0.5 s CPU meanwhile: ${
+    busiest.length === 0
+      ? "none"
+      : busiest.slice(0, 5).map((p) => `${p.command.slice(0, 60)} (${p.seconds.toFixed(1)} s)`).join("; ")
+  }`,
+);
 print(row("start→wait, passt vs SLIRP", oursReady, slirpReady));
 print(`  boot rounds: SLIRP ${seconds(slirpReady)}`);
 print(row("stop", oursStop, floorStop));
