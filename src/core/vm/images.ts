@@ -1,10 +1,12 @@
 /**
- * Disk images through qemu-img: create, inspect, check, convert, rebase.
+ * Disk images through qemu-img: create, inspect, check, convert, rebase
+ * (a delta over a qcow2 base is written in-process: `qcow2_overlay.ts`).
  *
  * @module
  */
 import { runTool } from "../store/process.ts";
 import { makePrivate } from "../store/file_modes.ts";
+import { writeQcow2Overlay } from "./qcow2_overlay.ts";
 
 const _hint = "Install QEMU's image tools: 'pacman -S qemu-img' (Arch) or 'apt install qemu-utils' (Debian).";
 
@@ -49,10 +51,8 @@ export async function createImage(path: string, sizeBytes: number): Promise<void
 
 /** Creates a thin qcow2 delta of `path` over the absolute `backing` image. */
 export async function createDelta(path: string, backing: string): Promise<void> {
-  await runTool("qemu-img", ["create", "-q", "-f", "qcow2", "-b", backing, "-F", "qcow2", path], {
-    missingHint: _hint,
-  });
-  await makePrivate(path);
+  // What 'qemu-img create -f qcow2 -b <backing> -F qcow2' writes, without its process.
+  await writeQcow2Overlay(path, backing);
 }
 
 /**
