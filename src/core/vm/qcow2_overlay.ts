@@ -93,7 +93,7 @@ export async function writeQcow2Overlay(path: string, backing: string): Promise<
   h.setUint32(16, name.length);
   h.setUint32(20, _clusterBits);
   h.setBigUint64(24, BigInt(size));
-  h.setUint32(32, 0); // no encryption
+  // 32: no encryption.
   h.setUint32(36, l1Entries);
   h.setBigUint64(40, BigInt(l1Offset));
   h.setBigUint64(48, BigInt(_clusterSize)); // refcount table
@@ -111,7 +111,8 @@ export async function writeQcow2Overlay(path: string, backing: string): Promise<
   const refcountTable = new Uint8Array(8);
   new DataView(refcountTable.buffer).setBigUint64(0, BigInt(2 * _clusterSize));
   const refcounts = new Uint8Array(usedClusters * 2);
-  for (let cluster = 0; cluster < usedClusters; cluster++) new DataView(refcounts.buffer).setUint16(cluster * 2, 1);
+  const counts = new DataView(refcounts.buffer);
+  for (let cluster = 0; cluster < usedClusters; cluster++) counts.setUint16(cluster * 2, 1);
 
   using file = await Deno.open(path, { write: true, createNew: true, mode: privateFileMode });
   for (const [offset, bytes] of [[0, head], [_clusterSize, refcountTable], [2 * _clusterSize, refcounts]] as const) {
