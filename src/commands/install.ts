@@ -1,7 +1,7 @@
 import { defineCommand, valueOption } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
 import { UsageError } from "../core/store/errors.ts";
-import { installBase, type InstallSource, type InstallStage } from "../core/base/install.ts";
+import { InstallExit, installBase, type InstallSource, type InstallStage } from "../core/base/install.ts";
 import { isoPath } from "../core/base/iso.ts";
 import { parseSize } from "../core/store/size.ts";
 import { resolveAccel } from "../core/vm/vm_lifecycle.ts";
@@ -47,7 +47,7 @@ export const installCommand = defineCommand("install", {
       throw new UsageError(`--home-size: ${(error as Error).message}`);
     }
     const result = await withLock(context, "install", async () => {
-      const accel = await resolveAccel(config, ui);
+      const accel = await resolveAccel(config, ui, { kvmUnusableExit: InstallExit.qemuFailed });
       let current: Stage | undefined;
       return await installBase(store, source, {
         config,

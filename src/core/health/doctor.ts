@@ -100,13 +100,23 @@ async function _checkKvm(config: Config): Promise<Check> {
   if (config.accel === "tcg") {
     return { id: "kvm", status: "ok", summary: "VIRTDEV_ACCEL=tcg: VMs run under TCG (software emulation)." };
   }
-  const probe = await probeKvm(config.cache, { fresh: true }).catch((error) => {
+  let firmwareCode: string;
+  try {
+    firmwareCode = resolveFirmware(config).code;
+  } catch (error) {
+    // No firmware: its own check says so.
+    if (error instanceof VirtdevError) {
+      return { id: "kvm", status: "warn", summary: "KVM not probed: no UEFI firmware to run under it." };
+    }
+    throw error;
+  }
+  const probe = await probeKvm(config.cache, { firmwareCode, fresh: true }).catch((error) => {
     // QEMU missing: its own check says so.
     if (error instanceof VirtdevError) return undefined;
     throw error;
   });
   if (probe === undefined) return { id: "kvm", status: "warn", summary: "KVM not probed: QEMU cannot be run." };
-  if (probe.usable) return { id: "kvm", status: "ok", summary: "KVM is usable." };
+  if (probe.usable) return { id: "kvm", status: "ok", summary: "KVM is usable: it runs the UEFI firmware." };
   if (config.accel === "kvm") {
     return {
       id: "kvm",

@@ -1,15 +1,21 @@
 /**
- * Whether KVM can run a guest here, not only whether `/dev/kvm` opens:
- * some hosts (nested virtualisation without MSR support) give a device on
- * which QEMU aborts at the first vCPU reset ("failed to set MSR 0x10a").
- * One short QEMU run answers it; the answer is cached for this boot of the
- * host, so that `start` pays for it once.
+ * Whether KVM can run the firmware virtdev boots, not only whether
+ * `/dev/kvm` opens. These hosts fail in two ways: QEMU aborts at the first
+ * vCPU reset ("failed to set MSR 0x10a"), or KVM runs SeaBIOS but stops
+ * OVMF within a few hundred milliseconds ("KVM internal error", run state
+ * `internal-error`, QEMU left idle). So the probe runs the configured UEFI
+ * firmware under KVM, no disk, and asks QMP after a second whether the
+ * vCPU still runs and has left the reset vector. The answer is cached for
+ * this boot of the host, this QEMU and this firmware, so that `start` pays
+ * for it once.
  *
  * @module
  */
 import { join } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
-import { runTool } from "../store/process.ts";
+import { exitCodeOf, runTool, spawnTool } from "../store/process.ts";
+import { escapeOptionValue } from "./qemu_args.ts";
+import { QmpCommandError } from "./qmp.ts";
 import { readProcFile } from "../store/proc_file.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
 
@@ -23,37 +29,52 @@ export interface KvmProbe {
   readonly cached: boolean;
 }
 
-/** How long a KVM guest must stay up to count as running. */
-const _aliveMs = 700;
+/** How long the firmware must run under KVM before it counts as running. */
+const _observeMs = 1000;
+/** The longest a probe may take, whatever QEMU does. */
+const _probeDeadlineMs = 10_000;
 const _bootIdFile = "/proc/sys/kernel/random/boot_id";
 
 /**
- * Probes KVM, or returns this host boot's cached answer from
- * `cacheDir/kvm-probe.json`. `fresh` skips the cache.
+ * Probes KVM with the UEFI firmware `firmwareCode`, or returns the cached
+ * answer from `cacheDir/kvm-probe.json` for this host boot, QEMU version
+ * and firmware. `fresh` skips the cache.
  */
 export async function probeKvm(
   cacheDir: string,
-  options: { readonly fresh?: boolean; readonly qemu?: string } = {},
+  options: { readonly firmwareCode: string; readonly fresh?: boolean; readonly qemu?: string },
 ): Promise<KvmProbe> {
+  const qemu = options.qemu ?? "qemu-system-x86_64";
   const cacheFile = join(cacheDir, "kvm-probe.json");
   const bootId = (await readProcFile(_bootIdFile))?.trim() || undefined;
-  if (!options.fresh && bootId !== undefined) {
-    const cached = await _readCache(cacheFile, bootId);
+  const key = bootId === undefined ? undefined : await _cacheKey(bootId, qemu, options.firmwareCode);
+  if (!options.fresh && key !== undefined) {
+    const cached = await _readCache(cacheFile, key);
     if (cached) return cached;
   }
-  const probe = await _probe(options.qemu ?? "qemu-system-x86_64");
-  if (bootId !== undefined) {
+  const probe = await _probe(qemu, options.firmwareCode);
+  if (key !== undefined) {
     await Deno.mkdir(cacheDir, { recursive: true, mode: 0o700 }).catch(() => {});
-    const record = { bootId, usable: probe.usable, ...(probe.reason ? { reason: probe.reason } : {}) };
+    const record = { key, usable: probe.usable, ...(probe.reason ? { reason: probe.reason } : {}) };
     await writeFileAtomic(cacheFile, `${JSON.stringify(record)}\n`).catch(() => {});
   }
   return probe;
 }
 
-async function _readCache(file: string, bootId: string): Promise<KvmProbe | undefined> {
+/** The host boot, QEMU's version line and the firmware file's identity: a change of any asks again. */
+async function _cacheKey(bootId: string, qemu: string, firmwareCode: string): Promise<string | undefined> {
+  const version = await runTool(qemu, ["--version"], { allowFailure: true, maxCapture: 1024 }).catch(() => undefined);
+  if (version === undefined || version.code !== 0) return undefined;
+  const firmware = await Deno.stat(firmwareCode).catch(() => undefined);
+  if (firmware === undefined) return undefined;
+  const qemuVersion = version.stdout.split("\n")[0].trim();
+  return [bootId, qemuVersion, firmwareCode, firmware.size, firmware.mtime?.getTime() ?? 0].join("|");
+}
+
+async function _readCache(file: string, key: string): Promise<KvmProbe | undefined> {
   try {
     const record = JSON.parse(await Deno.readTextFile(file));
-    if (record?.bootId !== bootId || typeof record.usable !== "boolean") return undefined;
+    if (record?.key !== key || typeof record.usable !== "boolean") return undefined;
     return {
       usable: record.usable,
       ...(typeof record.reason === "string" ? { reason: record.reason } : {}),
@@ -64,7 +85,7 @@ async function _readCache(file: string, bootId: string): Promise<KvmProbe | unde
   }
 }
 
-async function _probe(qemu: string): Promise<KvmProbe> {
+async function _probe(qemu: string, firmwareCode: string): Promise<KvmProbe> {
   // test(1) asks access(2) for this user; Deno grants a device only with --allow-all.
   const present = await runTool("test", ["-e", "/dev/kvm"], { allowFailure: true });
   if (present.code !== 0) {
@@ -78,28 +99,251 @@ async function _probe(qemu: string): Promise<KvmProbe> {
   if (access.code !== 0) {
     return { usable: false, reason: "this user may not open /dev/kvm (not in the kvm group?).", cached: false };
   }
-  // No firmware, disk or display: SeaBIOS runs on one vCPU and finds nothing
-  // to boot. A QEMU still running after _aliveMs has run its vCPU.
-  const run = await runTool(qemu, [
-    "-accel",
-    "kvm",
-    "-machine",
-    "q35",
-    "-cpu",
-    "host",
-    "-m",
-    "32",
-    "-nodefaults",
-    "-display",
-    "none",
-    "-monitor",
-    "none",
-    "-serial",
-    "none",
-    "-no-reboot",
-  ], { allowFailure: true, timeoutMs: _aliveMs, maxCapture: 4096 });
-  if (run.timedOut) return { usable: true, cached: false };
-  const detail = stripTerminalControls(run.stderr).trim().split("\n").filter((line) => line.trim()).pop() ??
-    `exit ${run.code}`;
-  return { usable: false, reason: `QEMU cannot run a guest under KVM here: ${detail}`, cached: false };
+  const run = await FirmwareRun.start(qemu, { accel: "kvm", firmwareCode });
+  try {
+    const observation = await run.observe(_observeMs);
+    return { ...kvmVerdict(observation), cached: false };
+  } finally {
+    await run.close();
+  }
+}
+
+/** What a short firmware run showed. */
+export type FirmwareObservation =
+  | { readonly kind: "exited"; readonly code: number; readonly stderr: string }
+  | { readonly kind: "alive"; readonly status: string; readonly progressed: boolean; readonly stderr: string };
+
+/** Whether an observation proves that the accelerator runs the firmware, and why not when it does not. */
+export function kvmVerdict(observation: FirmwareObservation): { readonly usable: boolean; readonly reason?: string } {
+  const detail = _lastLine(observation.stderr);
+  if (observation.kind === "exited") {
+    return {
+      usable: false,
+      reason: `QEMU cannot run the firmware under KVM here: ${detail ?? `it exited with ${observation.code}`}.`,
+    };
+  }
+  if (observation.status !== "running") {
+    const said = detail ? ` (QEMU: ${detail})` : "";
+    return {
+      usable: false,
+      reason: `KVM stopped the UEFI firmware at once: run state '${observation.status}'${said}.`,
+    };
+  }
+  if (!observation.progressed) {
+    return { usable: false, reason: "the UEFI firmware made no progress under KVM (its vCPU is still at reset)." };
+  }
+  return { usable: true };
+}
+
+function _lastLine(text: string): string | undefined {
+  // Register and code dumps ("RAX=…", "CS =…", "Code=…", "extra data[0]: …") say nothing to a person.
+  const lines = stripTerminalControls(text).split("\n").map((line) => line.trim())
+    .filter((line) => line && !/^(extra data\[\d+\]:|Code=|[A-Z][A-Za-z0-9]{1,3} ?=)/.test(line));
+  // QEMU's KVM error is a header, register dumps, then a summary: the header and summary say it.
+  const internal = lines.find((line) => /KVM internal error/.test(line));
+  const last = lines.pop()?.replace(/[.:]+$/, "");
+  if (internal && last && last !== internal) return `${internal.replace(/[.:]+$/, "")}, ${last}`;
+  return last;
+}
+
+/**
+ * The UEFI firmware alone in a QEMU (no disk, no network, no display),
+ * spoken to by QMP on QEMU's standard streams: the probe's run, also used
+ * by tests with `-S` to see that "stopped" is never taken for "running".
+ */
+export class FirmwareRun {
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #lines: AsyncIterator<string>;
+  readonly #stderr: Promise<void>;
+  #stderrSoFar = "";
+  readonly #exited: Promise<Deno.CommandStatus>;
+  #ended: Deno.CommandStatus | undefined;
+  readonly #started = Date.now();
+
+  private constructor(child: Deno.ChildProcess) {
+    this.#child = child;
+    this.#writer = child.stdin.getWriter();
+    this.#lines = _boundedLines(child.stdout);
+    this.#stderr = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of child.stderr) {
+        this.#stderrSoFar = (this.#stderrSoFar + decoder.decode(chunk, { stream: true })).slice(-8192);
+      }
+    })();
+    this.#exited = child.status.then((status) => this.#ended = status);
+  }
+
+  /** Starts QEMU on `firmwareCode` under `accel`; `extraArgs` (e.g. `-S`) go last. */
+  static async start(
+    qemu: string,
+    options: {
+      readonly accel: "kvm" | "tcg";
+      readonly firmwareCode: string;
+      readonly extraArgs?: readonly string[];
+    },
+  ): Promise<FirmwareRun> {
+    const child = spawnTool(qemu, [
+      "-machine",
+      `q35,accel=${options.accel}`,
+      "-cpu",
+      options.accel === "kvm" ? "host" : "max",
+      "-m",
+      "64",
+      "-nodefaults",
+      "-display",
+      "none",
+      "-serial",
+      "none",
+      "-monitor",
+      "none",
+      "-qmp",
+      "stdio",
+      "-drive",
+      `if=pflash,format=raw,readonly=on,file=${escapeOptionValue(options.firmwareCode)}`,
+      "-no-reboot",
+      ...(options.extraArgs ?? []),
+    ], { stdin: true });
+    const run = new FirmwareRun(child);
+    try {
+      await run.#command("qmp_capabilities", undefined, true);
+    } catch (error) {
+      if (!(error instanceof _Ended)) {
+        await run.close();
+        throw error;
+      }
+    }
+    return run;
+  }
+
+  /** The run state QMP reports, e.g. `running`, `prelaunch`, `internal-error`; `undefined` once QEMU has exited. */
+  async status(): Promise<string | undefined> {
+    try {
+      const reply = await this.#command("query-status") as { status?: unknown };
+      return typeof reply?.status === "string" ? reply.status : undefined;
+    } catch (error) {
+      if (error instanceof _Ended) return undefined;
+      throw error;
+    }
+  }
+
+  /** Runs a QMP command (e.g. `cont`). */
+  async execute(command: string): Promise<unknown> {
+    return await this.#command(command);
+  }
+
+  /** Whether the vCPU has left the reset vector (CS base 0xffff0000, IP 0xfff0). */
+  async progressed(): Promise<boolean> {
+    try {
+      const text = String(await this.#command("human-monitor-command", { "command-line": "info registers" }));
+      const cs = /^CS =([0-9a-f]{4}) ([0-9a-f]+)/im.exec(text);
+      const ip = /\b[RE]IP=([0-9a-f]+)/i.exec(text);
+      if (!cs || !ip) return false;
+      const atReset = BigInt(`0x${cs[2]}`) === 0xffff0000n && (BigInt(`0x${ip[1]}`) & 0xffffn) === 0xfff0n;
+      return !atReset;
+    } catch (error) {
+      if (error instanceof _Ended) return false;
+      throw error;
+    }
+  }
+
+  /** Lets the firmware run for `ms`, then says what it did. */
+  async observe(ms: number): Promise<FirmwareObservation> {
+    const wait = Math.max(0, this.#started + ms - Date.now());
+    await Promise.race([this.#exited, new Promise((resolve) => setTimeout(resolve, wait))]);
+    const status = this.#ended ? undefined : await this.status();
+    const progressed = status === undefined ? false : await this.progressed();
+    if (status === undefined) {
+      const ended = await this.#exited;
+      return { kind: "exited", code: exitCodeOf(ended), stderr: await this.#stderrNow() };
+    }
+    return { kind: "alive", status, progressed, stderr: await this.#stderrNow() };
+  }
+
+  /** Ends QEMU (SIGKILL) and waits for it. */
+  async close(): Promise<void> {
+    if (this.#ended === undefined) {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+    await this.#writer.close().catch(() => {});
+    await this.#exited;
+    await this.#stderr;
+  }
+
+  async #stderrNow(): Promise<string> {
+    // QEMU prints its KVM error as the vCPU stops; once it has exited the stream is whole.
+    if (this.#ended) await this.#stderr;
+    else await new Promise((resolve) => setTimeout(resolve, 50));
+    return this.#stderrSoFar;
+  }
+
+  async #command(command: string, args?: Readonly<Record<string, unknown>>, greeting = false): Promise<unknown> {
+    const deadline = this.#started + _probeDeadlineMs;
+    if (greeting) await this.#message(deadline);
+    const request = JSON.stringify(args === undefined ? { execute: command } : { execute: command, arguments: args });
+    try {
+      await this.#writer.write(new TextEncoder().encode(`${request}\n`));
+    } catch {
+      throw new _Ended();
+    }
+    for (;;) {
+      const message = await this.#message(deadline);
+      if (message.event !== undefined || message.QMP !== undefined) continue;
+      if (message.error) throw new QmpCommandError(command, message.error.class, message.error.desc);
+      return message.return;
+    }
+  }
+
+  async #message(deadline: number): Promise<_Message> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("QEMU did not answer the KVM probe in time.")), deadline - Date.now());
+    });
+    try {
+      for (;;) {
+        const next = await Promise.race([this.#lines.next(), timeout]);
+        if (next.done) throw new _Ended();
+        try {
+          return JSON.parse(next.value) as _Message;
+        } catch {
+          // Not QMP (QEMU prints nothing else on stdout); skip it.
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+type _Message = {
+  readonly QMP?: unknown;
+  readonly return?: unknown;
+  readonly error?: { readonly class: string; readonly desc: string };
+  readonly event?: string;
+};
+
+class _Ended extends Error {
+  constructor() {
+    super("QEMU has exited.");
+    this.name = "FirmwareRunEnded";
+  }
+}
+
+/** QMP lines from QEMU's stdout, each at most 64 KiB. */
+async function* _boundedLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of stream) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let newline: number;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      yield buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+    }
+    if (buffer.length > 65536) buffer = "";
+  }
 }

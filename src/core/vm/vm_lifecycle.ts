@@ -18,7 +18,7 @@ import { fwCfgNames } from "../guest/guest_contract.ts";
 import { ensureHostKey } from "../guest/host_key.ts";
 import { ensureInstanceId } from "../guest/instance_id.ts";
 import { finishInterruptedRevert } from "../projects/disk_snapshots.ts";
-import { choosePort, isPortFree, parsePort } from "./ports.ts";
+import { choosePort, isPortFree, parsePort, type PortChoice } from "./ports.ts";
 import { requireProject, requireVmPaths } from "../projects/project_lookup.ts";
 import { QmpClient, QmpClosedError } from "./qmp.ts";
 import { qemuArguments, type VmSpec } from "./qemu_args.ts";
@@ -31,7 +31,7 @@ import {
   type VmStatus,
 } from "./runtime_state.ts";
 import { pathExists, type ProjectPaths, readOptionalText, type Store } from "../store/store.ts";
-import { chooseSupervisor, hostAgentListeningPath, qemuProgram, supervisorFor } from "./supervisor.ts";
+import { chooseSupervisor, hostAgentListeningPath, LaunchExit, qemuProgram, supervisorFor } from "./supervisor.ts";
 import {
   detectPasst,
   type Egress,
@@ -68,21 +68,33 @@ export const StopExit = { notRunning: 4, stillRunning: 5 } as const;
 const _maxSocketPath = 107;
 
 /**
- * Picks the accelerator: with `auto`, KVM where a short probe shows that
- * QEMU can run a guest under it (cached per host boot), else TCG.
+ * Picks the accelerator. KVM counts only where a short run of the UEFI
+ * firmware under it proves it works (see `kvm_probe.ts`, cached per host
+ * boot, QEMU and firmware): with `auto` an unusable KVM means TCG and a
+ * warning saying why, with `kvm` an error within seconds rather than a
+ * guest that never boots.
+ *
+ * @throws {VirtdevError} exit `kvmUnusableExit` (start's 12 by default) when
+ *   VIRTDEV_ACCEL=kvm and KVM cannot run the firmware.
  */
 export async function resolveAccel(
-  config: Pick<Config, "accel" | "cache">,
+  config: Pick<Config, "accel" | "cache" | "ovmfCode" | "ovmfVars">,
   reporter: Reporter,
+  options: { readonly kvmUnusableExit?: number } = {},
 ): Promise<"kvm" | "tcg"> {
-  if (config.accel === "kvm") return "kvm";
-  if (config.accel === "auto") {
-    const probe = await probeKvm(config.cache);
-    if (probe.usable) return "kvm";
-    reporter.warn(`KVM is not usable: ${probe.reason} Using TCG (software emulation): the VM will be slow.`);
+  if (config.accel === "tcg") {
+    reporter.warn("running without KVM (software emulation, VIRTDEV_ACCEL=tcg): the VM will be slow.");
     return "tcg";
   }
-  reporter.warn("running without KVM (software emulation, VIRTDEV_ACCEL=tcg): the VM will be slow.");
+  const probe = await probeKvm(config.cache, { firmwareCode: resolveFirmware(config).code });
+  if (probe.usable) return "kvm";
+  if (config.accel === "kvm") {
+    throw new VirtdevError(`VIRTDEV_ACCEL=kvm, but KVM cannot run the UEFI firmware here: ${probe.reason}`, {
+      exitCode: options.kvmUnusableExit ?? LaunchExit.failed,
+      hint: "Unset VIRTDEV_ACCEL (or set it to auto) to fall back to TCG; 'virtdev doctor' probes again.",
+    });
+  }
+  reporter.warn(`KVM is not usable: ${probe.reason} Using TCG (software emulation): the VM will be slow.`);
   return "tcg";
 }
 
@@ -305,7 +317,6 @@ async function _launchVm(
 ): Promise<Omit<StartResult, "cleanedStale">> {
   const { explicit } = options;
   const name = paths.name;
-  const firmware = resolveFirmware(options.config);
   const keptText = (await readOptionalText(paths.port))?.trim();
   const kept = keptText && /^[0-9]+$/.test(keptText) ? Number(keptText) : undefined;
   const keptByOthers = new Set<number>();
@@ -314,7 +325,37 @@ async function _launchVm(
     const text = (await readOptionalText(store.project(other).port))?.trim();
     if (text && /^[0-9]+$/.test(text)) keptByOthers.add(Number(text));
   }
-  const choice = await choosePort({ explicit, kept }, { isFree: isPortFree, keptByOthers });
+  // Another store (another VIRTDEV_HOME, its own lock) may choose the same
+  // free port at the same moment: the bind decides, and the loser chooses
+  // again. A port asked for by name is never swapped.
+  const lost = new Set<number>();
+  for (let attempt = 1;; attempt++) {
+    const choice = await choosePort({ explicit, kept: lost.has(kept ?? -1) ? undefined : kept }, {
+      isFree: isPortFree,
+      keptByOthers: new Set([...keptByOthers, ...lost]),
+    });
+    try {
+      return await _launchOnPort(store, paths, { ...options, choice, kept: lost.size === 0 ? kept : undefined });
+    } catch (error) {
+      const raced = error instanceof VirtdevError && error.exitCode === LaunchExit.portRace;
+      if (!raced || choice.source === "explicit" || attempt >= _portAttempts) throw error;
+      lost.add(choice.port);
+      options.reporter.info(`Port ${choice.port} was taken as it was bound; choosing another.`);
+    }
+  }
+}
+
+/** How many ports a start tries when each is taken between its choice and its bind. */
+const _portAttempts = 5;
+
+async function _launchOnPort(
+  store: Store,
+  paths: ProjectPaths,
+  options: Parameters<typeof _launchVm>[2] & { readonly choice: PortChoice; readonly kept: number | undefined },
+): Promise<Omit<StartResult, "cleanedStale">> {
+  const { choice, kept } = options;
+  const name = paths.name;
+  const firmware = resolveFirmware(options.config);
   if (choice.source === "auto" && kept !== undefined) {
     options.reporter.warn(`port ${kept} is taken by another program; this project moves to port ${choice.port}.`);
   }
