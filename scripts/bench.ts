@@ -15,7 +15,10 @@
  *   list        with 200 projects, vs list with 22
  *
  * Environment: VIRTDEV_BENCH_ROUNDS (boot rounds, default 3), VIRTDEV_ACCEL
- * (default tcg here; kvm where it works).
+ * (default tcg here; kvm where it works), VIRTDEV_BENCH_SMOKE=1 (CI's smoke
+ * run: one round and no warm-up, fewer samples, the bundle as built; it
+ * exits 1 unless every boot reached a login and every ratio is a number).
+ * Every boot has a deadline (VIRTDEV_BENCH_BOOT_TIMEOUT, default 600 s).
  */
 import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -34,7 +37,13 @@ import { readinessLine } from "../src/core/guest/guest_contract.ts";
 import { binaryPermissionFlags, virtdevTaskCommand } from "./binary_permissions.ts";
 import { copyBase } from "../tests/_guest.ts";
 
-const rounds = Number(Deno.env.get("VIRTDEV_BENCH_ROUNDS") ?? "3");
+const smoke = Deno.env.get("VIRTDEV_BENCH_SMOKE") === "1";
+const rounds = smoke ? 1 : Number(Deno.env.get("VIRTDEV_BENCH_ROUNDS") ?? "3");
+/** Samples of each quick measurement (create, clone, start-up, list): fewer in the smoke run. */
+const samples = (full: number) => smoke ? Math.min(full, 3) : full;
+const bootDeadlineMs = Number(Deno.env.get("VIRTDEV_BENCH_BOOT_TIMEOUT") ?? "600") * 1000;
+/** Every ratio printed, checked by the smoke run. */
+const ratios: { label: string; value: number }[] = [];
 const accel = (Deno.env.get("VIRTDEV_ACCEL") ?? "tcg") as "kvm" | "tcg";
 
 /** A result line, on stdout. */
@@ -80,7 +89,7 @@ await using sandbox = await makeSandbox({
   VIRTDEV_VM_MEMORY: "1024",
   VIRTDEV_SYSTEM_DISK_SIZE: "4G",
   VIRTDEV_HOME_DISK_SIZE: "2G",
-  VIRTDEV_WAIT_TIMEOUT: "600",
+  VIRTDEV_WAIT_TIMEOUT: String(bootDeadlineMs / 1000),
 });
 // In CI the end-to-end tests have installed this image's base already.
 const sealed = Deno.env.get("VIRTDEV_TEST_SEALED_BASE");
@@ -107,7 +116,7 @@ async function floorCreateOnce(name: string): Promise<void> {
 const floorCreate: number[] = [];
 const oursCreate: number[] = [];
 const coreCreate: number[] = [];
-for (let i = 0; i < 10; i++) {
+for (let i = 0; i < samples(10); i++) {
   floorCreate.push((await timed(() => floorCreateOnce(`floor-${i}`)))[0]);
   oursCreate.push((await timed(() => must(sandbox, "create", `c${i}`)))[0]);
   // The same work in-process: what create costs without the CLI's start-up.
@@ -144,9 +153,22 @@ async function floorRound(): Promise<void> {
   const qemu = new Deno.Command("qemu-system-x86_64", { args, stdin: "null", stdout: "piped", stderr: "null" }).spawn();
   const scanner = new MarkerScanner([readinessLine]);
   const reader = qemu.stdout.getReader();
+  // A guest that never gets ready must not hang the bench: past the deadline QEMU is killed.
+  const deadline = started + bootDeadlineMs;
+  const killer = setTimeout(() => {
+    try {
+      qemu.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }, bootDeadlineMs);
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) throw new Error("the floor's QEMU ended before its guest was ready");
+    if (done) {
+      throw new Error(
+        `the floor's QEMU ended (or was killed after ${bootDeadlineMs / 1000} s) before its guest was ready`,
+      );
+    }
     if (scanner.push(value).length > 0) break;
   }
   floorBanner.push(performance.now() - started);
@@ -169,15 +191,30 @@ async function floorRound(): Promise<void> {
       stderr: "null",
     }).output();
     if (login.code === 0) break;
+    if (performance.now() > deadline) {
+      qemu.kill("SIGKILL");
+      throw new Error(`the floor's guest took no SSH login within ${bootDeadlineMs / 1000} s`);
+    }
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
+  clearTimeout(killer);
   floorReady.push(performance.now() - started);
   floorStop.push(
     (await timed(async () => {
       const qmp = await QmpClient.connect(paths.runtime.qmpSocket);
       await qmp.execute("system_powerdown");
-      await qemu.status;
+      // A guest that ignores the power button is killed after two minutes, and the round fails.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const halted = await Promise.race([
+        qemu.status.then(() => true),
+        new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 120_000)),
+      ]);
+      clearTimeout(timer);
       qmp.close();
+      if (!halted) {
+        qemu.kill("SIGKILL");
+        throw new Error("the floor's guest did not power off within 120 s");
+      }
     }))[0],
   );
 }
@@ -226,10 +263,12 @@ const loadBefore = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0
 // file systems into the disks (seconds of guest CPU under TCG), and the
 // first QEMU of the run meets a cold page cache. In CI that round ran 5 to
 // 15 % slower than the rest, for the floor and for us alike.
-log("bench: warm-up boots (not counted)...");
-await floorRound();
-await oursRound(false);
-for (const samples of [floorReady, floorBanner, floorStop, oursReady, oursStop, timelines]) samples.length = 0;
+if (!smoke) {
+  log("bench: warm-up boots (not counted)...");
+  await floorRound();
+  await oursRound(false);
+  for (const kept of [floorReady, floorBanner, floorStop, oursReady, oursStop, timelines]) kept.length = 0;
+}
 for (let round = 0; round < rounds; round++) {
   log(`bench: boot round ${round + 1}/${rounds}...`);
   // Alternate who boots first, so neither always boots right after the other.
@@ -257,7 +296,7 @@ const cloneFloor: number[] = [];
 const cloneOurs: number[] = [];
 const cloneCore: number[] = [];
 const benchPaths = store.project("bench");
-for (let i = 0; i < 5; i++) {
+for (let i = 0; i < samples(5); i++) {
   const dir = join(sandbox.root, `clone-floor-${i}`);
   await Deno.mkdir(dir);
   cloneFloor.push(
@@ -286,7 +325,10 @@ const baseBytes = (await allocated(base.systemImage)) + (await allocated(base.ho
 
 // Start-up: short commands against an empty script run by the same Deno,
 // from source (the virtdev task) and from the bundle (the binary's flags).
-await sh(Deno.execPath(), ["task", "--cwd", repoRoot, "bundle"]);
+// The smoke run measures the bundle CI built; the full bench builds it from this tree.
+if (!smoke || !await exists(join(repoRoot, "dist/bundle/main.js"))) {
+  await sh(Deno.execPath(), ["task", "--cwd", repoRoot, "bundle"]);
+}
 const emptyScript = join(sandbox.root, "empty.js");
 await Deno.writeTextFile(emptyScript, "");
 const bundleArgs = [
@@ -313,7 +355,7 @@ const startupCommands: readonly (readonly string[])[] = [["--version"], ["path",
 const startupRows: string[] = [];
 const emptyRuns: number[] = [];
 const startupRuns = new Map<string, number[]>();
-for (let i = 0; i < 15; i++) {
+for (let i = 0; i < samples(15); i++) {
   emptyRuns.push((await timed(() => runDeno(["run", emptyScript])))[0]);
   for (const [entry, prefix] of [["source", taskArguments(onlyOne.home)], ["bundle", bundleArgs]] as const) {
     for (const command of startupCommands) {
@@ -327,7 +369,7 @@ for (let i = 0; i < 15; i++) {
 for (const [key, runs] of startupRuns) startupRows.push(row(key, runs, emptyRuns));
 const bundleCreate: number[] = [];
 const bundleFloorCreate: number[] = [];
-for (let i = 0; i < 10; i++) {
+for (let i = 0; i < samples(10); i++) {
   bundleFloorCreate.push((await timed(() => floorCreateOnce(`bf-${i}`)))[0]);
   bundleCreate.push((await timed(() => runDeno([...bundleArgs, "create", `b${i}`], sandbox.env)))[0]);
 }
@@ -349,11 +391,16 @@ function seconds(values: readonly number[]): string {
 function row(label: string, ours: number[], floor: number[], unit = "ms"): string {
   const o = median(ours);
   const f = median(floor);
+  ratios.push({ label, value: o / f });
   return `${label.padEnd(30)} ${o.toFixed(0).padStart(8)} ${unit}  floor ${f.toFixed(0).padStart(8)} ${unit}  ratio ${
     (o / f).toFixed(2)
   }x`;
 }
-print(`virtdev bench (${accel}, ${rounds} boot rounds after a warm-up boot each, medians)`);
+print(
+  smoke
+    ? `virtdev bench, smoke run (${accel}, 1 boot round, no warm-up, medians of ${samples(10)})`
+    : `virtdev bench (${accel}, ${rounds} boot rounds after a warm-up boot each, medians)`,
+);
 print(row("create (CLI)", oursCreate, floorCreate));
 print(row("create (core, in-process)", coreCreate, floorCreate));
 print(row("create (bundle)", bundleCreate, bundleFloorCreate));
@@ -394,3 +441,24 @@ print(row("start→wait, passt vs SLIRP", oursReady, slirpReady));
 print(`  boot rounds: SLIRP ${seconds(slirpReady)}`);
 print(row("stop", oursStop, floorStop));
 print(row(`list (${count} vs ${fewCount} projects)`, listFull, listEmpty));
+
+// The smoke run's checks: each boot round reached a login, and no ratio is empty or infinite.
+const problems: string[] = [];
+for (
+  const [what, values, expected] of [
+    ["our boots that reached a login", oursReady, rounds],
+    ["floor boots that reached a login", floorReady, rounds],
+    ["SLIRP boots that reached a login", slirpReady, Math.ceil(rounds / 2)],
+  ] as const
+) {
+  if (values.length !== expected || !values.every((v) => Number.isFinite(v) && v > 0)) {
+    problems.push(`${what}: ${values.length} of ${expected}`);
+  }
+}
+for (const { label, value } of ratios) {
+  if (!Number.isFinite(value) || value <= 0) problems.push(`ratio of ${label.trim()}: ${value}`);
+}
+if (problems.length > 0) {
+  log(`bench: FAILED: ${problems.join("; ")}`);
+  Deno.exit(1);
+}

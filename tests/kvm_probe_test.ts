@@ -18,7 +18,8 @@ Deno.test("kvm probe: QEMU that exits with a message is unusable, with QEMU's wo
   const verdict = kvmVerdict({
     kind: "exited",
     code: 1,
-    stderr: "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0\nqemu: ../target/i386/kvm/kvm.c:3093: kvm_buf_set_msrs: Assertion failed.\n",
+    stderr:
+      "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0\nqemu: ../target/i386/kvm/kvm.c:3093: kvm_buf_set_msrs: Assertion failed.\n",
   });
   assert.equal(verdict.usable, false);
   assert.match(verdict.reason!, /kvm_buf_set_msrs: Assertion failed/);

@@ -1,7 +1,7 @@
 import { defineCommand, valueOption } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
 import { UsageError } from "../core/store/errors.ts";
-import { InstallExit, installBase, type InstallSource, type InstallStage } from "../core/base/install.ts";
+import { installBase, InstallExit, type InstallSource, type InstallStage } from "../core/base/install.ts";
 import { isoPath } from "../core/base/iso.ts";
 import { parseSize } from "../core/store/size.ts";
 import { resolveAccel } from "../core/vm/vm_lifecycle.ts";
