@@ -218,7 +218,12 @@ Deno.test({
         await Deno.symlink("../../../../tmp", join(forgedDir, "tree/work/escape-relative"));
         // Adding the links touched work/; give it back its recorded time.
         await sh("touch", ["-r", join(backups, latest, "tree/work"), join(forgedDir, "tree/work")]);
-        await guest("rm -rf ~/work; sudo rm -rf /tmp/virtdev-probe; mkdir /tmp/virtdev-probe");
+        // The guest's own link where the snapshot has a directory (work/a): a
+        // restore that kept receiver-side links to directories (rsync -K)
+        // would write work/a/b/c/deep.txt into /tmp/virtdev-probe.
+        await guest(
+          "rm -rf ~/work; sudo rm -rf /tmp/virtdev-probe; mkdir /tmp/virtdev-probe ~/work; ln -s /tmp/virtdev-probe ~/work/a",
+        );
         const restore = await ok(["restore", project, forged]);
         assert.match(restore.stderr, /Restored/);
         // In the guest they are the guest's own links: restored as they are, never followed.
@@ -226,7 +231,8 @@ Deno.test({
           (await guest("readlink ~/work/escape-absolute ~/work/escape-relative")).trim(),
           "/tmp\n../../../../tmp",
         );
-        assert.equal((await guest("ls -A /tmp/virtdev-probe | wc -l")).trim(), "0", "nothing written through them");
+        assert.equal((await guest("ls -A /tmp/virtdev-probe | wc -l")).trim(), "0", "nothing written through a link");
+        assert.equal((await guest("test -d ~/work/a && ! test -L ~/work/a && echo dir")).trim(), "dir");
         await guest("rm ~/work/escape-absolute ~/work/escape-relative");
         await guest(
           `touch -d @${Math.floor((await Deno.stat(join(forgedDir, "tree/work"))).mtime!.getTime() / 1000)} ~/work`,
