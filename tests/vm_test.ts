@@ -132,6 +132,33 @@ Deno.test("wait that times out shows the console's last lines, without its escap
   }
 });
 
+Deno.test("a guest killed before its ready line: wait ends at once with the console's last lines, not at its timeout", async () => {
+  await using sandbox = await vmSandbox();
+  try {
+    assert.equal((await virtdev(sandbox, ["key"])).code, 0);
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    const log = join(sandbox.virtdevHome, "projects", "a", "console.log");
+    let text = "";
+    for (let i = 0; i < 1200 && !/BdsDxe/.test(text); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      text = await Deno.readTextFile(log).catch(() => "");
+    }
+    assert.match(text, /BdsDxe/, "the firmware printed before it was killed");
+    // A timeout far longer than any test: had wait not noticed, it would end with 7, not 6.
+    const waiting = virtdev(sandbox, ["wait", "a"], { env: { VIRTDEV_WAIT_TIMEOUT: "3600" } });
+    const pid = Number((await virtdev(sandbox, ["pid", "a"])).stdout.trim());
+    Deno.kill(pid, "SIGKILL");
+    const wait = await waiting;
+    assert.equal(wait.code, 6, wait.stderr);
+    assert.match(wait.stderr, /exited before SSH became available/);
+    assert.match(wait.stderr, /The console's last lines:\n(hint: {3}.*\n)*hint: {3}.*BdsDxe/);
+    // deno-lint-ignore no-control-regex -- no control character may reach the terminal.
+    assert.doesNotMatch(wait.stderr, /[\x00-\x08\x0b-\x1f\x7f]/);
+  } finally {
+    await killVms(sandbox, ["a", "b"]);
+  }
+});
+
 Deno.test("a pidfile naming another live process is not mistaken for the VM", async () => {
   await using sandbox = await vmSandbox();
   const dir = join(sandbox.virtdevHome, "projects", "a");

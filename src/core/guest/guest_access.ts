@@ -116,7 +116,10 @@ export async function waitForGuest(
           `Project ${name}'s VM ${status.state === "stopped" ? "exited" : "is stopping"} before SSH became available.`,
           {
             exitCode: WaitExit.exited,
-            hint: `See its console log: ${guest.paths.consoleLog}, and 'virtdev log ${name}'.`,
+            hint: [
+              `See its console log: ${guest.paths.consoleLog}, and 'virtdev log ${name}'.`,
+              ...await _consoleTail(guest.paths),
+            ],
           },
         );
       }
