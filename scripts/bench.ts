@@ -274,7 +274,8 @@ for (let round = 0; round < rounds; round++) {
   // Alternate who boots first, so neither always boots right after the other.
   if (round % 2 === 0) {
     await floorRound();
-    await oursRound(true);
+    // The smoke run leaves out the SLIRP boot: CI's network test boots SLIRP beside passt already.
+    await oursRound(!smoke);
   } else {
     await oursRound(false);
     await floorRound();
@@ -437,8 +438,10 @@ print(
       : busiest.slice(0, 5).map((p) => `${p.command.slice(0, 60)} (${p.seconds.toFixed(1)} s)`).join("; ")
   }`,
 );
-print(row("start→wait, passt vs SLIRP", oursReady, slirpReady));
-print(`  boot rounds: SLIRP ${seconds(slirpReady)}`);
+if (slirpReady.length > 0) {
+  print(row("start→wait, passt vs SLIRP", oursReady, slirpReady));
+  print(`  boot rounds: SLIRP ${seconds(slirpReady)}`);
+}
 print(row("stop", oursStop, floorStop));
 print(row(`list (${count} vs ${fewCount} projects)`, listFull, listEmpty));
 
@@ -448,7 +451,7 @@ for (
   const [what, values, expected] of [
     ["our boots that reached a login", oursReady, rounds],
     ["floor boots that reached a login", floorReady, rounds],
-    ["SLIRP boots that reached a login", slirpReady, Math.ceil(rounds / 2)],
+    ["SLIRP boots that reached a login", slirpReady, smoke ? 0 : Math.ceil(rounds / 2)],
   ] as const
 ) {
   if (values.length !== expected || !values.every((v) => Number.isFinite(v) && v > 0)) {

@@ -66,6 +66,8 @@ Deno.test({
   const key = join(home, "ssh/id");
   const canary = join(sandbox.home, "canary.txt");
   const secret = `canary-${crypto.randomUUID()}`;
+  /** The console log's cap for the boot the flood meets. */
+  const consoleCap = 256 * 1024;
 
   try {
     await t.step("modes: nothing under VIRTDEV_HOME is open to group or others after create and start", async () => {
@@ -177,18 +179,24 @@ ln -sfn /rsyncd-munged/looks-munged ~/links/munged
 
     const hostile = join(sandbox.home, "hostile-provision.sh");
     await t.step(
-      "recreate --no-restore: provision output full of escape sequences reaches the terminal clean",
+      "recreate --snapshot ID with a backup and a provision full of escape sequences: the output reaches the terminal clean, the backup is made, and ID comes back with every link exact",
       async () => {
         await Deno.writeTextFile(
           hostile,
           "printf '\\033]0;pwned\\007\\033[2J\\033]52;c;ZXZpbA==\\033\\\\provision-ran \\233 6n\\n'\nprintf '\\033[31mred\\n' >&2\n",
         );
-        const recreate = await ok(["recreate", "--no-restore", "-y", "--provision", hostile, project]);
+        // Changes the snapshot must undo: a link removed, a file added.
+        await guest("rm -f ~/links/abs; echo changed > ~/emptydir/new");
+        const before = JSON.parse((await ok(["backup", "--list", "--json", project])).stdout).length;
+        // This boot is the one the console flood below meets: its log is capped small.
+        const recreate = await ok(["recreate", "-y", "--provision", hostile, "--snapshot", linkSnapshot, project], {
+          env: { VIRTDEV_CONSOLE_LOG_SIZE: String(consoleCap) },
+        });
         assert.match(recreate.stderr, /provision-ran/);
         assert.match(recreate.stderr, /red/);
         assert.doesNotMatch(recreate.stderr, /[\x1b\x07\x9b]/, "no control bytes from the guest");
-        assert.equal((await guest("test -e ~/links && echo yes || echo no")).trim(), "no", "wiped");
-        await ok(["restore", project, linkSnapshot]);
+        assert.match(recreate.stderr, new RegExp(`restore +${linkSnapshot} \\(step 1's snapshot is kept too\\)`));
+        assert.equal(JSON.parse((await ok(["backup", "--list", "--json", project])).stdout).length, before + 1);
         const links = await guest(
           'for l in ~/.dotlink ~/links/abs ~/links/rel ~/links/dangling ~/links/munged; do printf \'%s=%s\\n\' "${l#$HOME/}" "$(readlink "$l")"; done; test -d ~/emptydir && echo emptydir',
         );
@@ -200,18 +208,9 @@ ln -sfn /rsyncd-munged/looks-munged ~/links/munged
           "links/munged=/rsyncd-munged/looks-munged",
           "emptydir",
         ]);
+        assert.equal((await guest("test -e ~/emptydir/new && echo yes || echo no")).trim(), "no", "wiped");
       },
     );
-
-    await t.step("recreate --snapshot ID with a backup: the backup is made and ID is what comes back", async () => {
-      await guest("rm -f ~/links/abs; echo changed > ~/emptydir/new");
-      const before = JSON.parse((await ok(["backup", "--list", "--json", project])).stdout).length;
-      const recreate = await ok(["recreate", "-y", "--no-provision", "--snapshot", linkSnapshot, project]);
-      assert.match(recreate.stderr, new RegExp(`restore +${linkSnapshot} \\(step 1's snapshot is kept too\\)`));
-      assert.equal(JSON.parse((await ok(["backup", "--list", "--json", project])).stdout).length, before + 1);
-      assert.equal((await guest("readlink ~/links/abs")).trim(), "/usr/bin/env");
-      assert.equal((await guest("test -e ~/emptydir/new && echo yes || echo no")).trim(), "no");
-    });
 
     await t.step("restore of a snapshot that holds nothing exits 11", async () => {
       const empty = join(backups, "2001-01-01", "00-00-00");
@@ -277,10 +276,7 @@ sudo chmod 755 /usr/bin/rsync
     await t.step(
       "a guest that floods its console: the log stays under its cap (passed many times over), and nothing reads it",
       async () => {
-        const cap = 256 * 1024;
-        await ok(["stop", project]);
-        await ok(["start", project], { env: { VIRTDEV_CONSOLE_LOG_SIZE: String(cap) } });
-        await ok(["wait", project]);
+        const cap = consoleCap;
         await guest("sudo systemd-run --unit=flood --quiet sh -c 'timeout 25 yes guest flood 0123456789 > /dev/ttyS0'");
         const log = join(home, "projects", project, "console.log");
         const size = async () =>

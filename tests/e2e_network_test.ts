@@ -1,12 +1,12 @@
 /**
  * End to end on the real guest: what a guest can reach. With passt it
  * cannot open a listener on the host's 127.0.0.1 by any address it knows,
- * nor another project's SSH port; with SLIRP (the control) it can. With
- * `net none` it reaches nothing while ssh, transfer and forwards still
- * work. With `net full`, in a network namespace the test makes, it reaches
- * the far end of a veth. Forwards come and go while the VM runs and come
- * back after a restart; a killed passt leaves the VM degraded, not stuck.
- * Runs when VIRTDEV_E2E=1.
+ * nor another project's SSH port; with SLIRP (the control, booted beside
+ * it) it can. With `net none` it reaches nothing while ssh, transfer and
+ * forwards still work. With `net full`, in a network namespace the test
+ * makes, it reaches the far end of a veth. Forwards come and go while the
+ * VM runs and come back after a restart; a killed passt leaves the VM
+ * degraded, not stuck. Five boots in all. Runs when VIRTDEV_E2E=1.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -77,60 +77,119 @@ Deno.test({
   const projects = ["neta", "netb", "netns"];
 
   try {
-    await t.step("passt: no address the guest knows leads to the host's loopback or to another project", async () => {
-      for (const name of ["neta", "netb"]) await ok(["create", name]);
-      // b only has to answer on its SSH port: one vCPU keeps the two boots
-      // from crowding the host's two cores (each vCPU is a thread under TCG).
-      await ok(["set", "netb", "cpus=1", "memory=1G"]);
-      for (const name of ["neta", "netb"]) {
-        const start = await ok(["start", name]);
+    await t.step(
+      "passt: no address the guest knows leads to the host's loopback or to another project; SLIRP (the control, booted beside it) is warned about and does reach it",
+      async () => {
+        for (const name of ["neta", "netb"]) await ok(["create", name]);
+        // b only has to answer probes: one vCPU keeps the two boots from
+        // crowding the host's two cores (each vCPU is a thread under TCG).
+        await ok(["set", "netb", "cpus=1", "memory=1G"]);
+        const start = await ok(["start", "neta"]);
         assert.doesNotMatch(start.stderr, /loopback/, "no SLIRP warning with passt");
         assert.match(start.stderr, /passt network, egress full/);
+        const slirp = await ok(["start", "netb"], { VIRTDEV_NET_BACKEND: "slirp" });
+        assert.match(
+          slirp.stderr,
+          /warning: VIRTDEV_NET_BACKEND=slirp: the guest can reach services on this host's loopback/,
+        );
+        await Promise.all([ok(["wait", "neta"]), ok(["wait", "netb"])]);
+        const portB = Number((await ok(["port", "netb"])).stdout.trim());
+        const [probes, ssh, control] = await Promise.all([
+          guest("neta", probeEverything(host.port)),
+          guest("neta", probeEverything(portB)),
+          guest("netb", probeEverything(host.port)),
+        ]);
+        const tried = probes.trim().split("\n");
+        assert.ok(tried.length >= 5, probes);
+        assert.ok(tried.some((line) => line.startsWith("10.0.2.2 ")), probes);
+        assert.doesNotMatch(probes, new RegExp(secret), "the host's 127.0.0.1 answered the guest");
+        assert.doesNotMatch(ssh, /SSH-2\.0/, "project b's SSH port answered project a");
+        assert.match(control, new RegExp(`^10\\.0\\.2\\.2 ${secret}$`, "m"), "the SLIRP control");
+        // deno-lint-ignore no-console -- what the guest tried, beside the test.
+        console.log(
+          `    passt: ${tried.length} addresses tried, none answered: ${tried.map((l) => l.split(" ")[0]).join(" ")}`,
+        );
+        await ok(["stop", "netb"]);
+      },
+    );
+
+    await t.step("forwards: loopback only, removed while running; a busy host port exits 8", async () => {
+      await guest("neta", serve);
+      const added = await ok(["forward", "neta", "18000:8000"]);
+      assert.match(added.stderr, /Forwarding 127\.0\.0\.1:18000 → guest port 8000/);
+      assert.equal(await fetchSoon("127.0.0.1", 18000, "/f"), "served\n");
+      // Not on any other address of this host (one is added when it has none).
+      await using addresses = await nonLoopbackAddresses();
+      assert.ok(addresses.list.length > 0);
+      for (const address of addresses.list) {
+        await assert.rejects(() => fetchText(address, 18000, "/f"), `reachable on ${address}`);
       }
-      for (const name of ["neta", "netb"]) await ok(["wait", name]);
-      const probes = await guest("neta", probeEverything(host.port));
-      const tried = probes.trim().split("\n");
-      assert.ok(tried.length >= 5, probes);
-      assert.ok(tried.some((line) => line.startsWith("10.0.2.2 ")), probes);
-      assert.doesNotMatch(probes, new RegExp(secret), "the host's 127.0.0.1 answered the guest");
-      const portB = Number((await ok(["port", "netb"])).stdout.trim());
-      const ssh = await guest("neta", probeEverything(portB));
-      assert.doesNotMatch(ssh, /SSH-2\.0/, "project b's SSH port answered project a");
-      // deno-lint-ignore no-console -- what the guest tried, beside the test.
+      // deno-lint-ignore no-console -- which addresses were tried, beside the test.
       console.log(
-        `    passt: ${tried.length} addresses tried, none answered: ${tried.map((l) => l.split(" ")[0]).join(" ")}`,
+        `    the forward is not on: ${addresses.list.join(" ")}${addresses.added ? " (added for the test)" : ""}`,
       );
+      const status = JSON.parse((await ok(["status", "--json", "neta"])).stdout);
+      assert.deepEqual(status.forwards, [{ host: 18000, guest: 8000, state: "up" }]);
+      await ok(["forward", "--remove", "neta", "18000:8000"]);
+      await assert.rejects(() => fetchText("127.0.0.1", 18000, "/f"), "closed by --remove");
+      await ok(["forward", "neta", "18000:8000"]);
+      const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      try {
+        const taken = await virtdev(sandbox, ["forward", "neta", `${(busy.addr as Deno.NetAddr).port}:8000`]);
+        assert.equal(taken.code, 8, taken.stderr);
+      } finally {
+        busy.close();
+      }
     });
 
-    await t.step("the same guest on SLIRP is warned about, and does reach the secret (the control)", async () => {
-      await ok(["stop", "neta"]);
-      const start = await ok(["start", "neta"], { VIRTDEV_NET_BACKEND: "slirp" });
-      assert.match(
-        start.stderr,
-        /warning: VIRTDEV_NET_BACKEND=slirp: the guest can reach services on this host's loopback/,
-      );
-      await ok(["wait", "neta"]);
-      assert.match(await guest("neta", probeEverything(host.port)), new RegExp(`^10\\.0\\.2\\.2 ${secret}$`, "m"));
-      await ok(["stop", "neta"]);
-    });
+    await t.step(
+      "a passt killed while the VM runs: degraded, stop works; the next start works, and the forward is back",
+      async () => {
+        const agent = JSON.parse(await Deno.readTextFile(join(sandbox.virtdevHome, "projects/neta/run/agent.json")));
+        Deno.kill(agent.passtPid, "SIGKILL");
+        let state = "";
+        for (let i = 0; i < 100 && state !== "degraded"; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          state = (await ok(["status", "neta"])).stdout.trim();
+        }
+        assert.equal(state, "degraded");
+        assert.equal((await virtdev(sandbox, ["wait", "neta"])).code, 11);
+        await ok(["stop", "neta"]);
+        const start = await ok(["start", "neta"]);
+        assert.match(start.stderr, /passt network, egress full/);
+        await ok(["wait", "neta"]);
+        assert.equal((await ok(["status", "neta"])).stdout.trim(), "running");
+        await guest("neta", serve);
+        let text = "";
+        for (let i = 0; i < 100 && text === ""; i++) {
+          text = await fetchText("127.0.0.1", 18000, "/f").catch(() => "");
+          if (text === "") await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        assert.equal(text, "served\n", "the forward came back with the VM");
+        await ok(["forward", "--remove", "neta", "18000"]);
+        await ok(["stop", "neta"]);
+      },
+    );
 
     await t.step("net none: no name, no connection to anything; ssh, transfer and a forward still work", async () => {
       await ok(["net", "neta", "none"]);
       await ok(["start", "neta"]);
       try {
         await ok(["wait", "neta"]);
-        const dns = await guest("neta", "getent hosts deb.debian.org >/dev/null && echo resolved || echo no-name");
+        const [dns, probes, outside] = await Promise.all([
+          guest("neta", "getent hosts deb.debian.org >/dev/null && echo resolved || echo no-name"),
+          guest("neta", probeEverything(host.port)),
+          guest(
+            "neta",
+            'for t in 1.1.1.1/443 8.8.8.8/53 192.0.2.1/80; do timeout 4 bash -c "exec 3<>/dev/tcp/${t%/*}/${t#*/}" 2>/dev/null && echo "reached $t"; done; echo done',
+          ),
+        ]);
         assert.equal(dns.trim(), "no-name");
-        const probes = await guest("neta", probeEverything(host.port));
         assert.doesNotMatch(probes, new RegExp(secret));
         for (const line of probes.trim().split("\n")) {
           // Only the guest itself may answer (its own addresses have nothing on the port).
           assert.match(line, / \(nothing\)$/, line);
         }
-        const outside = await guest(
-          "neta",
-          'for t in 1.1.1.1/443 8.8.8.8/53 192.0.2.1/80; do timeout 4 bash -c "exec 3<>/dev/tcp/${t%/*}/${t#*/}" 2>/dev/null && echo "reached $t"; done; echo done',
-        );
         assert.equal(outside.trim(), "done", outside);
         const file = join(sandbox.root, "to-guest.txt");
         await Deno.writeTextFile(file, "over ssh\n");
@@ -144,68 +203,6 @@ Deno.test({
         await virtdev(sandbox, ["stop", "neta"]);
         await ok(["net", "neta", "full"]);
       }
-    });
-
-    await t.step(
-      "forwards: loopback only, removed while running, back after a restart; a busy host port exits 8",
-      async () => {
-        await ok(["start", "neta"]);
-        await ok(["wait", "neta"]);
-        await guest("neta", serve);
-        const added = await ok(["forward", "neta", "18000:8000"]);
-        assert.match(added.stderr, /Forwarding 127\.0\.0\.1:18000 → guest port 8000/);
-        assert.equal(await fetchSoon("127.0.0.1", 18000, "/f"), "served\n");
-        // Not on any other address of this host (one is added when it has none).
-        await using addresses = await nonLoopbackAddresses();
-        assert.ok(addresses.list.length > 0);
-        for (const address of addresses.list) {
-          await assert.rejects(() => fetchText(address, 18000, "/f"), `reachable on ${address}`);
-        }
-        // deno-lint-ignore no-console -- which addresses were tried, beside the test.
-        console.log(
-          `    the forward is not on: ${addresses.list.join(" ")}${addresses.added ? " (added for the test)" : ""}`,
-        );
-        const status = JSON.parse((await ok(["status", "--json", "neta"])).stdout);
-        assert.deepEqual(status.forwards, [{ host: 18000, guest: 8000, state: "up" }]);
-        await ok(["forward", "--remove", "neta", "18000:8000"]);
-        await assert.rejects(() => fetchText("127.0.0.1", 18000, "/f"), "closed by --remove");
-        await ok(["forward", "neta", "18000:8000"]);
-        await ok(["stop", "neta"]);
-        await ok(["start", "neta"]);
-        await ok(["wait", "neta"]);
-        await guest("neta", serve);
-        let text = "";
-        for (let i = 0; i < 100 && text === ""; i++) {
-          text = await fetchText("127.0.0.1", 18000, "/f").catch(() => "");
-          if (text === "") await new Promise((resolve) => setTimeout(resolve, 200));
-        }
-        assert.equal(text, "served\n", "the forward came back with the VM");
-        const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-        try {
-          const taken = await virtdev(sandbox, ["forward", "neta", `${(busy.addr as Deno.NetAddr).port}:8000`]);
-          assert.equal(taken.code, 8, taken.stderr);
-        } finally {
-          busy.close();
-        }
-      },
-    );
-
-    await t.step("a passt killed while the VM runs: degraded, stop works, start works", async () => {
-      const agent = JSON.parse(await Deno.readTextFile(join(sandbox.virtdevHome, "projects/neta/run/agent.json")));
-      Deno.kill(agent.passtPid, "SIGKILL");
-      let state = "";
-      for (let i = 0; i < 100 && state !== "degraded"; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        state = (await ok(["status", "neta"])).stdout.trim();
-      }
-      assert.equal(state, "degraded");
-      assert.equal((await virtdev(sandbox, ["wait", "neta"])).code, 11);
-      await ok(["stop", "neta"]);
-      await ok(["start", "neta"]);
-      await ok(["wait", "neta"]);
-      assert.equal((await ok(["status", "neta"])).stdout.trim(), "running");
-      await ok(["stop", "neta"]);
-      await ok(["stop", "netb"]);
     });
 
     await t.step("net full inside a network namespace: the guest reaches the far end of a veth", async () => {

@@ -161,34 +161,33 @@ Deno.test({
       assert.deepEqual(await ids(), snapshots, "no snapshot was made");
     });
 
-    await t.step("recreate --no-restore wipes the data; restore brings every file back exactly", async () => {
-      await Deno.writeTextFile(manifest, "work\n.config/app\n");
-      const recreate = await ok(["recreate", "--no-restore", "-y", project]);
-      assert.match(recreate.stderr, /\[1\/6\] backup/);
-      assert.match(recreate.stderr, /-- restore +\(skipped: --no-restore\)/);
-      assert.match(recreate.stderr, /Project recreated: data \(restore skipped\)/);
-      assert.equal((await guest("test -e ~/work && echo yes || echo no")).trim(), "no");
-      const restore = await ok(["restore", project]);
-      assert.match(
-        restore.stderr,
-        new RegExp(`Restored ${(listing.match(/^[^|\n]+\|[fdl]\|/gm) ?? []).length + 1} entries`),
-      );
-      assertSameTree(await guest(listTree));
-      assert.equal((await guest("test -e ~/outside.txt && echo yes || echo no")).trim(), "no");
-    });
-
     const provision = join(sandbox.home, "provision.sh");
-    await t.step("recreate with a provision script: the script's file exists and the data is back", async () => {
-      await Deno.writeTextFile(
-        provision,
-        "set -e\nsudo install -m 644 /dev/null /opt/provisioned\necho provisioned-ok\n",
-      );
-      const recreate = await ok(["recreate", "-y", "--provision", provision, project]);
-      assert.match(recreate.stderr, /\[7\/8\] provision/);
-      assert.match(recreate.stderr, /provisioned-ok/);
-      assert.equal((await guest("test -f /opt/provisioned && echo yes")).trim(), "yes");
-      assertSameTree(await guest(listTree));
-    });
+    await t.step(
+      "recreate --no-restore with a provision script: the data is wiped and the script's file exists; restore brings every file back exactly",
+      async () => {
+        await Deno.writeTextFile(manifest, "work\n.config/app\n");
+        await Deno.writeTextFile(
+          provision,
+          "set -e\nsudo install -m 644 /dev/null /opt/provisioned\necho provisioned-ok\n",
+        );
+        // One boot for both: the plan's seven steps run, restore is skipped.
+        const recreate = await ok(["recreate", "--no-restore", "-y", "--provision", provision, project]);
+        assert.match(recreate.stderr, /\[1\/7\] backup/);
+        assert.match(recreate.stderr, /\[7\/7\] provision/);
+        assert.match(recreate.stderr, /provisioned-ok/);
+        assert.match(recreate.stderr, /-- restore +\(skipped: --no-restore\)/);
+        assert.match(recreate.stderr, /Project recreated: data \(restore skipped\)/);
+        assert.equal((await guest("test -f /opt/provisioned && echo yes")).trim(), "yes");
+        assert.equal((await guest("test -e ~/work && echo yes || echo no")).trim(), "no");
+        const restore = await ok(["restore", project]);
+        assert.match(
+          restore.stderr,
+          new RegExp(`Restored ${(listing.match(/^[^|\n]+\|[fdl]\|/gm) ?? []).length + 1} entries`),
+        );
+        assertSameTree(await guest(listTree));
+        assert.equal((await guest("test -e ~/outside.txt && echo yes || echo no")).trim(), "no");
+      },
+    );
 
     await t.step("a failed provision step prints a resume command that works", async () => {
       await Deno.writeTextFile(provision, "echo about-to-fail\nexit 3\n");
