@@ -1,9 +1,10 @@
 /**
  * Where a CI run's time went: seconds per test file (from `deno test
  * --junit-path` reports) and the QEMU runs CI's wrapper recorded (one line
- * per run as it ended: "<seconds> <name>"). A run of 20 s or more counts as
- * a guest boot: no guest reaches SSH sooner under TCG, and the short runs
- * are firmware-only VMs and KVM probes.
+ * per run as it ended: "<seconds> <kind> <name>", the kind being `boot` for
+ * a VM on a real sealed base, `install` for the installer, `other` for
+ * firmware-only VMs, KVM probes and version queries). An install that ran
+ * 30 s or more counts as a boot too; a shorter one is a test's refusal.
  *
  *   deno run --allow-read scripts/ci_report.ts --qemu-log FILE [--max-boots N] REPORT.xml...
  *
@@ -12,8 +13,8 @@
  * @module
  */
 
-/** The shortest QEMU run counted as a guest boot, in seconds. */
-export const guestBootSeconds = 20;
+/** The shortest installer run counted as a boot, in seconds. */
+export const installBootSeconds = 30;
 
 /** Seconds per test file in a JUnit report from `deno test`. */
 export function secondsPerFile(xml: string): Map<string, number> {
@@ -27,19 +28,19 @@ export function secondsPerFile(xml: string): Map<string, number> {
   return files;
 }
 
-/** QEMU runs by name: how many were guest boots and how many short runs. */
-export function qemuRuns(log: string): Map<string, { boots: number; short: number }> {
-  const runs = new Map<string, { boots: number; short: number }>();
+/** A CI wrapper log read: guest boots by VM name, and the other QEMU runs. */
+export function qemuRuns(log: string): { readonly boots: Map<string, number>; readonly other: number } {
+  const boots = new Map<string, number>();
+  let other = 0;
   for (const line of log.split("\n")) {
-    const match = /^(\d+) (.*)$/.exec(line.trim());
+    const match = /^(\d+) (boot|install|other) (.*)$/.exec(line.trim());
     if (!match) continue;
-    const name = match[2] || "(unnamed)";
-    const entry = runs.get(name) ?? { boots: 0, short: 0 };
-    if (Number(match[1]) >= guestBootSeconds) entry.boots++;
-    else entry.short++;
-    runs.set(name, entry);
+    const seconds = Number(match[1]);
+    const isBoot = match[2] === "boot" || (match[2] === "install" && seconds >= installBootSeconds);
+    if (isBoot) boots.set(match[3], (boots.get(match[3]) ?? 0) + 1);
+    else other++;
   }
-  return runs;
+  return { boots, other };
 }
 
 if (import.meta.main) {
@@ -65,13 +66,9 @@ if (import.meta.main) {
   let boots = 0;
   if (qemuLog !== undefined) {
     const runs = qemuRuns(await Deno.readTextFile(qemuLog).catch(() => ""));
-    let short = 0;
-    for (const entry of runs.values()) {
-      boots += entry.boots;
-      short += entry.short;
-    }
-    const byName = [...runs].filter(([, entry]) => entry.boots > 0).map(([name, entry]) => `${name} ${entry.boots}`);
-    lines.push(`ci: guest boots (QEMU runs of ${guestBootSeconds} s or more): ${boots}; shorter QEMU runs: ${short}`);
+    for (const count of runs.boots.values()) boots += count;
+    const byName = [...runs.boots].map(([name, count]) => `${name} ${count}`);
+    lines.push(`ci: guest boots (VMs on a real base, and installs): ${boots}; other QEMU runs: ${runs.other}`);
     lines.push(`ci:   by VM name: ${byName.join(", ") || "none"}`);
   }
   // deno-lint-ignore no-console -- the report is this script's output.

@@ -107,6 +107,9 @@ async function _install(image: string, dir: string): Promise<void> {
   assert.equal(install.code, 0, install.stderr);
   const seal = await virtdev(sandbox, ["seal"]);
   assert.equal(seal.code, 0, seal.stderr);
+  // Shown, so that a run's output tells how often it installed (CI: once, in the demo).
+  // deno-lint-ignore no-console -- the install's own report, beside the tests.
+  console.error(`tests/_guest.ts: installed the sealed base into ${dir}:\n${install.stderr}`);
   const staging = `${dir}.new`;
   await Deno.remove(staging, { recursive: true }).catch(() => {});
   await copyBase(sandbox.virtdevHome, staging);
