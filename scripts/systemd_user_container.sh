@@ -11,7 +11,8 @@
 # that only root may read on the host.
 #
 # The command runs as user 'tester' (lingering, so its user manager runs),
-# with XDG_RUNTIME_DIR set, in /virtdev (this checkout, bound read-write),
+# with XDG_RUNTIME_DIR set, in /virtdev (this checkout, bound read-write, or
+# a copy where only root may enter the checkout),
 # with the checkout's Deno on PATH. The root file system (Debian bookworm,
 # systemd and virtdev's tools) is built once in $VIRTDEV_NSPAWN_ROOT
 # (default /var/tmp/virtdev-nspawn) and reused. Exit: the command's.
@@ -67,12 +68,28 @@ for copy in "${copies[@]}"; do
     exit 1
   fi
 done
+# The checkout is bound read-write where 'tester' may enter it. One only
+# root may enter (a clone in a mktemp directory, mode 0700) is copied in
+# instead, without .git and .tools (Deno is bound on its own).
+checkout_copy=0
+if (($(stat -c %a "$repo" | sed 's/^.*\(.\)$/\1/') & 1)); then
+  checkout_bind=(--bind="$repo:/virtdev")
+else
+  checkout_bind=()
+  checkout_copy=1
+  if ! { rm -rf "$root/virtdev" && mkdir "$root/virtdev" &&
+    rsync -a --exclude=/.git --exclude=/.tools "$repo/" "$root/virtdev/" &&
+    chown -R "$(chroot "$root" id -u tester):$(chroot "$root" id -g tester)" "$root/virtdev"; }; then
+    say "cannot copy the checkout in"
+    exit 1
+  fi
+fi
 say "root file system ready ($((SECONDS - started))s)"
 
 # --register=no and --keep-unit: there is no host systemd, machined or system bus.
 deno_dir=$(dirname "$(command -v deno)")
 systemd-nspawn -D "$root" --boot --register=no --keep-unit --machine="$machine" \
-  --bind="$repo:/virtdev" --bind-ro="$deno_dir:/opt/deno" "${binds[@]}" \
+  "${checkout_bind[@]}" --bind-ro="$deno_dir:/opt/deno" "${binds[@]}" \
   </dev/null >"/tmp/$machine.log" 2>&1 &
 nspawn=$!
 leader=
@@ -98,6 +115,7 @@ stop_container() {
   done
   rm -f "/tmp/$machine.log"
   for copy in "${copies[@]}"; do rm -rf "${root:?}/${copy#*:}"; done
+  ((checkout_copy)) && rm -rf "${root:?}/virtdev"
 }
 trap stop_container EXIT
 
