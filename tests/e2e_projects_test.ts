@@ -65,60 +65,8 @@ Deno.test({
       assert.equal(shrink.code, 6, shrink.stderr);
     });
 
-    await t.step("both boot: a is reverted, sized and grown; a2 is its own machine with a's data", async () => {
-      // Side by side: two guests on two cores take about as long as one.
-      await Promise.all([ok("start", "a"), ok("start", "a2")]);
-      await Promise.all([ok("wait", "a"), ok("wait", "a2")]);
-      assert.equal(await guest("a", "cat ~/work/data"), "hello", "the revert brought the file back");
-      assert.equal(await guest("a", "nproc"), "1");
-      const memKiB = Number(await guest("a", "awk '/MemTotal/ {print $2}' /proc/meminfo"));
-      assert.ok(memKiB > 0.8 * 1024 * 1024 && memKiB <= 1024 * 1024, `MemTotal ${memKiB} KiB`);
-      const grown = Number(await guest("a", "df -B1 --output=size /home | tail -1")) - homeBytes;
-      assert.ok(grown > 0.9 * 2 ** 30 && grown <= 1.01 * 2 ** 30, `/home grew by ${grown} bytes`);
-
-      assert.equal(await guest("a2", "hostname"), "a2");
-      assert.equal(await guest("a2", "cat ~/work/data"), "hello");
-      assert.equal(await guest("a2", "nproc"), "2", "the clone keeps the defaults a2 was made with");
-      const cloneId = await guest("a2", "cat /etc/machine-id");
-      assert.match(cloneId, /^[0-9a-f]{32}$/);
-      assert.notEqual(cloneId, machineId, "a clone gets a machine-id of its own");
-      assert.equal(await guest("a", "cat /etc/machine-id"), machineId, "a keeps its own");
-      const pin = (p: string) => Deno.readTextFile(join(sandbox.virtdevHome, "projects", p, "known_hosts"));
-      assert.notEqual((await pin("a2")).split(" ")[2], (await pin("a")).split(" ")[2], "another host key");
-    });
-
     await t.step(
-      "ssh-config --install: plain ssh reaches a.virtdev; ~/.ssh/config is byte-identical after uninstall",
-      async () => {
-        const userConfig = join(sandbox.home, ".ssh/config");
-        await Deno.mkdir(join(sandbox.home, ".ssh"), { recursive: true, mode: 0o700 });
-        const original = "# mine\nHost elsewhere\n  User me\n";
-        await Deno.writeTextFile(userConfig, original, { mode: 0o600 });
-        await ok("ssh-config", "--install");
-        // ssh reads ~/.ssh/config from the passwd entry's home, not $HOME: name the sandbox's.
-        const plain = await new Deno.Command("ssh", {
-          args: ["-F", userConfig, "-o", "BatchMode=yes", "a.virtdev", "hostname"],
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        assert.equal(plain.code, 0, new TextDecoder().decode(plain.stderr));
-        assert.equal(new TextDecoder().decode(plain.stdout).trim(), "a");
-        await ok("ssh-config", "--uninstall");
-        assert.equal(await Deno.readTextFile(userConfig), original);
-        // On a VM that runs, run only runs the command, returns its code, and leaves the VM up.
-        assert.equal((await run("run", "a", "--", "exit 3")).code, 3);
-        assert.equal(
-          (await run("run", "--ephemeral", "a", "--", "true")).code,
-          6,
-          "a running VM cannot boot disposably",
-        );
-        assert.equal((await ok("status", "a")).stdout, "running\n");
-        await Promise.all([ok("stop", "a"), ok("stop", "a2")]);
-      },
-    );
-
-    await t.step(
-      "run --ephemeral: whatever the guest does, the deltas are byte-identical and the data is there",
+      "run --ephemeral: whatever the guest does, the deltas are byte-identical; it stops the VM it started",
       async () => {
         const before = await sh("sha256sum", deltas("a"));
         const result = await run("run", "--ephemeral", "a", "--", "sudo sh -c 'rm -rf /home/dev/* && echo x > /etc/x'");
@@ -128,15 +76,63 @@ Deno.test({
       },
     );
 
-    await t.step("move a b: b boots with hostname b, a's data, and nothing of the disposable run", async () => {
-      await ok("move", "a", "b");
-      await ok("start", "b");
-      await ok("wait", "b");
-      assert.equal(await guest("b", "hostname"), "b");
-      assert.equal(await guest("b", "cat ~/work/data"), "hello");
-      assert.equal(await guest("b", "test -e /etc/x && echo there || echo gone"), "gone");
-      await ok("stop", "b");
-    });
+    await t.step(
+      "move a b, then both boot: b is a reverted, sized and grown, named b, with its data and nothing of the disposable run; a2 is its own machine with a's data",
+      async () => {
+        await ok("move", "a", "b");
+        // Side by side: two guests on two cores take about as long as one.
+        await Promise.all([ok("start", "b"), ok("start", "a2")]);
+        await Promise.all([ok("wait", "b"), ok("wait", "a2")]);
+        assert.equal(await guest("b", "hostname"), "b");
+        assert.equal(await guest("b", "cat ~/work/data"), "hello", "the revert brought the file back");
+        assert.equal(await guest("b", "test -e /etc/x && echo there || echo gone"), "gone");
+        assert.equal(await guest("b", "nproc"), "1");
+        const memKiB = Number(await guest("b", "awk '/MemTotal/ {print $2}' /proc/meminfo"));
+        assert.ok(memKiB > 0.8 * 1024 * 1024 && memKiB <= 1024 * 1024, `MemTotal ${memKiB} KiB`);
+        const grown = Number(await guest("b", "df -B1 --output=size /home | tail -1")) - homeBytes;
+        assert.ok(grown > 0.9 * 2 ** 30 && grown <= 1.01 * 2 ** 30, `/home grew by ${grown} bytes`);
+
+        assert.equal(await guest("a2", "hostname"), "a2");
+        assert.equal(await guest("a2", "cat ~/work/data"), "hello");
+        assert.equal(await guest("a2", "nproc"), "2", "the clone keeps the defaults a2 was made with");
+        const cloneId = await guest("a2", "cat /etc/machine-id");
+        assert.match(cloneId, /^[0-9a-f]{32}$/);
+        assert.notEqual(cloneId, machineId, "a clone gets a machine-id of its own");
+        assert.equal(await guest("b", "cat /etc/machine-id"), machineId, "a keeps its own, moved or not");
+        const pin = (p: string) => Deno.readTextFile(join(sandbox.virtdevHome, "projects", p, "known_hosts"));
+        assert.notEqual((await pin("a2")).split(" ")[2], (await pin("b")).split(" ")[2], "another host key");
+      },
+    );
+
+    await t.step(
+      "ssh-config --install: plain ssh reaches b.virtdev; ~/.ssh/config is byte-identical after uninstall",
+      async () => {
+        const userConfig = join(sandbox.home, ".ssh/config");
+        await Deno.mkdir(join(sandbox.home, ".ssh"), { recursive: true, mode: 0o700 });
+        const original = "# mine\nHost elsewhere\n  User me\n";
+        await Deno.writeTextFile(userConfig, original, { mode: 0o600 });
+        await ok("ssh-config", "--install");
+        // ssh reads ~/.ssh/config from the passwd entry's home, not $HOME: name the sandbox's.
+        const plain = await new Deno.Command("ssh", {
+          args: ["-F", userConfig, "-o", "BatchMode=yes", "b.virtdev", "hostname"],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.equal(plain.code, 0, new TextDecoder().decode(plain.stderr));
+        assert.equal(new TextDecoder().decode(plain.stdout).trim(), "b");
+        await ok("ssh-config", "--uninstall");
+        assert.equal(await Deno.readTextFile(userConfig), original);
+        // On a VM that runs, run only runs the command, returns its code, and leaves the VM up.
+        assert.equal((await run("run", "b", "--", "exit 3")).code, 3);
+        assert.equal(
+          (await run("run", "--ephemeral", "b", "--", "true")).code,
+          6,
+          "a running VM cannot boot disposably",
+        );
+        assert.equal((await ok("status", "b")).stdout, "running\n");
+        await Promise.all([ok("stop", "b"), ok("stop", "a2")]);
+      },
+    );
   } finally {
     await killVms(sandbox, ["a", "a2", "b"]);
   }
