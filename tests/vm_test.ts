@@ -145,10 +145,26 @@ Deno.test("a guest killed before its ready line: wait ends at once with the cons
     }
     assert.match(text, /BdsDxe/, "the firmware printed before it was killed");
     // A timeout far longer than any test: had wait not noticed, it would end with 7, not 6.
-    const waiting = virtdev(sandbox, ["wait", "a"], { env: { VIRTDEV_WAIT_TIMEOUT: "3600" } });
     const pid = Number((await virtdev(sandbox, ["pid", "a"])).stdout.trim());
+    const child = spawnVirtdev(sandbox, ["wait", "a"], { env: { VIRTDEV_WAIT_TIMEOUT: "3600" } });
+    await child.stdin.close();
+    const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let said = "";
+    while (!/Waiting for a/.test(said)) {
+      const { value, done } = await stderr.read();
+      assert.ok(!done, said);
+      said += value;
+    }
+    // wait has begun; two seconds on it is in its loop, looking at the VM: end the VM under it.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
     Deno.kill(pid, "SIGKILL");
-    const wait = await waiting;
+    for (;;) {
+      const { value, done } = await stderr.read();
+      if (done) break;
+      said += value;
+    }
+    const wait = { code: (await child.status).code, stderr: said };
+    await child.stdout.cancel();
     assert.equal(wait.code, 6, wait.stderr);
     assert.match(wait.stderr, /exited before SSH became available/);
     assert.match(wait.stderr, /The console's last lines:\n(hint: {3}.*\n)*hint: {3}.*BdsDxe/);
