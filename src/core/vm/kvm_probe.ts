@@ -15,7 +15,7 @@ import { join } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { exitCodeOf, runTool, spawnTool } from "../store/process.ts";
 import { escapeOptionValue } from "./qemu_args.ts";
-import { QmpCommandError } from "./qmp.ts";
+import { QmpClient, QmpClosedError } from "./qmp.ts";
 import { readProcFile } from "../store/proc_file.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
 
@@ -150,28 +150,30 @@ function _lastLine(text: string): string | undefined {
  * The UEFI firmware alone in a QEMU (no disk, no network, no display),
  * spoken to by QMP on QEMU's standard streams: the probe's run, also used
  * by tests with `-S` to see that "stopped" is never taken for "running".
+ * Every QMP answer is awaited at most until the probe's deadline.
  */
 export class FirmwareRun {
   readonly #child: Deno.ChildProcess;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #lines: AsyncIterator<string>;
+  readonly #qmp: QmpClient | undefined;
   readonly #stderr: Promise<void>;
-  #stderrSoFar = "";
+  /** QEMU's last 8 KiB of stderr, as it arrives. */
+  readonly #stderrText: { value: string };
   readonly #exited: Promise<Deno.CommandStatus>;
   #ended: Deno.CommandStatus | undefined;
-  readonly #started = Date.now();
+  readonly #deadline: number;
 
-  private constructor(child: Deno.ChildProcess) {
+  private constructor(
+    child: Deno.ChildProcess,
+    qmp: QmpClient | undefined,
+    stderr: { readonly done: Promise<void>; readonly text: { value: string } },
+    started: number,
+  ) {
     this.#child = child;
-    this.#writer = child.stdin.getWriter();
-    this.#lines = _boundedLines(child.stdout);
-    this.#stderr = (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of child.stderr) {
-        this.#stderrSoFar = (this.#stderrSoFar + decoder.decode(chunk, { stream: true })).slice(-8192);
-      }
-    })();
+    this.#qmp = qmp;
+    this.#stderr = stderr.done;
+    this.#stderrText = stderr.text;
     this.#exited = child.status.then((status) => this.#ended = status);
+    this.#deadline = started + _probeDeadlineMs;
   }
 
   /** Starts QEMU on `firmwareCode` under `accel`; `extraArgs` (e.g. `-S`) go last. */
@@ -183,6 +185,7 @@ export class FirmwareRun {
       readonly extraArgs?: readonly string[];
     },
   ): Promise<FirmwareRun> {
+    const started = Date.now();
     const child = spawnTool(qemu, [
       "-machine",
       `q35,accel=${options.accel}`,
@@ -204,60 +207,69 @@ export class FirmwareRun {
       "-no-reboot",
       ...(options.extraArgs ?? []),
     ], { stdin: true });
-    const run = new FirmwareRun(child);
-    try {
-      await run.#command("qmp_capabilities", undefined, true);
-    } catch (error) {
-      if (!(error instanceof _Ended)) {
-        await run.close();
-        throw error;
+    const text = { value: "" };
+    const done = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of child.stderr) {
+        text.value = (text.value + decoder.decode(chunk, { stream: true })).slice(-8192);
       }
-    }
-    return run;
+    })();
+    const writer = child.stdin.getWriter();
+    const channel = {
+      readable: child.stdout,
+      write: (bytes: Uint8Array) => writer.write(bytes),
+      close: () => void writer.close().catch(() => {}),
+    };
+    // A QEMU that exits at once never greets: the run is then seen as exited.
+    const qmp = await _until(started + _probeDeadlineMs, QmpClient.over(channel)).catch((error) => {
+      if (error instanceof QmpClosedError) return undefined;
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      throw error;
+    });
+    return new FirmwareRun(child, qmp, { done, text }, started);
   }
 
   /** The run state QMP reports, e.g. `running`, `prelaunch`, `internal-error`; `undefined` once QEMU has exited. */
   async status(): Promise<string | undefined> {
-    try {
-      const reply = await this.#command("query-status") as { status?: unknown };
-      return typeof reply?.status === "string" ? reply.status : undefined;
-    } catch (error) {
-      if (error instanceof _Ended) return undefined;
-      throw error;
-    }
+    const reply = await this.#execute("query-status") as { status?: unknown } | undefined;
+    return typeof reply?.status === "string" ? reply.status : undefined;
   }
 
   /** Runs a QMP command (e.g. `cont`). */
   async execute(command: string): Promise<unknown> {
-    return await this.#command(command);
+    return await this.#execute(command);
   }
 
   /** Whether the vCPU has left the reset vector (CS base 0xffff0000, IP 0xfff0). */
   async progressed(): Promise<boolean> {
-    try {
-      const text = String(await this.#command("human-monitor-command", { "command-line": "info registers" }));
-      const cs = /^CS =([0-9a-f]{4}) ([0-9a-f]+)/im.exec(text);
-      const ip = /\b[RE]IP=([0-9a-f]+)/i.exec(text);
-      if (!cs || !ip) return false;
-      const atReset = BigInt(`0x${cs[2]}`) === 0xffff0000n && (BigInt(`0x${ip[1]}`) & 0xffffn) === 0xfff0n;
-      return !atReset;
-    } catch (error) {
-      if (error instanceof _Ended) return false;
-      throw error;
-    }
+    const text = String(await this.#execute("human-monitor-command", { "command-line": "info registers" }) ?? "");
+    const cs = /^CS =([0-9a-f]{4}) ([0-9a-f]+)/im.exec(text);
+    const ip = /\b[RE]IP=([0-9a-f]+)/i.exec(text);
+    if (!cs || !ip) return false;
+    const atReset = BigInt(`0x${cs[2]}`) === 0xffff0000n && (BigInt(`0x${ip[1]}`) & 0xffffn) === 0xfff0n;
+    return !atReset;
   }
 
-  /** Lets the firmware run for `ms`, then says what it did. */
+  /** Lets the firmware run until `ms` after its start, then says what it did. */
   async observe(ms: number): Promise<FirmwareObservation> {
-    const wait = Math.max(0, this.#started + ms - Date.now());
-    await Promise.race([this.#exited, new Promise((resolve) => setTimeout(resolve, wait))]);
+    const wait = Math.max(0, this.#deadline - _probeDeadlineMs + ms - Date.now());
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#exited, new Promise((resolve) => timer = setTimeout(resolve, wait))]);
+    clearTimeout(timer);
     const status = this.#ended ? undefined : await this.status();
-    const progressed = status === undefined ? false : await this.progressed();
     if (status === undefined) {
       const ended = await this.#exited;
-      return { kind: "exited", code: exitCodeOf(ended), stderr: await this.#stderrNow() };
+      await this.#stderr;
+      return { kind: "exited", code: exitCodeOf(ended), stderr: this.#stderrText.value };
     }
-    return { kind: "alive", status, progressed, stderr: await this.#stderrNow() };
+    const progressed = await this.progressed();
+    // QEMU prints its KVM error as the vCPU stops: a moment for it to arrive.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return { kind: "alive", status, progressed, stderr: this.#stderrText.value };
   }
 
   /** Ends QEMU (SIGKILL) and waits for it. */
@@ -269,81 +281,32 @@ export class FirmwareRun {
         // Already gone.
       }
     }
-    await this.#writer.close().catch(() => {});
+    this.#qmp?.close();
     await this.#exited;
     await this.#stderr;
   }
 
-  async #stderrNow(): Promise<string> {
-    // QEMU prints its KVM error as the vCPU stops; once it has exited the stream is whole.
-    if (this.#ended) await this.#stderr;
-    else await new Promise((resolve) => setTimeout(resolve, 50));
-    return this.#stderrSoFar;
-  }
-
-  async #command(command: string, args?: Readonly<Record<string, unknown>>, greeting = false): Promise<unknown> {
-    const deadline = this.#started + _probeDeadlineMs;
-    if (greeting) await this.#message(deadline);
-    const request = JSON.stringify(args === undefined ? { execute: command } : { execute: command, arguments: args });
+  /** A QMP command's answer; `undefined` once QEMU has exited. */
+  async #execute(command: string, args?: Readonly<Record<string, unknown>>): Promise<unknown> {
+    if (this.#qmp === undefined || this.#ended) return undefined;
     try {
-      await this.#writer.write(new TextEncoder().encode(`${request}\n`));
-    } catch {
-      throw new _Ended();
-    }
-    for (;;) {
-      const message = await this.#message(deadline);
-      if (message.event !== undefined || message.QMP !== undefined) continue;
-      if (message.error) throw new QmpCommandError(command, message.error.class, message.error.desc);
-      return message.return;
-    }
-  }
-
-  async #message(deadline: number): Promise<_Message> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error("QEMU did not answer the KVM probe in time.")), deadline - Date.now());
-    });
-    try {
-      for (;;) {
-        const next = await Promise.race([this.#lines.next(), timeout]);
-        if (next.done) throw new _Ended();
-        try {
-          return JSON.parse(next.value) as _Message;
-        } catch {
-          // Not QMP (QEMU prints nothing else on stdout); skip it.
-        }
-      }
-    } finally {
-      clearTimeout(timer);
+      return await _until(this.#deadline, this.#qmp.execute(command, args));
+    } catch (error) {
+      if (error instanceof QmpClosedError) return undefined;
+      throw error;
     }
   }
 }
 
-type _Message = {
-  readonly QMP?: unknown;
-  readonly return?: unknown;
-  readonly error?: { readonly class: string; readonly desc: string };
-  readonly event?: string;
-};
-
-class _Ended extends Error {
-  constructor() {
-    super("QEMU has exited.");
-    this.name = "FirmwareRunEnded";
-  }
-}
-
-/** QMP lines from QEMU's stdout, each at most 64 KiB. */
-async function* _boundedLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of stream) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let newline: number;
-    while ((newline = buffer.indexOf("\n")) >= 0) {
-      yield buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-    }
-    if (buffer.length > 65536) buffer = "";
+/** `work`, or an error once `deadline` has passed. */
+async function _until<T>(deadline: number, work: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("QEMU did not answer the KVM probe in time.")), deadline - Date.now());
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -39,15 +39,22 @@ type _Message = {
   readonly data?: Record<string, unknown>;
 };
 
+/** Where QMP is spoken: a unix socket, or a QEMU's standard streams (`-qmp stdio`). */
+export interface QmpChannel {
+  readonly readable: ReadableStream<Uint8Array>;
+  write(bytes: Uint8Array): Promise<unknown>;
+  close(): void;
+}
+
 /** A connected, negotiated QMP session. */
 export class QmpClient implements AsyncDisposable {
-  readonly #connection: Deno.UnixConn;
+  readonly #connection: QmpChannel;
   readonly #reader: ReadableStreamDefaultReader<string>;
   #buffer = "";
   readonly #events: QmpEvent[] = [];
   #closed = false;
 
-  private constructor(connection: Deno.UnixConn) {
+  private constructor(connection: QmpChannel) {
     this.#connection = connection;
     this.#reader = connection.readable.pipeThrough(new TextDecoderStream()).getReader();
   }
@@ -57,8 +64,12 @@ export class QmpClient implements AsyncDisposable {
    * mode, so that commands can be sent.
    */
   static async connect(path: string): Promise<QmpClient> {
-    const connection = await Deno.connect({ transport: "unix", path });
-    const client = new QmpClient(connection);
+    return await QmpClient.over(await Deno.connect({ transport: "unix", path }));
+  }
+
+  /** Negotiates QMP on `channel` (e.g. a child QEMU's stdout and stdin). */
+  static async over(channel: QmpChannel): Promise<QmpClient> {
+    const client = new QmpClient(channel);
     try {
       const greeting = await client.#next();
       if (greeting.QMP === undefined) throw new Error("The socket did not greet with QMP.");
