@@ -106,22 +106,27 @@ Deno.test("kill -9 of QEMU: status says stopped at once, and start cleans up and
   }
 });
 
+/** Makes the key, starts project a (firmware only) and returns its console log once it matches `pattern` (2 min at most). */
+async function _startUntilConsole(sandbox: Sandbox, pattern: RegExp): Promise<string> {
+  assert.equal((await virtdev(sandbox, ["key"])).code, 0);
+  assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+  const log = join(sandbox.virtdevHome, "projects", "a", "console.log");
+  let text = "";
+  for (let i = 0; i < 1200 && !pattern.test(text); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    text = await Deno.readTextFile(log).catch(() => "");
+  }
+  return text;
+}
+
 Deno.test("wait that times out shows the console's last lines, without its escape sequences", async () => {
   await using sandbox = await vmSandbox();
   try {
-    assert.equal((await virtdev(sandbox, ["key"])).code, 0);
-    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
-    const log = join(sandbox.virtdevHome, "projects", "a", "console.log");
     // OVMF draws its boot screen on the serial console with escape sequences,
     // then says which boot options failed.
     // deno-lint-ignore no-control-regex -- the escape character is what is looked for.
     const drawnThenSaid = /\x1b[^]*BdsDxe/;
-    let text = "";
-    for (let i = 0; i < 1200 && !drawnThenSaid.test(text); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      text = await Deno.readTextFile(log).catch(() => "");
-    }
-    assert.match(text, drawnThenSaid, "the firmware wrote escape sequences, then text");
+    assert.match(await _startUntilConsole(sandbox, drawnThenSaid), drawnThenSaid, "escape sequences, then text");
     const wait = await virtdev(sandbox, ["wait", "a"], { env: { VIRTDEV_WAIT_TIMEOUT: "1" } });
     assert.equal(wait.code, 7, wait.stderr);
     assert.match(wait.stderr, /The console's last lines:\n(hint: {3}.*\n)*hint: {3}.*BdsDxe/);
@@ -135,15 +140,7 @@ Deno.test("wait that times out shows the console's last lines, without its escap
 Deno.test("a guest killed before its ready line: wait ends at once with the console's last lines, not at its timeout", async () => {
   await using sandbox = await vmSandbox();
   try {
-    assert.equal((await virtdev(sandbox, ["key"])).code, 0);
-    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
-    const log = join(sandbox.virtdevHome, "projects", "a", "console.log");
-    let text = "";
-    for (let i = 0; i < 1200 && !/BdsDxe/.test(text); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      text = await Deno.readTextFile(log).catch(() => "");
-    }
-    assert.match(text, /BdsDxe/, "the firmware printed before it was killed");
+    assert.match(await _startUntilConsole(sandbox, /BdsDxe/), /BdsDxe/, "the firmware printed before it was killed");
     // A timeout far longer than any test: had wait not noticed, it would end with 7, not 6.
     const pid = Number((await virtdev(sandbox, ["pid", "a"])).stdout.trim());
     const child = spawnVirtdev(sandbox, ["wait", "a"], { env: { VIRTDEV_WAIT_TIMEOUT: "3600" } });
