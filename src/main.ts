@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { hostAgentArgument } from "./core/vm/host_agent_argument.ts";
+import { hostAgentArgument, netFilterArgument } from "./core/vm/host_agent_argument.ts";
 import { version } from "./version.ts";
 
 /** The arguments as the dispatcher sees them, with `virtdev-<cmd>` turned into `<cmd>`. */
@@ -35,6 +35,10 @@ if (import.meta.main && Deno.args[0] === hostAgentArgument) {
   // Not a command: a supervisor runs this to keep a VM (see host_agent.ts).
   const { runHostAgent } = await import("./core/vm/host_agent.ts");
   Deno.exit(await runHostAgent(Deno.args[1] ?? "", Deno.args[2] ?? ""));
+} else if (import.meta.main && Deno.args[0] === netFilterArgument) {
+  // Not a command: the host agent runs this between QEMU and passt (see egress/net_filter.ts).
+  const { runNetFilter } = await import("./core/vm/egress/net_filter.ts");
+  Deno.exit(await runNetFilter(Deno.args[1] ?? "", Deno.args[2] ?? ""));
 } else if (import.meta.main) {
   const args = dispatchArguments(await _argv0(), Deno.args);
   if (args.length === 1 && args[0] === "--version") {

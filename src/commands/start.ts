@@ -2,7 +2,7 @@ import { defineCommand, flagOption, projectPositional, valueOption } from "../cl
 import { withLock } from "../cli/locked.ts";
 import { validateProjectName } from "../core/store/store.ts";
 import { startProject } from "../core/vm/vm_lifecycle.ts";
-import { egressSettings } from "../core/vm/network.ts";
+import { checkZoneName } from "../core/vm/egress/zone_settings.ts";
 import { refreshSshConfig } from "../core/projects/ssh_config.ts";
 
 /** `virtdev start <project> [port]`: boots a project's VM in the background. */
@@ -18,9 +18,8 @@ export const startCommand = defineCommand("start", {
     ),
     net: valueOption(
       ["--net"],
-      "EGRESS",
-      `What the guest may reach for this boot only: none or full (see 'virtdev net').`,
-      { type: "choice", choices: egressSettings },
+      "ZONE",
+      `What the guest may reach for this boot only: none, allow, wan, lan, full or a custom zone (see 'virtdev net').`,
     ),
   },
   positionals: {
@@ -30,6 +29,7 @@ export const startCommand = defineCommand("start", {
   async run({ project, port, net, ephemeral }, context) {
     const { ui, store, config, env } = context;
     validateProjectName(project);
+    if (net !== undefined) await checkZoneName(config.configDir, net);
     // Waiting for the lock lets parallel starts queue instead of failing:
     // each holds it only until its QEMU has bound its port.
     const result = await withLock(context, `start ${project}`, async () => {
@@ -42,7 +42,7 @@ export const startCommand = defineCommand("start", {
     if (result.cleanedStale) ui.info("Cleaned up after a VM that had ended without stopping (crash or reboot).");
     if (ephemeral) ui.info("Disposable boot: what the guest writes is dropped at stop.");
     ui.success(
-      `Virtual machine started (${result.supervisor} supervisor, ${result.network.backend} network, egress ${result.network.egress}).`,
+      `Virtual machine started (${result.supervisor} supervisor, ${result.network.backend} network, zone ${result.network.egress}).`,
     );
     ui.info(`SSH at 127.0.0.1:${result.port} once the guest has booted: virtdev wait ${project}`);
     ui.info(`Shut down cleanly with: virtdev stop ${project}`);

@@ -1,10 +1,12 @@
+import { runningNet } from "../core/vm/net_control.ts";
+import { readProjectZone } from "../core/vm/egress/zone_settings.ts";
 import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { requireVmPaths } from "../core/projects/project_lookup.ts";
 import { describeRunState, inspectVm } from "../core/vm/runtime_state.ts";
 import { reportForwards } from "../core/vm/forward_control.ts";
 import { effectiveVmSize, readProjectSettings } from "../core/projects/settings.ts";
 import type { Config } from "../core/store/config.ts";
-import type { ProjectPaths } from "../core/store/store.ts";
+import { maintenanceVmName, type ProjectPaths } from "../core/store/store.ts";
 
 async function _size(paths: ProjectPaths, config: Config): Promise<{ cpus: number; memoryMiB: number }> {
   const size = effectiveVmSize(config, await readProjectSettings(paths));
@@ -42,7 +44,17 @@ export const statusCommand = defineCommand("status", {
       supervisor: status.record?.supervisor ?? null,
       startedAt: status.record?.startedAt ?? null,
       network: status.record?.network ?? null,
+      net: await _net(paths),
       forwards: await reportForwards(paths),
     }));
   },
 });
+
+/** The zone kept and, while the VM runs behind the filter, the one in force and what it blocked. */
+async function _net(
+  paths: ProjectPaths,
+): Promise<{ zone: string | null; running: string | null; blocked: number | null }> {
+  const running = await runningNet(paths);
+  const zone = paths.name === maintenanceVmName ? null : await readProjectZone(paths).catch(() => null);
+  return { zone, running: running?.zone ?? null, blocked: running?.report ? running.blocked : null };
+}

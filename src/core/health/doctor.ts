@@ -71,8 +71,7 @@ const _tools: readonly _Tool[] = [
   {
     program: "passt",
     versionArgs: ["--version"],
-    hint: passtInstallHint,
-    optional: "without it the guest can reach this host's loopback (SLIRP networking).",
+    hint: `${passtInstallHint} Without it every zone but none refuses to start: nothing else enforces a zone.`,
   },
 ];
 

@@ -5,7 +5,7 @@
  * source has written, never with the base. The clone has its own SSH host
  * key, instance id (so the guest gives itself a new machine-id at its
  * first boot), and port (chosen at its first start); it keeps the source's
- * manifest, settings and egress. Forwards stay with the source: two VMs
+ * manifest, settings, zone and allowlist. Forwards stay with the source: two VMs
  * cannot forward the same host port.
  *
  * @module
@@ -26,7 +26,17 @@ import { removeAbandonedWork, requireProject, requireStopped, validateNewProject
 export const CloneExit = { running: 4, exists: 6 } as const;
 
 /** What a clone copies from its source, when the source has it. */
-const _copied = ["system.qcow2", "home.qcow2", "nvram", "generation", "manifest", "settings.json", "net", "snapshots"];
+const _copied = [
+  "system.qcow2",
+  "home.qcow2",
+  "nvram",
+  "generation",
+  "manifest",
+  "settings.json",
+  "net",
+  "allow",
+  "snapshots",
+];
 
 /** Per-project configuration files the clone gets too (`~/.config/virtdev/projects/<p>/`). */
 const _configCopied = ["manifest", "provision"];

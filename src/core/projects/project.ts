@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { newProjectZone } from "../vm/egress/zone_settings.ts";
 import { describeRecovery, recoverReseal } from "../base/reseal.ts";
 import type { Reporter } from "../store/reporter.ts";
 import { basename, join } from "../store/path.ts";
@@ -98,6 +99,8 @@ export async function createProject(
       createDelta(join(staging, "home.qcow2"), base.homeImage),
       copyFileAtomic(base.nvram, join(staging, "nvram")),
       writeFileAtomic(join(staging, "generation"), `${generation.value}\n`),
+      // New projects reach the internet, not the LAN nor this host.
+      writeFileAtomic(join(staging, "net"), `${newProjectZone}\n`),
       generateHostKey(staging, name),
       writeInstanceId(staging),
     ]);

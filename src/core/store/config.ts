@@ -6,7 +6,7 @@
  * @module
  */
 import { isAbsolute, join } from "./path.ts";
-import { ConfigError, VirtdevError } from "./errors.ts";
+import { ConfigError, ExitCode, VirtdevError } from "./errors.ts";
 import { parseSize } from "./size.ts";
 
 /** Which hardware acceleration QEMU uses. */
@@ -60,6 +60,11 @@ export interface Config {
   readonly supervisor: SupervisorKind;
   /** `VIRTDEV_NET_BACKEND`. */
   readonly netBackend: NetBackendSetting;
+  /**
+   * `VIRTDEV_DNS_UPSTREAM`: the resolvers the egress filter asks
+   * (`address[:port]`, comma-separated); `/etc/resolv.conf`'s when unset.
+   */
+  readonly dnsUpstream: readonly string[] | undefined;
   /** The user's home directory (`HOME`). */
   readonly userHome: string;
 }
@@ -85,6 +90,7 @@ export const configVariables = [
   "VIRTDEV_ACCEL",
   "VIRTDEV_SUPERVISOR",
   "VIRTDEV_NET_BACKEND",
+  "VIRTDEV_DNS_UPSTREAM",
   "XDG_DATA_HOME",
   "XDG_CACHE_HOME",
   "XDG_CONFIG_HOME",
@@ -230,6 +236,7 @@ export function loadConfig(env: Environment, options: { readonly host?: HostReso
       get("VIRTDEV_NET_BACKEND") ?? "auto",
       ["auto", "passt", "slirp"] as const,
     ),
+    dnsUpstream: _dnsUpstream(get("VIRTDEV_DNS_UPSTREAM")),
     userHome: userHome === undefined ? "/" : _absolute("HOME", userHome),
   };
 }
@@ -432,4 +439,18 @@ function _timezone(value: string): string {
     });
   }
   return value;
+}
+
+function _dnsUpstream(value: string | undefined): string[] | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  const list = value.split(",").map((entry) => entry.trim());
+  for (const entry of list) {
+    if (!/^([0-9.]+|\[[0-9a-fA-F:]+\])(:[0-9]{1,5})?$|^[0-9a-fA-F:]+$/.test(entry)) {
+      throw new VirtdevError(`VIRTDEV_DNS_UPSTREAM has '${entry}', which is not an address[:port].`, {
+        exitCode: ExitCode.invalidConfig,
+        hint: "For example: VIRTDEV_DNS_UPSTREAM=127.0.0.53 or VIRTDEV_DNS_UPSTREAM=192.0.2.53:5353,[2001:db8::53]:53",
+      });
+    }
+  }
+  return list;
 }

@@ -24,6 +24,8 @@ export interface AgentState {
   readonly network?: "up" | "lost";
   /** passt's PID, while it runs. */
   readonly passtPid?: number;
+  /** The egress filter's PID while it runs. */
+  readonly filterPid?: number;
   /** The project's forwards and how each fares. */
   readonly forwards?: readonly ForwardState[];
   /** When QEMU was spawned (ms since the epoch), for the boot timeline. */

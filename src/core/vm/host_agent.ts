@@ -98,6 +98,24 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
     await setState({ network: "up", passtPid: passt.pid }, { now: true });
     await appendVmLog(paths, `passt started (PID ${passt.pid})`);
   }
+  // The egress filter sits between QEMU and passt: QEMU connects to it.
+  let filter: RunningPasst | undefined;
+  if (record.filter) {
+    try {
+      filter = await startPasst(
+        { ...record.filter, socket: `${record.filter.netDir}/vm.sock`, dir: record.filter.netDir },
+        { name: "the egress filter" },
+      );
+    } catch (error) {
+      if (!(error instanceof PasstStartError) && !(error instanceof VirtdevError)) throw error;
+      await appendVmLog(paths, `host agent: ${error.message}`);
+      await setState({ phase: "failed", error: error.message }, { now: true });
+      await passt?.stop();
+      return 1;
+    }
+    await setState({ filterPid: filter.pid }, { now: true });
+    await appendVmLog(paths, `egress filter started (PID ${filter.pid})`);
+  }
   const log = await CappedLog.create(paths.consoleLog, { maxBytes: record.consoleLogBytes ?? 16 << 20 });
   let child: Deno.ChildProcess;
   const qemuStartedAt = Date.now();
@@ -108,6 +126,7 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
     await appendVmLog(paths, `host agent: ${text}`);
     await setState({ phase: "failed", error: text }, { now: true });
     log.close();
+    await filter?.stop();
     await passt?.stop();
     return 1;
   }
@@ -119,6 +138,16 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
       `passt exited (${status.signal ?? `exit ${status.code}`}): the guest has no network until it is restarted`,
     );
     await setState({ network: "lost", passtPid: undefined }, { now: true });
+  });
+  filter?.exited.then(async (status) => {
+    if (qemuEnded) return;
+    await appendVmLog(
+      paths,
+      `the egress filter exited (${
+        status.signal ?? `exit ${status.code}`
+      }): the guest has no network (never an unfiltered one) until it is restarted`,
+    );
+    await setState({ network: "lost", filterPid: undefined }, { now: true });
   });
   const forward = (): void => {
     try {
@@ -205,6 +234,7 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   qemuEnded = true;
   Deno.removeSignalListener("SIGUSR1", onForwardsChanged);
   await keeper?.stopAll();
+  await filter?.stop();
   await passt?.stop();
   const code = exit.signal !== null ? 128 + (exit.signal === "SIGKILL" ? 9 : 15) : exit.code;
   if (watching) {

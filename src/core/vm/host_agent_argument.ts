@@ -8,3 +8,6 @@
 
 /** The hidden first argument that makes `virtdev` run as a VM's host agent. */
 export const hostAgentArgument = "__host-agent";
+
+/** The hidden first argument that makes `virtdev` run as a VM's egress filter (see `egress/net_filter.ts`). */
+export const netFilterArgument = "__net-filter";

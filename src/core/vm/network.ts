@@ -2,13 +2,12 @@
  * A project VM's network: which backend carries it, what the guest may
  * reach, and the SSH forward on host loopback.
  *
- * - `full` egress (the default) goes through passt, run by the host agent
- *   with the mapping of the gateway to the host's loopback turned off, so
- *   no address the guest can use leads to a service on the host's
- *   127.0.0.1. Where passt is missing, QEMU's user networking (SLIRP)
- *   remains, with a warning: its 10.0.2.2 *is* the host's loopback.
- * - `none` egress uses SLIRP in restricted mode: nothing leaves the VM
- *   (no DNS, no internet, no host); only the forwards come in.
+ * - Every zone but `none` goes through passt, run by the host agent with
+ *   the mapping of the gateway to the host's loopback turned off, behind
+ *   the egress filter (`egress/`), which QEMU's network connects to and
+ *   which enforces the zone for every frame the guest sends.
+ * - `none` uses SLIRP in restricted mode: nothing leaves the VM (no DNS,
+ *   no internet, no host); only the forwards come in.
  *
  * @module
  */
@@ -16,15 +15,11 @@ import { join } from "../store/path.ts";
 import type { NetBackendSetting } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
-import { type ProjectPaths, readOptionalText } from "../store/store.ts";
-import { writeFileAtomic } from "../store/atomic_write.ts";
+import type { ProjectPaths } from "../store/store.ts";
 import { escapeOptionValue } from "./qemu_args.ts";
 
-/** What a guest may reach. */
-export type Egress = "none" | "full";
-
-/** The egress settings `net` accepts. */
-export const egressSettings: readonly Egress[] = ["none", "full"];
+/** What a guest may reach: a built-in zone or a custom zone's name (see `egress/`). */
+export type Egress = string;
 
 /** The backend that carries a VM's network. */
 export type NetBackend = "passt" | "slirp";
@@ -51,7 +46,10 @@ export interface PasstLaunch {
 /** A VM's network, decided at start. */
 export interface NetworkPlan {
   readonly backend: NetBackend;
+  /** The zone as the user named it. */
   readonly egress: Egress;
+  /** Whether the egress filter carries it (passt's backend always; SLIRP never). */
+  readonly filtered: boolean;
   /** QEMU's `-netdev` value. */
   readonly netdev: string;
   /** passt, for the passt backend. */
@@ -97,17 +95,27 @@ export async function detectPasst(): Promise<PasstFlavour | undefined> {
 /**
  * Decides a VM's network.
  *
+ * - Zone `none` uses SLIRP in restricted mode: nothing leaves the VM.
+ * - Every other zone runs passt behind the egress filter, which enforces
+ *   the zone outside the guest. Without passt they refuse to start (exit
+ *   69): there is no silent fallback.
+ * - `VIRTDEV_NET_BACKEND=slirp`, set on purpose, runs `full` on SLIRP
+ *   (its 10.0.2.2 is the host's loopback, and it says so); it cannot
+ *   enforce the other zones, which then refuse to start.
+ *
+ * @param options.zone the base zone of `egress` (a custom zone's base).
  * @param options.passt the installed passt's flavour, `undefined` when missing.
  * @param options.asRoot whether virtdev runs as root. passt would then
  *   drop to nobody before it binds its socket, which nobody cannot reach
  *   below the store's 0700 directories; so it is told to stay root (its
  *   own sandbox, namespaces and seccomp, still applies).
- * @throws {VirtdevError} exit 69 when passt is asked for and missing.
+ * @throws {VirtdevError} exit 69 when the zone cannot be enforced here.
  */
 export function planNetwork(
   paths: ProjectPaths,
   options: {
     readonly egress: Egress;
+    readonly zone: string;
     readonly backend: NetBackendSetting;
     readonly sshPort: number;
     readonly passt: PasstFlavour | undefined;
@@ -115,31 +123,45 @@ export function planNetwork(
   },
 ): NetworkPlan {
   const forward = `hostfwd=tcp:127.0.0.1:${options.sshPort}-:22`;
-  if (options.egress === "none") {
-    return { backend: "slirp", egress: "none", netdev: `user,id=net0,restrict=on,${forward}` };
+  const egress = options.egress;
+  if (options.zone === "none") {
+    return { backend: "slirp", egress, filtered: false, netdev: `user,id=net0,restrict=on,${forward}` };
   }
-  if (options.backend === "passt" && options.passt === undefined) {
-    throw new VirtdevError("VIRTDEV_NET_BACKEND=passt, but passt is not installed.", {
-      exitCode: NetworkExit.passtMissing,
-      hint: [passtInstallHint, "Or set VIRTDEV_NET_BACKEND=auto to fall back to QEMU's user networking."],
-    });
-  }
-  if (options.backend === "slirp" || options.passt === undefined) {
+  if (options.backend === "slirp") {
+    if (options.zone !== "full") {
+      throw new VirtdevError(`Zone '${egress}' cannot be enforced with VIRTDEV_NET_BACKEND=slirp.`, {
+        exitCode: NetworkExit.passtMissing,
+        hint: [
+          "Unset VIRTDEV_NET_BACKEND to use passt and the egress filter.",
+          `Or let this project reach everything, the host's loopback included: virtdev net ${paths.name} full`,
+        ],
+      });
+    }
     return {
       backend: "slirp",
-      egress: "full",
+      egress,
+      filtered: false,
       netdev: `user,id=net0,${forward}`,
-      warning: options.backend === "slirp"
-        ? "VIRTDEV_NET_BACKEND=slirp: the guest can reach services on this host's loopback through 10.0.2.2."
-        : `passt is not installed, so the guest can reach services on this host's loopback through 10.0.2.2. ${passtInstallHint}`,
+      warning: "VIRTDEV_NET_BACKEND=slirp: the guest can reach services on this host's loopback through 10.0.2.2.",
     };
+  }
+  if (options.passt === undefined) {
+    throw new VirtdevError(`passt is not installed, so zone '${egress}' cannot be enforced.`, {
+      exitCode: NetworkExit.passtMissing,
+      hint: [
+        passtInstallHint,
+        `Or cut the network: virtdev net ${paths.name} none`,
+        "Or, knowing that the guest then reaches this host's loopback, set VIRTDEV_NET_BACKEND=slirp and use zone full.",
+      ],
+    });
   }
   const dir = join(paths.runDir, "net");
   const socket = passtSocketPath(paths);
   return {
     backend: "passt",
-    egress: "full",
-    netdev: `stream,id=net0,server=off,addr.type=unix,addr.path=${escapeOptionValue(socket)}`,
+    egress,
+    filtered: true,
+    netdev: `stream,id=net0,server=off,addr.type=unix,addr.path=${escapeOptionValue(join(dir, "vm.sock"))}`,
     passt: {
       program: passtProgram,
       args: [
@@ -150,6 +172,11 @@ export function planNetwork(
         join(dir, "passt.log"),
         "--tcp-ports",
         `127.0.0.1/${options.sshPort}:22`,
+        // The guest's resolver: whatever it is, the filter answers every
+        // DNS question itself; this one only makes sure the guest has one
+        // (passt hands out none when the host's is on loopback).
+        "--dns",
+        guestResolverAddress,
         ...passtIsolationOptions(options.passt),
         ...(options.asRoot ? ["--runas", "0:0"] : []),
       ],
@@ -158,6 +185,9 @@ export function planNetwork(
     },
   };
 }
+
+/** The resolver address the guest is given; the filter answers DNS sent anywhere. */
+export const guestResolverAddress = "169.254.1.53";
 
 /**
  * The longest socket path passt binds whole: it cuts longer ones short
@@ -168,26 +198,4 @@ export const passtMaxSocketPath = 98;
 /** Where passt's socket goes: short, because of {@link passtMaxSocketPath}. */
 export function passtSocketPath(paths: ProjectPaths): string {
   return join(paths.runDir, "net", "sock");
-}
-
-/**
- * The egress kept for the project by `virtdev net` (`full` when unset).
- *
- * @throws {VirtdevError} exit 70 when the file holds something else.
- */
-export async function readProjectEgress(paths: ProjectPaths): Promise<Egress> {
-  const text = (await readOptionalText(paths.egress))?.trim();
-  if (text === undefined || text === "") return "full";
-  if (!(egressSettings as readonly string[]).includes(text)) {
-    throw new VirtdevError(`The network setting of ${paths.name} is unreadable: ${paths.egress}.`, {
-      exitCode: 70,
-      hint: `Set it again: virtdev net ${paths.name} full`,
-    });
-  }
-  return text as Egress;
-}
-
-/** Keeps `egress` for the project's next starts. */
-export async function writeProjectEgress(paths: ProjectPaths, egress: Egress): Promise<void> {
-  await writeFileAtomic(paths.egress, `${egress}\n`);
 }

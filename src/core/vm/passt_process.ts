@@ -31,12 +31,17 @@ export class PasstStartError extends Error {
 const _readyTimeoutMs = 15_000;
 
 /**
- * Starts passt and waits until its socket exists.
+ * Starts passt (or, with `options.name`, another helper that serves a
+ * socket: the egress filter) and waits until its socket exists.
  *
- * @throws {PasstStartError} with passt's log when it exits first or never
+ * @throws {PasstStartError} with its log when it exits first or never
  *   binds its socket.
  */
-export async function startPasst(launch: PasstLaunch): Promise<RunningPasst> {
+export async function startPasst(
+  launch: PasstLaunch,
+  options: { readonly name?: string } = {},
+): Promise<RunningPasst> {
+  const name = options.name ?? "passt";
   await Deno.mkdir(launch.dir, { recursive: true, mode: privateDirectoryMode });
   await Deno.chmod(launch.dir, privateDirectoryMode);
   const child = spawnTool(launch.program, launch.args);
@@ -51,18 +56,18 @@ export async function startPasst(launch: PasstLaunch): Promise<RunningPasst> {
     if (Date.now() > deadline) {
       _kill(child);
       await status;
-      throw new PasstStartError(`passt did not bind its socket within ${_readyTimeoutMs / 1000}s.`);
+      throw new PasstStartError(`${name} did not bind its socket within ${_readyTimeoutMs / 1000}s.`);
     }
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
   if (exited) {
     const log = (await readFileTail(`${launch.dir}/passt.log`, 4096).catch(() => undefined)) ?? "";
     const said = `${log}\n${await stderr}`.split("\n").filter((line) => line.trim() && !/syslog/.test(line));
-    throw new PasstStartError(`passt exited (${exited.code}) before it was ready.\n${said.slice(-5).join("\n")}`);
+    throw new PasstStartError(`${name} exited (${exited.code}) before it was ready.\n${said.slice(-5).join("\n")}`);
   }
   // passt made them under its umask; nothing in run/ is for others.
   await Deno.chmod(launch.socket, privateFileMode).catch(() => {});
-  await Deno.chmod(`${launch.dir}/passt.log`, privateFileMode).catch(() => {});
+  if (name === "passt") await Deno.chmod(`${launch.dir}/passt.log`, privateFileMode).catch(() => {});
   return {
     pid: child.pid,
     exited: child.status,

@@ -35,9 +35,11 @@ export interface RuntimeRecord {
   /** The cap on the console log, in bytes. */
   readonly consoleLogBytes?: number;
   /** The network of this boot. */
-  readonly network?: { readonly backend: NetBackend; readonly egress: Egress };
+  readonly network?: { readonly backend: NetBackend; readonly egress: Egress; readonly filtered?: boolean };
   /** passt, for the passt backend: the host agent starts it before QEMU. */
   readonly passt?: PasstLaunch;
+  /** The egress filter between QEMU and passt: the host agent starts it after passt. */
+  readonly filter?: { readonly program: string; readonly args: readonly string[]; readonly netDir: string };
   /** How the host agent reaches the guest for forwards: the user's key. */
   readonly ssh?: { readonly identity: string };
   /** For the maintenance VM: the host agent records how the boot ends (`shutdown_proof.ts`). */

@@ -15,7 +15,7 @@ import { runTool, spawnDetached } from "../store/process.ts";
 import type { RuntimeRecord } from "./runtime_state.ts";
 import type { Reporter } from "../store/reporter.ts";
 import type { ProjectPaths } from "../store/store.ts";
-import { hostAgentArgument } from "./host_agent_argument.ts";
+import { hostAgentArgument, netFilterArgument } from "./host_agent_argument.ts";
 import { readAgentState } from "./agent_state.ts";
 import { appendVmLog } from "./vm_log.ts";
 
@@ -29,7 +29,9 @@ export const qemuInstallHint = "Install QEMU: 'pacman -S qemu-base' (Arch) or 'a
 export const LaunchExit = { toolMissing: 69, portRace: 8, failed: 12 } as const;
 
 /** What the host agent runs: QEMU, passt, and ssh for forwards. */
-const _agentPrograms = [qemuProgram, "passt", "ssh"];
+function _agentPrograms(): string[] {
+  return [qemuProgram, "passt", "ssh", netFilterProgram()];
+}
 
 /** How long a launch may take before it counts as failed. */
 const _launchTimeoutMs = 90_000;
@@ -113,6 +115,38 @@ export function hostAgentCommand(
       ...agentArgs,
     ],
   };
+}
+
+/**
+ * The command that runs this virtdev as the egress filter of the project
+ * in `paths` (see `egress/net_filter.ts`): like the agent's, with what the
+ * filter needs: its directory, the blocked log, the host's resolver
+ * configuration and network interfaces, and the network (its unix
+ * sockets, and UDP to the host's resolvers, which may be anywhere).
+ */
+export function netFilterCommand(paths: ProjectPaths, blockedLog: string): { program: string; args: string[] } {
+  const netDir = paths.runtime.network;
+  const filterArgs = [netFilterArgument, netDir, blockedLog];
+  if (Deno.build.standalone) return { program: Deno.execPath(), args: filterArgs };
+  return {
+    program: _selfOr("deno"),
+    args: [
+      "run",
+      "--no-prompt",
+      "--no-config",
+      `--allow-read=${paths.dir},/etc/resolv.conf`,
+      `--allow-write=${paths.dir}`,
+      "--allow-net",
+      "--allow-sys=networkInterfaces",
+      _agentScript(),
+      ...filterArgs,
+    ],
+  };
+}
+
+/** The program the host agent may run to start the egress filter. */
+export function netFilterProgram(): string {
+  return Deno.build.standalone ? Deno.execPath() : _selfOr("deno");
 }
 
 /**
@@ -217,7 +251,7 @@ export const processSupervisor: Supervisor = {
   kind: "process",
   unitFor: () => undefined,
   async launch(launch) {
-    const agent = hostAgentCommand(launch.paths, _agentPrograms, { runBy: "virtdev" });
+    const agent = hostAgentCommand(launch.paths, _agentPrograms(), { runBy: "virtdev" });
     await appendVmLog(launch.paths, `start: host agent ${agent.program} ${agent.args.join(" ")}`);
     const child = spawnDetached(agent.program, agent.args);
     let exited: number | undefined;
@@ -270,7 +304,7 @@ export const systemdSupervisor: Supervisor = {
         `lingering is not enabled for ${launch.user}: the VM stops when you log out. Keep it with: sudo loginctl enable-linger ${launch.user}`,
       );
     }
-    const agent = hostAgentCommand(launch.paths, _agentPrograms, { runBy: "systemd" });
+    const agent = hostAgentCommand(launch.paths, _agentPrograms(), { runBy: "systemd" });
     await appendVmLog(
       launch.paths,
       `start (systemd unit ${unit}): host agent ${agent.program} ${agent.args.join(" ")}`,

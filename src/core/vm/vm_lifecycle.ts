@@ -31,7 +31,16 @@ import {
   type VmStatus,
 } from "./runtime_state.ts";
 import { pathExists, type ProjectPaths, readOptionalText, type Store } from "../store/store.ts";
-import { chooseSupervisor, hostAgentListeningPath, LaunchExit, qemuProgram, supervisorFor } from "./supervisor.ts";
+import {
+  chooseSupervisor,
+  hostAgentListeningPath,
+  LaunchExit,
+  netFilterCommand,
+  qemuProgram,
+  supervisorFor,
+} from "./supervisor.ts";
+import { policyFileOf, writePolicyFile } from "./egress/policy_file.ts";
+import { blockedLogPath, readProjectZone, resolvePolicy } from "./egress/zone_settings.ts";
 import {
   detectPasst,
   type Egress,
@@ -39,7 +48,6 @@ import {
   passtMaxSocketPath,
   passtSocketPath,
   planNetwork,
-  readProjectEgress,
 } from "./network.ts";
 import { appendVmLog } from "./vm_log.ts";
 import { effectiveVmSize, readProjectSettings } from "../projects/settings.ts";
@@ -363,12 +371,14 @@ async function _launchOnPort(
 
   const accel = await resolveAccel(options.config, options.reporter);
   const supervisor = await chooseSupervisor(options.config.supervisor, options.env);
-  const egress = options.egress ?? await readProjectEgress(paths);
+  const egress = options.egress ?? await readProjectZone(paths);
+  const policy = await resolvePolicy(paths, { configDir: options.config.configDir, zone: egress });
   const network = planNetwork(paths, {
     egress,
+    zone: policy.zone,
     backend: options.config.netBackend,
     sshPort: choice.port,
-    passt: egress === "full" && options.config.netBackend !== "slirp" ? await detectPasst() : undefined,
+    passt: policy.zone !== "none" && options.config.netBackend !== "slirp" ? await detectPasst() : undefined,
     // Our own store tells who we are (Deno grants the uid only with --allow-sys).
     asRoot: (await Deno.stat(store.root)).uid === 0,
   });
@@ -376,6 +386,13 @@ async function _launchOnPort(
   // The maintenance VM has no settings of its own: the configuration's size.
   const size = effectiveVmSize(options.config, await readProjectSettings(paths));
   await ensurePrivateDirectory(paths.runDir);
+  if (network.filtered) {
+    await ensurePrivateDirectory(paths.runtime.network);
+    await writePolicyFile(
+      paths.runtime.network,
+      policyFileOf(policy, { serial: 1, dnsUpstream: options.config.dnsUpstream }),
+    );
+  }
   const disks = options.ephemeral ? await _ephemeralOverlays(paths) : paths;
   const spec = projectVmSpec({ ...paths, ...disks }, {
     config: size,
@@ -392,8 +409,11 @@ async function _launchOnPort(
     startedAt: new Date().toISOString(),
     qemu: { program: qemuProgram, args: qemuArguments(vm) },
     consoleLogBytes: options.config.consoleLogBytes,
-    network: { backend: network.backend, egress: network.egress },
+    network: { backend: network.backend, egress: network.egress, filtered: network.filtered },
     passt: network.passt,
+    ...(network.filtered
+      ? { filter: { ...netFilterCommand(paths, blockedLogPath(paths)), netDir: paths.runtime.network } }
+      : {}),
     ssh: { identity: options.config.sshKey },
     shutdownWatch: options.shutdownWatch,
     ...(options.ephemeral ? { ephemeral: true } : {}),
@@ -451,7 +471,8 @@ export async function startMaintenanceVm(
   await cleanStaleRuntime(paths, status);
   _checkRuntimePaths(paths);
   await ensureHostKey(paths);
-  return await _launchVm(store, paths, { ...options, egress: "full" });
+  // It fetches packages: the internet, never the LAN or this host.
+  return await _launchVm(store, paths, { ...options, egress: "wan" });
 }
 
 /** The least time QEMU gets to exit after SIGTERM before stop gives up. */
