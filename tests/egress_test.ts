@@ -206,7 +206,7 @@ Deno.test("DNS: malformed and truncated upstream answers are refused, never foll
   assert.throws(() => parseDnsQuery(new Uint8Array(5)), DnsFormatError);
   const weird = parseDnsQuery(dnsQuery("a\x1b]0;x.org"));
   assert.equal(weird.name, undefined);
-  assert.doesNotMatch(weird.shown, /\x1b/);
+  assert.ok(!weird.shown.includes("\x1b"), weird.shown);
 });
 
 Deno.test("request names: TLS server name (over several segments) and HTTP Host", () => {

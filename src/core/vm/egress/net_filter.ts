@@ -39,7 +39,7 @@ export async function runNetFilter(netDir: string, blockedLog: string): Promise<
   try {
     loaded = await readPolicyFile(netDir);
   } catch (error) {
-    console.error(`virtdev net filter: cannot read its policy: ${error}`);
+    _say(`virtdev net filter: cannot read its policy: ${error}`);
     return 1;
   }
   let policyFile: PolicyFile = loaded.file;
@@ -66,7 +66,7 @@ export async function runNetFilter(netDir: string, blockedLog: string): Promise<
       policyFile = next.file;
       filter.setPolicy(next.policy);
     } catch (error) {
-      console.error(`virtdev net filter: keeping the policy in force: ${error}`);
+      _say(`virtdev net filter: keeping the policy in force: ${error}`);
     }
     await report();
   };
@@ -94,7 +94,7 @@ export async function runNetFilter(netDir: string, blockedLog: string): Promise<
   try {
     passt = await Deno.connect({ transport: "unix", path: `${netDir}/sock` });
   } catch (error) {
-    console.error(`virtdev net filter: cannot reach passt: ${error}`);
+    _say(`virtdev net filter: cannot reach passt: ${error}`);
     qemu.close();
     clearInterval(ticker);
     return 1;
@@ -344,4 +344,9 @@ class _FrameWriter {
     this.#chain = next.catch(() => {});
     return next;
   }
+}
+
+/** A line for the host agent, which shows the filter's stderr when it fails to start. */
+function _say(text: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(`${text}\n`));
 }
