@@ -72,7 +72,7 @@ Deno.test("doctor: with a PATH that lacks the tools, each is named with the pack
   assert.match(text("tool:ssh"), /^fail .*openssh.*openssh-client/);
   assert.match(text("tool:rsync"), /^fail .*rsync/);
   assert.match(text("tool:ps"), /^fail .*procps-ng.*procps/);
-  assert.match(text("tool:passt"), /^warn .*loopback.*passt/, "passt is advised, not required");
+  assert.match(text("tool:passt"), /^fail .*passt.*every zone but none refuses to start/, "no silent fallback");
 });
 
 Deno.test("doctor --fix after kill -9 of a VM: the runtime files are named, then removed, and nothing else", async () => {

@@ -78,6 +78,11 @@ export const netCommand = defineCommand("net", {
     }
     const kept = await readProjectZone(paths);
     const running = await runningNet(paths);
+    if (!json && !rules) {
+      ui.result(kept);
+      if (running && running.zone !== kept) ui.info(`${project} runs in zone ${running.zone} (set for this boot).`);
+      return;
+    }
     const shownZone = running?.zone ?? kept;
     const policy = await resolvePolicy(paths, { configDir: config.configDir, zone: shownZone });
     const ruleList = egressRules(policy, hostView()).map((rule) => `${rule.action} ${rule.matches}`);
@@ -92,12 +97,7 @@ export const netCommand = defineCommand("net", {
       }));
       return;
     }
-    if (rules) {
-      for (const rule of ruleList) ui.result(rule);
-      return;
-    }
-    ui.result(kept);
-    if (running && running.zone !== kept) ui.info(`${project} runs in zone ${running.zone} (set for this boot).`);
+    for (const rule of ruleList) ui.result(rule);
   },
 });
 

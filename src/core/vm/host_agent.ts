@@ -140,7 +140,9 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
     await setState({ network: "lost", passtPid: undefined }, { now: true });
   });
   filter?.exited.then(async (status) => {
-    if (qemuEnded) return;
+    // It ends cleanly when QEMU closes its side (QEMU is ending) or when
+    // passt dies (passt's own watch reports that).
+    if (qemuEnded || (status.code === 0 && status.signal === null)) return;
     await appendVmLog(
       paths,
       `the egress filter exited (${

@@ -85,6 +85,9 @@ export function parseAddress(text: string): Address | undefined {
 /** The usual text form: dotted IPv4, or IPv6 with the longest run of zero groups as `::`. */
 export function formatAddress(address: Address): string {
   if (address.length === 4) return address.join(".");
+  if (address.subarray(0, 10).every((b) => b === 0) && address[10] === 0xff && address[11] === 0xff) {
+    return `::ffff:${address.subarray(12).join(".")}`;
+  }
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((address[i] << 8) | address[i + 1]);
   let bestStart = -1;

@@ -274,7 +274,8 @@ function _isControl(packet: IpPacket): boolean {
   if (packet.protocol === IpProtocol.icmpv6 && packet.version === 6) {
     const type = packet.icmpType ?? 0;
     const local = (dst[0] === 0xfe && (dst[1] & 0xc0) === 0x80) || (dst[0] === 0xff && (dst[1] & 0x0f) === 0x02);
-    return local && ((type >= 133 && type <= 137) || type === 143);
+    // Neighbour discovery (133-137) and multicast listener reports (130-132, 143).
+    return local && ((type >= 130 && type <= 137) || type === 143);
   }
   return false;
 }
