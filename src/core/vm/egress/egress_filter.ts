@@ -165,7 +165,8 @@ export class EgressFilter {
       flow.generation = this.#generation;
     }
     if (flow) {
-      if (flags & (TcpFlag.rst | TcpFlag.fin)) this.#outbound.delete(flowKey);
+      // After a FIN the last ACKs still come: the flow stays until a reset or the table's bound.
+      if (flags & TcpFlag.rst) this.#outbound.delete(flowKey);
       return flow.state === "open" ? { toPasst: [frame], toGuest: [] } : this.#inspect(flow, flowKey, packet, frame);
     }
     const learned = this.learnedName(packet.dst);
@@ -190,6 +191,8 @@ export class EgressFilter {
       _bound(this.#outbound, _maxFlows);
       if (verdict.byName && !opening) {
         this.#outbound.delete(flowKey);
+        // A stray ACK or FIN of a connection already ended: nothing to tell.
+        if (packet.payload.length === 0) return _none;
         return { toPasst: [], toGuest: [buildTcpReset(packet)], blocked: this.#attempt(packet, "by name, mid-stream") };
       }
     }
