@@ -36,6 +36,9 @@ import { MarkerScanner } from "../src/core/vm/console_log.ts";
 import { readinessLine } from "../src/core/guest/guest_contract.ts";
 import { binaryPermissionFlags, virtdevTaskCommand } from "./binary_permissions.ts";
 import { copyBase } from "../tests/_guest.ts";
+import { tcpFrame as benchTcpFrame } from "../tests/_frames.ts";
+import { EgressFilter } from "../src/core/vm/egress/egress_filter.ts";
+import { parseAddress } from "../src/core/vm/egress/address.ts";
 
 const smoke = Deno.env.get("VIRTDEV_BENCH_SMOKE") === "1";
 const rounds = smoke ? 1 : Number(Deno.env.get("VIRTDEV_BENCH_ROUNDS") ?? "3");
@@ -45,6 +48,48 @@ const bootDeadlineMs = Number(Deno.env.get("VIRTDEV_BENCH_BOOT_TIMEOUT") ?? "600
 /** Every ratio printed, checked by the smoke run. */
 const ratios: { label: string; value: number }[] = [];
 const accel = (Deno.env.get("VIRTDEV_ACCEL") ?? "tcg") as "kvm" | "tcg";
+
+/**
+ * The filter's own work per frame, in this process: data frames of an
+ * open connection and new connections judged, against merely copying the
+ * frames (what any relay does).
+ */
+function filterRow(): string {
+  const filter = new EgressFilter(
+    { zone: "wan", name: "wan", allowed: [] },
+    { addresses: [parseAddress("192.0.2.2")!], subnets: [] },
+  );
+  const frame = (flags: number, sport: number, payload: number) =>
+    benchTcpFrame({
+      src: "192.0.2.9",
+      dst: "203.0.113.80",
+      srcPort: sport,
+      dstPort: 80,
+      flags,
+      payload: new Uint8Array(payload),
+    });
+  filter.fromGuest(frame(0x02, 40000, 0));
+  const data = frame(0x18, 40000, 1448);
+  const count = 200_000;
+  let start = performance.now();
+  for (let i = 0; i < count; i++) filter.fromGuest(data);
+  const judged = performance.now() - start;
+  start = performance.now();
+  let sink = 0;
+  for (let i = 0; i < count; i++) sink += data.slice().length;
+  const copied = performance.now() - start;
+  const syns = 20_000;
+  start = performance.now();
+  for (let i = 0; i < syns; i++) filter.fromGuest(frame(0x02, 1024 + (i % 60000), 0));
+  const opened = performance.now() - start;
+  ratios.push({ label: "filter per frame", value: judged / Math.max(copied, 0.001) });
+  const mib = (count * data.length) / 2 ** 20;
+  return `${"filter, in-process".padEnd(30)} ${
+    (mib / (judged / 1000)).toFixed(0).padStart(8)
+  } MiB/s of 1448-byte frames judged (copying them: ${(mib / (copied / 1000)).toFixed(0)} MiB/s); a new connection ${
+    (opened / syns * 1000).toFixed(1)
+  } µs (${sink > 0 ? "ok" : "-"})`;
+}
 
 /** A result line, on stdout. */
 function print(line: string): void {
@@ -219,13 +264,60 @@ async function floorRound(): Promise<void> {
   );
 }
 
-async function oursRound(withSlirp: boolean): Promise<void> {
+/** The egress filter's cost, measured in the guest against a server on a host address the guest does not share. */
+const netRows: string[] = [];
+const netDownload: Record<string, number[]> = { wan: [], full: [] };
+const netConnect: Record<string, number[]> = { wan: [], full: [] };
+async function netRound(): Promise<void> {
+  if (Deno.uid() !== 0) {
+    netRows.push("  network: left out (needs root for a host address the guest does not share)");
+    return;
+  }
+  // passt gives the guest the host's own address: the server sits on one it does not have.
+  await sh("ip", ["link", "add", "vdbench0", "type", "dummy"]);
+  let server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  try {
+    await sh("ip", ["addr", "add", "10.79.0.1/32", "dev", "vdbench0"]);
+    await sh("ip", ["link", "set", "vdbench0", "up"]);
+    const blob = new Uint8Array((smoke ? 16 : 32) << 20);
+    server = Deno.serve(
+      { hostname: "10.79.0.1", port: 0, onListen: () => {} },
+      (request) => new Response(new URL(request.url).pathname === "/blob" ? blob : "ok"),
+    );
+    const port = server.addr.port;
+    // wan does not reach this host: the allowlist lets the one address through, as a user would.
+    await must(sandbox, "allow", "bench", `10.79.0.1:${port}`);
+    const script = `
+import time, urllib.request
+def get(path):
+    start = time.monotonic(); n = len(urllib.request.urlopen("http://10.79.0.1:${port}" + path, timeout=120).read()); return time.monotonic() - start, n
+print(" ".join("%.6f" % get("/tiny")[0] for _ in range(${samples(20)})))
+print(" ".join("%.3f" % (n / t / 2**20) for t, n in (get("/blob") for _ in range(${samples(3)}))))
+`;
+    for (const zone of ["wan", "full", "wan", "full"]) {
+      await must(sandbox, "net", "bench", zone);
+      const result = await virtdev(sandbox, ["ssh", "bench", "--", "python3", "-"], { stdin: script });
+      if (result.code !== 0) throw new Error(`the network measurement failed: ${result.stderr}`);
+      const [connects, downloads] = result.stdout.trim().split("\n").map((line) => line.split(" ").map(Number));
+      netConnect[zone].push(...connects.map((s) => s * 1000));
+      netDownload[zone].push(...downloads);
+    }
+    await must(sandbox, "net", "bench", "wan");
+    await must(sandbox, "allow", "bench", "--remove", `10.79.0.1:${port}`);
+  } finally {
+    await server?.shutdown();
+    await sh("ip", ["link", "del", "vdbench0"]).catch(() => {});
+  }
+}
+
+async function oursRound(withSlirp: boolean, measureNet = false): Promise<void> {
   oursReady.push(
     (await timed(async () => {
       await must(sandbox, "start", "bench");
       await must(sandbox, "wait", "bench");
     }))[0],
   );
+  if (measureNet) await netRound();
   oursStop.push((await timed(() => must(sandbox, "stop", "bench")))[0]);
   // After the stop: a getty that came after the login is in by then.
   timelines.push(lastBootTimeline(await Deno.readTextFile(store.project("bench").vmLog)));
@@ -275,9 +367,9 @@ for (let round = 0; round < rounds; round++) {
   if (round % 2 === 0) {
     await floorRound();
     // The smoke run leaves out the SLIRP boot: CI's network test boots SLIRP beside passt already.
-    await oursRound(!smoke);
+    await oursRound(!smoke, round === rounds - 1);
   } else {
-    await oursRound(false);
+    await oursRound(false, round === rounds - 1);
     await floorRound();
   }
 }
@@ -442,6 +534,20 @@ if (slirpReady.length > 0) {
   print(row("start→wait, passt vs SLIRP", oursReady, slirpReady));
   print(`  boot rounds: SLIRP ${seconds(slirpReady)}`);
 }
+if (netDownload.wan.length > 0) {
+  // Higher is better for a download: the ratio is wan's speed over full's (goal ≥ 0.8).
+  const wan = median(netDownload.wan);
+  const full = median(netDownload.full);
+  ratios.push({ label: "download wan/full", value: wan / full });
+  print(
+    `${"download, wan vs full (MiB/s)".padEnd(30)} ${wan.toFixed(1).padStart(8)}     full ${
+      full.toFixed(1).padStart(8)
+    }     ratio ${(wan / full).toFixed(2)}x`,
+  );
+  print(row("connect+GET, wan vs full", netConnect.wan, netConnect.full));
+}
+for (const line of netRows) print(line);
+print(filterRow());
 print(row("stop", oursStop, floorStop));
 print(row(`list (${count} vs ${fewCount} projects)`, listFull, listEmpty));
 

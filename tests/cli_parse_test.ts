@@ -120,7 +120,7 @@ Deno.test("the fast parser takes the usual lines and leaves help, unknown option
       ["list", ["--json", "--json"]],
       ["status", []],
       ["status", ["a", "b"]],
-      ["start", ["web", "--net", "some"]],
+      ["start", ["web", "--net"]],
       ["backup", ["web", "--keep", "0"]],
       ["backup", ["web", "-vl"]],
       ["ssh", ["web", "ls", "-la"]],

@@ -160,7 +160,17 @@ for (const mode of ["convert", "in-place"] as const) {
     assert.equal(await Deno.readTextFile(join(project, "generation")), "detached\n");
     assert.deepEqual(
       (await Array.fromAsync(Deno.readDir(project))).map((e) => e.name).sort(),
-      ["generation", "home.qcow2", "host_key", "host_key.pub", "instance", "known_hosts", "nvram", "system.qcow2"],
+      [
+        "generation",
+        "home.qcow2",
+        "host_key",
+        "host_key.pub",
+        "instance",
+        "known_hosts",
+        "net",
+        "nvram",
+        "system.qcow2",
+      ],
     );
     assert.equal((await virtdev(sandbox, ["detach", "-y", "web"])).code, 5);
     const disk = JSON.parse((await virtdev(sandbox, ["disk", "--json", "web"])).stdout);
@@ -215,7 +225,17 @@ for (const point of crashPoints) {
     assert.doesNotMatch(output, /failed/i);
     assert.deepEqual(
       (await Array.fromAsync(Deno.readDir(project))).map((e) => e.name).sort(),
-      ["generation", "home.qcow2", "host_key", "host_key.pub", "instance", "known_hosts", "nvram", "system.qcow2"],
+      [
+        "generation",
+        "home.qcow2",
+        "host_key",
+        "host_key.pub",
+        "instance",
+        "known_hosts",
+        "net",
+        "nvram",
+        "system.qcow2",
+      ],
     );
   });
 }
@@ -283,7 +303,17 @@ Deno.test("20 concurrent creates: each succeeds or exits 75 naming a live PID; l
     const dir = join(sandbox.virtdevHome, "projects", name);
     assert.deepEqual(
       (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(),
-      ["generation", "home.qcow2", "host_key", "host_key.pub", "instance", "known_hosts", "nvram", "system.qcow2"],
+      [
+        "generation",
+        "home.qcow2",
+        "host_key",
+        "host_key.pub",
+        "instance",
+        "known_hosts",
+        "net",
+        "nvram",
+        "system.qcow2",
+      ],
     );
   }
   const listed = JSON.parse((await virtdev(sandbox, ["list", "--json"])).stdout);

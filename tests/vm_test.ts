@@ -304,7 +304,7 @@ Deno.test("log prints vm.log; log -f follows it until interrupted", async () => 
     assert.equal(log.code, 0, log.stderr);
     assert.match(log.stdout, /^\S+Z start: host agent .*__host-agent /m);
     assert.match(log.stdout, /^\S+Z passt started \(PID \d+\)$/m);
-    assert.match(log.stdout, /^\S+Z started: port \d+, tcg, supervisor process, network passt \(egress full\)$/m);
+    assert.match(log.stdout, /^\S+Z started: port \d+, tcg, supervisor process, network passt \(egress wan\)$/m);
     const follow = spawnVirtdev(sandbox, ["log", "-f", "a"]);
     const reader = follow.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let seen = "";
@@ -401,7 +401,7 @@ async function pathWithout(sandbox: Sandbox, extra: readonly string[] = []): Pro
 
 Deno.test("start without QEMU installed exits 69 with the package to install, leaving no runtime files", async () => {
   await using sandbox = await vmSandbox();
-  const start = await virtdev(sandbox, ["start", "a"], { env: { PATH: await pathWithout(sandbox) } });
+  const start = await virtdev(sandbox, ["start", "a"], { env: { PATH: await pathWithout(sandbox, ["passt"]) } });
   assert.equal(start.code, 69, start.stderr);
   assert.match(start.stderr, /qemu-system-x86_64 is not installed/);
   assert.match(start.stderr, /hint: Install QEMU/);
@@ -560,7 +560,7 @@ Deno.test("backup, restore and transfer refuse an rsync older than 3.4.0, naming
   }
 });
 
-Deno.test("network: passt by default, SLIRP with a warning when asked or when passt is missing; 69 when passt is required", async () => {
+Deno.test("network: passt behind the egress filter by default; SLIRP only when asked, for full; no silent fallback (69)", async () => {
   await using sandbox = await vmSandbox();
   const network = async (name: string) =>
     JSON.parse((await virtdev(sandbox, ["status", "--json", name])).stdout).network;
@@ -568,58 +568,75 @@ Deno.test("network: passt by default, SLIRP with a warning when asked or when pa
     const passt = await virtdev(sandbox, ["start", "a"]);
     assert.equal(passt.code, 0, passt.stderr);
     assert.doesNotMatch(passt.stderr, /loopback/);
-    assert.deepEqual(await network("a"), { backend: "passt", egress: "full" });
+    assert.deepEqual(await network("a"), { backend: "passt", egress: "wan", filtered: true });
     const qemu = (await virtdev(sandbox, ["pid", "a"])).stdout.trim();
     const args = await Deno.readTextFile(`/proc/${qemu}/cmdline`);
-    assert.match(args, /stream,id=net0,server=off,addr\.type=unix,addr\.path=\S*\/run\/net\/sock/);
+    // QEMU talks to the filter, never to passt.
+    assert.match(args, /stream,id=net0,server=off,addr\.type=unix,addr\.path=\S*\/run\/net\/vm\.sock/);
     assert.doesNotMatch(args, /hostfwd/);
+    const agent = JSON.parse(await Deno.readTextFile(join(sandbox.virtdevHome, "projects/a/run/agent.json")));
+    assert.ok(agent.filterPid > 0 && agent.passtPid > 0, JSON.stringify(agent));
 
-    const slirp = await virtdev(sandbox, ["start", "b"], { env: { VIRTDEV_NET_BACKEND: "slirp" } });
+    const refused = await virtdev(sandbox, ["start", "b"], { env: { VIRTDEV_NET_BACKEND: "slirp" } });
+    assert.equal(refused.code, 69, refused.stderr);
+    assert.match(refused.stderr, /Zone 'wan' cannot be enforced with VIRTDEV_NET_BACKEND=slirp/);
+    const slirp = await virtdev(sandbox, ["start", "--net", "full", "b"], { env: { VIRTDEV_NET_BACKEND: "slirp" } });
     assert.equal(slirp.code, 0, slirp.stderr);
     assert.match(
       slirp.stderr,
       /warning: VIRTDEV_NET_BACKEND=slirp: the guest can reach services on this host's loopback/,
     );
-    assert.deepEqual(await network("b"), { backend: "slirp", egress: "full" });
+    assert.deepEqual(await network("b"), { backend: "slirp", egress: "full", filtered: false });
     assert.equal((await virtdev(sandbox, ["stop", "b"])).code, 0);
 
     const noPasst = { PATH: await pathWithout(sandbox, ["qemu-system-x86_64"]) };
-    const fallback = await virtdev(sandbox, ["start", "b"], { env: noPasst });
-    assert.equal(fallback.code, 0, fallback.stderr);
-    assert.match(
-      fallback.stderr,
-      /warning: passt is not installed, so the guest can reach .* Install passt: 'pacman -S passt'/,
-    );
-    assert.equal((await virtdev(sandbox, ["stop", "b"])).code, 0);
-    const required = await virtdev(sandbox, ["start", "b"], { env: { ...noPasst, VIRTDEV_NET_BACKEND: "passt" } });
-    assert.equal(required.code, 69, required.stderr);
-    assert.match(required.stderr, /passt is not installed/);
+    for (const zone of ["wan", "full"]) {
+      const missing = await virtdev(sandbox, ["start", "--net", zone, "b"], { env: noPasst });
+      assert.equal(missing.code, 69, missing.stderr);
+      assert.match(missing.stderr, /passt is not installed, so zone '(wan|full)' cannot be enforced/);
+      assert.match(missing.stderr, /hint: Install passt: 'pacman -S passt'/);
+    }
+    const none = await virtdev(sandbox, ["start", "--net", "none", "b"], { env: noPasst });
+    assert.equal(none.code, 0, `zone none needs no passt: ${none.stderr}`);
   } finally {
     await killVms(sandbox, ["a", "b"]);
   }
 });
 
-Deno.test("net none|full is kept in the project; start --net overrides it for one boot", async () => {
+Deno.test("the zone is kept in the project; start --net overrides it for one boot; a VM in none takes a new zone at its next start", async () => {
   await using sandbox = await vmSandbox();
   const egress = async () => JSON.parse((await virtdev(sandbox, ["status", "--json", "a"])).stdout).network;
   try {
-    assert.equal((await virtdev(sandbox, ["net", "a"])).stdout, "full\n");
+    assert.equal((await virtdev(sandbox, ["net", "a"])).stdout, "wan\n");
     assert.equal((await virtdev(sandbox, ["net", "a", "none"])).code, 0);
     assert.equal((await virtdev(sandbox, ["net", "a"])).stdout, "none\n");
-    assert.equal((await virtdev(sandbox, ["net", "a", "wan"])).code, 64);
+    assert.equal((await virtdev(sandbox, ["net", "a", "internet"])).code, 64);
     assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
-    assert.deepEqual(await egress(), { backend: "slirp", egress: "none" });
+    assert.deepEqual(await egress(), { backend: "slirp", egress: "none", filtered: false });
     const qemu = (await virtdev(sandbox, ["pid", "a"])).stdout.trim();
     assert.match(
       await Deno.readTextFile(`/proc/${qemu}/cmdline`),
       /user,id=net0,restrict=on,hostfwd=tcp:127\.0\.0\.1:\d+-:22/,
     );
     const later = await virtdev(sandbox, ["net", "a", "full"]);
-    assert.match(later.stderr, /runs with egress none; 'full' applies from its next start/);
+    assert.match(
+      later.stderr,
+      /runs without the egress filter \(started in zone none\); 'full' applies from its next start/,
+    );
     assert.equal((await virtdev(sandbox, ["stop", "a"])).code, 0);
     assert.equal((await virtdev(sandbox, ["start", "--net", "none", "a"])).code, 0);
-    assert.deepEqual(await egress(), { backend: "slirp", egress: "none" });
+    assert.deepEqual(await egress(), { backend: "slirp", egress: "none", filtered: false });
     assert.equal((await virtdev(sandbox, ["net", "a"])).stdout, "full\n", "--net is for one boot");
+    assert.equal((await virtdev(sandbox, ["stop", "a"])).code, 0);
+    // Behind the filter a change is in force at once, and the filter says so.
+    assert.equal((await virtdev(sandbox, ["start", "a"])).code, 0);
+    const live = await virtdev(sandbox, ["net", "a", "allow"]);
+    assert.match(live.stderr, /Zone of a: allow \(in force now\)/);
+    const policy = JSON.parse(await Deno.readTextFile(join(sandbox.virtdevHome, "projects/a/run/net/policy.json")));
+    assert.equal(policy.zone, "allow");
+    const report = JSON.parse(await Deno.readTextFile(join(sandbox.virtdevHome, "projects/a/run/net/filter.json")));
+    assert.equal(report.serial, policy.serial, "the filter took the policy the command wrote");
+    assert.equal(report.zone, "allow");
   } finally {
     await killVms(sandbox, ["a", "b"]);
   }
