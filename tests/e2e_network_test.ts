@@ -325,16 +325,27 @@ Deno.test({
 
         // lan: the LAN, not this host.
         await ok(["net", "neta", "lan"]);
-        const [, peer, hostOnLan] = await probe("neta", [syn, tcp("10.78.0.2", 7777), tcp("10.78.0.1", recorder.port)]);
+        const [, peer, hostOnLan, lanName] = await probe("neta", [
+          syn,
+          tcp("10.78.0.2", 7777),
+          tcp("10.78.0.1", recorder.port),
+          { check: "resolve", name: "probe.virtdev.test" },
+        ]);
         assert.deepEqual(reachedLoopback(), [], "a raw SYN reached the host's loopback (lan)");
         assert.equal(recorder.seen.join(" "), "", "lan reached this host on one of its addresses");
         assert.equal(peer, "open", "lan reaches the LAN peer");
         assert.equal(hostOnLan, "refused", "lan does not reach the host's LAN address");
+        assert.deepEqual(lanName, ["203.0.113.99"], "DNS in lan");
 
         // full: this host's other addresses too (the control for the refusals above), never its loopback.
         await ok(["net", "neta", "full"]);
-        const [, hostInFull] = await probe("neta", [syn, tcp("10.78.0.1", recorder.port)]);
+        const [, hostInFull, fullName] = await probe("neta", [
+          syn,
+          tcp("10.78.0.1", recorder.port),
+          { check: "resolve", name: "probe.virtdev.test" },
+        ]);
         assert.equal(hostInFull, "open", "full reaches the host's private address");
+        assert.deepEqual(fullName, ["203.0.113.99"], "DNS in full");
         assert.ok(recorder.seen.includes("10.78.0.1"), JSON.stringify(recorder.seen));
         assert.deepEqual(reachedLoopback(), [], "a raw SYN reached the host's loopback (full)");
         assert.ok(resolver.questions.includes("probe.virtdev.test"), "the loopback resolver was asked");
