@@ -12,7 +12,7 @@ import {
   parseAllowPattern,
 } from "../src/core/vm/egress/allow_pattern.ts";
 import { DnsFormatError, filterDnsAnswer, parseDnsQuery } from "../src/core/vm/egress/dns_message.ts";
-import { EgressFilter } from "../src/core/vm/egress/egress_filter.ts";
+import { EgressFilter, maxHeldBytes } from "../src/core/vm/egress/egress_filter.ts";
 import { parseFrame, TcpFlag } from "../src/core/vm/egress/frame.ts";
 import { requestName } from "../src/core/vm/egress/request_name.ts";
 import { type EgressPolicy, egressRules, judge, keepsAnswer } from "../src/core/vm/egress/zone_policy.ts";
@@ -377,4 +377,21 @@ Deno.test("connections that come in through forwards are answered in every zone"
     tcpFrame({ src: "192.0.2.2", dst: "192.0.2.1", srcPort: 22, dstPort: 51001, flags: TcpFlag.syn }),
   );
   assert.equal(forged.toPasst.length, 0, "another port of the same peer is not a reply");
+});
+
+Deno.test("a guest that opens connections only to fill the filter with held bytes meets a bound", () => {
+  const filter = new EgressFilter(policy("allow", ["deb.debian.org"]), host);
+  filter.learn(parseAddress("203.0.113.80")!, { name: "deb.debian.org" }, 300);
+  // Each connection sends the start of a TLS record that never names a host.
+  const partial = clientHello("deb.debian.org", 60_000).slice(0, 15_000);
+  let reset = 0;
+  for (let port = 30000; port < 30600; port++) {
+    const base = { src: "192.0.2.2", dst: "203.0.113.80", srcPort: port, dstPort: 443 };
+    filter.fromGuest(tcpFrame({ ...base, flags: TcpFlag.syn, seq: 1 }));
+    const outcome = filter.fromGuest(tcpFrame({ ...base, flags: TcpFlag.ack, seq: 2, payload: partial }));
+    assert.equal(outcome.toPasst.length, 0, "nothing passes before it names a host");
+    if (outcome.blocked?.rule === "too much held for inspection") reset++;
+    assert.ok(filter.heldBytes <= maxHeldBytes, `${filter.heldBytes} bytes held`);
+  }
+  assert.ok(reset > 0, "the bound was met");
 });

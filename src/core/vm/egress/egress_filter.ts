@@ -58,6 +58,8 @@ interface _Flow {
 const _maxFlows = 8192;
 /** The most addresses remembered from DNS answers. */
 const _maxLearned = 8192;
+/** The most bytes held for inspection across all connections; a connection that would pass it is reset. */
+export const maxHeldBytes = 4 << 20;
 /** The shortest time an answer's address stays allowed, whatever its TTL. */
 export const minAnswerSeconds = 30;
 
@@ -73,6 +75,7 @@ export class EgressFilter {
   readonly #outbound = new Map<string, _Flow>();
   readonly #inbound = new Map<string, number>();
   readonly #learned = new Map<string, LearnedName & { expires: number }>();
+  #heldBytes = 0;
 
   constructor(policy: EgressPolicy, host: HostView, options: { readonly now?: () => number } = {}) {
     this.#policy = policy;
@@ -159,14 +162,14 @@ export class EgressFilter {
     if (flow && flow.generation !== this.#generation) {
       const again = judge(this.#rules, packet.dst, packet.dstPort, this.learnedName(packet.dst) ?? flow.learned);
       if (!again.allow) {
-        this.#outbound.delete(flowKey);
+        this.#forget(flowKey);
         return { toPasst: [], toGuest: [buildTcpReset(packet)], blocked: this.#attempt(packet, again.rule) };
       }
       flow.generation = this.#generation;
     }
     if (flow) {
       // After a FIN the last ACKs still come: the flow stays until a reset or the table's bound.
-      if (flags & TcpFlag.rst) this.#outbound.delete(flowKey);
+      if (flags & TcpFlag.rst) this.#forget(flowKey);
       return flow.state === "open" ? { toPasst: [frame], toGuest: [] } : this.#inspect(flow, flowKey, packet, frame);
     }
     const learned = this.learnedName(packet.dst);
@@ -188,9 +191,9 @@ export class EgressFilter {
         headBytes: 0,
         learned,
       });
-      _bound(this.#outbound, _maxFlows);
+      this.#boundOutbound();
       if (verdict.byName && !opening) {
-        this.#outbound.delete(flowKey);
+        this.#forget(flowKey);
         // A stray ACK or FIN of a connection already ended: nothing to tell.
         if (packet.payload.length === 0) return _none;
         return { toPasst: [], toGuest: [buildTcpReset(packet)], blocked: this.#attempt(packet, "by name, mid-stream") };
@@ -224,9 +227,34 @@ export class EgressFilter {
     return { protocol: "dns", target: question.name ?? question.shown, port: 53, rule: "not in the allowlist" };
   }
 
+  /** Bytes held for inspection now (for tests and the bench). */
+  get heldBytes(): number {
+    return this.#heldBytes;
+  }
+
+  #forget(flowKey: string): void {
+    const flow = this.#outbound.get(flowKey);
+    if (flow) this.#heldBytes -= flow.held.reduce((n, f) => n + f.length, 0);
+    this.#outbound.delete(flowKey);
+  }
+
+  #boundOutbound(): void {
+    while (this.#outbound.size > _maxFlows) this.#forget(this.#outbound.keys().next().value as string);
+  }
+
   #inspect(flow: _Flow, flowKey: string, packet: IpPacket, frame: Uint8Array): GuestFrameOutcome {
     if (packet.payload.length === 0) return { toPasst: [frame], toGuest: [] };
     if (packet.seq !== flow.nextSeq) return _none;
+    if (this.#heldBytes + frame.length > maxHeldBytes) {
+      // A guest that opens connections only to fill this process: they end.
+      this.#forget(flowKey);
+      return {
+        toPasst: [],
+        toGuest: [buildTcpReset(packet)],
+        blocked: this.#attempt(packet, "too much held for inspection"),
+      };
+    }
+    this.#heldBytes += frame.length;
     flow.head.push(packet.payload.slice());
     flow.held.push(frame);
     flow.headBytes += packet.payload.length;
@@ -243,7 +271,7 @@ export class EgressFilter {
     const name = said.kind === "incomplete" ? undefined : said.name;
     const pattern = name === undefined ? undefined : allowedName(this.#policy, name);
     if (pattern && (pattern.port === undefined || pattern.port === packet.dstPort)) return this.#release(flow);
-    this.#outbound.delete(flowKey);
+    this.#forget(flowKey);
     return {
       toPasst: [],
       toGuest: [buildTcpReset(packet)],
@@ -258,6 +286,7 @@ export class EgressFilter {
   #release(flow: _Flow): GuestFrameOutcome {
     flow.state = "open";
     const held = flow.held;
+    this.#heldBytes -= held.reduce((n, f) => n + f.length, 0);
     flow.held = [];
     flow.head = [];
     return { toPasst: held, toGuest: [] };
