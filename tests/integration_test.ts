@@ -18,6 +18,19 @@ async function qemuImgInfo(path: string): Promise<Record<string, unknown>> {
   return JSON.parse(await sh("qemu-img", ["info", "-U", "--output=json", path]));
 }
 
+/** What a project directory holds when it is not running, sorted. */
+const _projectFiles = [
+  "generation",
+  "home.qcow2",
+  "host_key",
+  "host_key.pub",
+  "instance",
+  "known_hosts",
+  "net",
+  "nvram",
+  "system.qcow2",
+];
+
 Deno.test("key generates an ed25519 key once, prints only its path on stdout", async () => {
   await using sandbox = await makeSandbox();
   const first = await virtdev(sandbox, ["key"]);
@@ -160,17 +173,7 @@ for (const mode of ["convert", "in-place"] as const) {
     assert.equal(await Deno.readTextFile(join(project, "generation")), "detached\n");
     assert.deepEqual(
       (await Array.fromAsync(Deno.readDir(project))).map((e) => e.name).sort(),
-      [
-        "generation",
-        "home.qcow2",
-        "host_key",
-        "host_key.pub",
-        "instance",
-        "known_hosts",
-        "net",
-        "nvram",
-        "system.qcow2",
-      ],
+      _projectFiles,
     );
     assert.equal((await virtdev(sandbox, ["detach", "-y", "web"])).code, 5);
     const disk = JSON.parse((await virtdev(sandbox, ["disk", "--json", "web"])).stdout);
@@ -225,17 +228,7 @@ for (const point of crashPoints) {
     assert.doesNotMatch(output, /failed/i);
     assert.deepEqual(
       (await Array.fromAsync(Deno.readDir(project))).map((e) => e.name).sort(),
-      [
-        "generation",
-        "home.qcow2",
-        "host_key",
-        "host_key.pub",
-        "instance",
-        "known_hosts",
-        "net",
-        "nvram",
-        "system.qcow2",
-      ],
+      _projectFiles,
     );
   });
 }
@@ -303,17 +296,7 @@ Deno.test("20 concurrent creates: each succeeds or exits 75 naming a live PID; l
     const dir = join(sandbox.virtdevHome, "projects", name);
     assert.deepEqual(
       (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(),
-      [
-        "generation",
-        "home.qcow2",
-        "host_key",
-        "host_key.pub",
-        "instance",
-        "known_hosts",
-        "net",
-        "nvram",
-        "system.qcow2",
-      ],
+      _projectFiles,
     );
   }
   const listed = JSON.parse((await virtdev(sandbox, ["list", "--json"])).stdout);

@@ -99,21 +99,21 @@ export function hostAgentCommand(
     ),
     "127.0.0.1",
   ];
+  return _fromSource([
+    `--allow-read=${paths.dir}`,
+    `--allow-write=${paths.dir}`,
+    `--allow-net=${net.join(",")}`,
+    `--allow-run=${programs.join(",")}`,
+  ], agentArgs);
+}
+
+/** This virtdev's agent script run by Deno with `permissions` and `args`. */
+function _fromSource(permissions: readonly string[], args: readonly string[]): { program: string; args: string[] } {
+  // The agent and the filter import no packages: without the config Deno
+  // starts them in a sixth of the time.
   return {
     program: _selfOr("deno"),
-    args: [
-      "run",
-      "--no-prompt",
-      // The agent imports no packages: without the config Deno starts it
-      // in a sixth of the time.
-      "--no-config",
-      `--allow-read=${paths.dir}`,
-      `--allow-write=${paths.dir}`,
-      `--allow-net=${net.join(",")}`,
-      `--allow-run=${programs.join(",")}`,
-      _agentScript(),
-      ...agentArgs,
-    ],
+    args: ["run", "--no-prompt", "--no-config", ...permissions, _agentScript(), ...args],
   };
 }
 
@@ -128,20 +128,12 @@ export function netFilterCommand(paths: ProjectPaths, blockedLog: string): { pro
   const netDir = paths.runtime.network;
   const filterArgs = [netFilterArgument, netDir, blockedLog];
   if (Deno.build.standalone) return { program: Deno.execPath(), args: filterArgs };
-  return {
-    program: _selfOr("deno"),
-    args: [
-      "run",
-      "--no-prompt",
-      "--no-config",
-      `--allow-read=${paths.dir},/etc/resolv.conf`,
-      `--allow-write=${paths.dir}`,
-      "--allow-net",
-      "--allow-sys=networkInterfaces",
-      _agentScript(),
-      ...filterArgs,
-    ],
-  };
+  return _fromSource([
+    `--allow-read=${paths.dir},/etc/resolv.conf`,
+    `--allow-write=${paths.dir}`,
+    "--allow-net",
+    "--allow-sys=networkInterfaces",
+  ], filterArgs);
 }
 
 /** The program the host agent may run to start the egress filter. */
