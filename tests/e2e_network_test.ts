@@ -345,6 +345,21 @@ Deno.test({
           { check: "resolve", name: "probe.virtdev.test" },
         ]);
         assert.equal(hostInFull, "open", "full reaches the host's private address");
+        // A download at full speed through the filter: frames reach passt whole (an old passt loses
+        // its place in the stream when a frame is split between writes, and the network stops).
+        const blob = new Uint8Array(16 << 20);
+        const server = Deno.serve({ hostname: "10.78.0.1", port: 0, onListen: () => {} }, () => new Response(blob));
+        try {
+          const got = await virtdev(sandbox, [
+            "ssh",
+            "neta",
+            "--",
+            `python3 -c 'import urllib.request; print(len(urllib.request.urlopen("http://10.78.0.1:${server.addr.port}/", timeout=60).read()))'`,
+          ]);
+          assert.equal(got.stdout.trim(), String(blob.length), got.stderr);
+        } finally {
+          await server.shutdown();
+        }
         assert.deepEqual(fullName, ["203.0.113.99"], "DNS in full");
         assert.ok(recorder.seen.includes("10.78.0.1"), JSON.stringify(recorder.seen));
         assert.deepEqual(reachedLoopback(), [], "a raw SYN reached the host's loopback (full)");

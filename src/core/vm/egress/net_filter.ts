@@ -100,7 +100,9 @@ export async function runNetFilter(netDir: string, blockedLog: string): Promise<
     return 1;
   }
   const toGuest = new _FrameWriter(qemu);
-  const toPasst = new _FrameWriter(passt);
+  // passt (before 2024) reads its stream as QEMU writes it, a frame per
+  // write: a frame split across the socket's buffers desynchronises it.
+  const toPasst = new _FrameWriter(passt, { framePerWrite: true });
   let pendingDns = 0;
 
   const answer = async (packet: IpPacket) => {
@@ -318,32 +320,44 @@ async function* _frames(conn: Deno.Conn): AsyncGenerator<Uint8Array[]> {
   }
 }
 
-/** Writes frames with their length prefix, one batch at a time, in order. */
+/**
+ * Writes frames with their length prefix, in order: a batch in one write,
+ * or, with `framePerWrite`, each frame in a write of its own (a unix
+ * socket then queues it whole or not at all).
+ */
 class _FrameWriter {
   readonly #conn: Deno.Conn;
+  readonly #framePerWrite: boolean;
   #chain: Promise<void> = Promise.resolve();
 
-  constructor(conn: Deno.Conn) {
+  constructor(conn: Deno.Conn, options: { readonly framePerWrite?: boolean } = {}) {
     this.#conn = conn;
+    this.#framePerWrite = options.framePerWrite ?? false;
   }
 
   write(frames: readonly Uint8Array[]): Promise<void> {
-    const size = frames.reduce((n, f) => n + 4 + f.length, 0);
-    const out = new Uint8Array(size);
-    const view = new DataView(out.buffer);
-    let at = 0;
-    for (const frame of frames) {
-      view.setUint32(at, frame.length);
-      out.set(frame, at + 4);
-      at += 4 + frame.length;
-    }
+    const chunks = this.#framePerWrite ? frames.map((frame) => _framed([frame])) : [_framed(frames)];
     const next = this.#chain.then(async () => {
-      let written = 0;
-      while (written < out.length) written += await this.#conn.write(out.subarray(written));
+      for (const chunk of chunks) {
+        let written = 0;
+        while (written < chunk.length) written += await this.#conn.write(chunk.subarray(written));
+      }
     });
     this.#chain = next.catch(() => {});
     return next;
   }
+}
+
+function _framed(frames: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(frames.reduce((n, f) => n + 4 + f.length, 0));
+  const view = new DataView(out.buffer);
+  let at = 0;
+  for (const frame of frames) {
+    view.setUint32(at, frame.length);
+    out.set(frame, at + 4);
+    at += 4 + frame.length;
+  }
+  return out;
 }
 
 /** A line for the host agent, which shows the filter's stderr when it fails to start. */
