@@ -124,10 +124,13 @@ export async function waitForGuest(
         );
       }
       if (status.state === "degraded") {
-        throw new VirtdevError(`Project ${name}'s network is gone: its passt process has died.`, {
-          exitCode: WaitExit.networkLost,
-          hint: `Restart the VM: virtdev stop ${name} && virtdev start ${name}`,
-        });
+        throw new VirtdevError(
+          `Project ${name}'s network is gone: its passt process or its egress filter has died (see 'virtdev log ${name}').`,
+          {
+            exitCode: WaitExit.networkLost,
+            hint: `Restart the VM: virtdev stop ${name} && virtdev start ${name}`,
+          },
+        );
       }
       if (Date.now() > deadline) {
         throw new VirtdevError(`Project ${name} did not become reachable within ${options.config.waitTimeout}s.`, {
