@@ -92,3 +92,9 @@ Deno.test("meta-data names the instance", () => {
     "local-hostname": "virtdev",
   });
 });
+
+Deno.test("every boot skips the kernel's IO-APIC timer check (it panics TCG guests on a busy host)", () => {
+  const grub = contractFiles().find((file) => file.path === "/etc/default/grub.d/90-virtdev.cfg");
+  assert.equal(grub?.content, 'GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT no_timer_check"\n');
+  assert.match(renderUserData({ publicKey: key, timezone: "UTC" }), /update-grub/);
+});

@@ -13,7 +13,7 @@ import { shellQuote } from "../store/shell_quote.ts";
 import { join } from "../store/path.ts";
 import { ensurePrivateDirectory } from "../store/file_modes.ts";
 import { runTool } from "../store/process.ts";
-import { renderContractScript } from "../guest/guest_contract.ts";
+import { kernelOptions, renderContractScript } from "../guest/guest_contract.ts";
 
 /** One file or link of the overlay, by its path inside the profile. */
 export type ProfileEntry =
@@ -109,7 +109,7 @@ cat > /mnt/efi/loader/entries/arch.conf <<ENTRY
 title Arch Linux (virtdev)
 linux /vmlinuz-linux
 initrd /initramfs-linux.img
-options root=UUID=$root_uuid rw console=tty0 console=ttyS0,115200
+options root=UUID=$root_uuid rw console=tty0 console=ttyS0,115200 ${kernelOptions}
 ENTRY
 cp /mnt/boot/vmlinuz-linux /mnt/boot/initramfs-linux.img /mnt/efi/
 

@@ -252,8 +252,20 @@ export function contractFiles(flavour: GuestFlavour = "generic"): GuestFile[] {
       permissions: "0644",
       content: _autologin,
     },
+    // Read by update-grub (Debian, Ubuntu); elsewhere harmless.
+    { path: "/etc/default/grub.d/90-virtdev.cfg", permissions: "0644", content: _grubDefaults },
   ];
 }
+
+/**
+ * Kernel options for every boot. Under TCG on a busy host the kernel's
+ * early IO-APIC timer check can fail and panic the boot ("IO-APIC + timer
+ * doesn't work!"); the emulated timer is known good, so the check is skipped.
+ */
+export const kernelOptions = "no_timer_check";
+
+const _grubDefaults = `GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT ${kernelOptions}"
+`;
 
 /**
  * The units the contract enables, after its files are in place. A generic
@@ -288,6 +300,7 @@ rm -f /etc/ssh/ssh_host_*
 ssh-keygen -q -t ed25519 -N '' -f /run/virtdev-check-key
 sshd -t -h /run/virtdev-check-key
 rm -f /run/virtdev-check-key /run/virtdev-check-key.pub
+if command -v update-grub >/dev/null 2>&1; then update-grub 2>/dev/null || true; fi
 ${options.cloudInit ? "touch /etc/cloud/cloud-init.disabled\n" : ""}sync
 echo ${installedLine} > /dev/ttyS0
 `;
