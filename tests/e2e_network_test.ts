@@ -464,6 +464,17 @@ Deno.test({
           assert.match(line, / \(nothing\)$/, line);
         }
         assert.equal(outside.trim(), "done", outside);
+        // Raw SYNs from root too: SLIRP's 10.0.2.2 is the host's loopback, and restricted SLIRP must drop them.
+        const seenBefore = recorder.seen.length;
+        const [sent] = await probe("neta", [
+          {
+            check: "syn",
+            targets: ["127.0.0.1", "0.0.0.0", "10.0.2.2", "10.0.2.3", "gateway", "::1"],
+            port: recorder.port,
+          },
+        ]);
+        assert.ok(Array.isArray(sent) && sent.includes("10.0.2.2"), JSON.stringify(sent));
+        assert.deepEqual(recorder.seen.slice(seenBefore), [], "a raw SYN left a guest in zone none");
         const file = join(sandbox.root, "to-guest.txt");
         await Deno.writeTextFile(file, "over ssh\n");
         await ok(["transfer", "neta", file, ":to-guest.txt"]);
