@@ -82,6 +82,9 @@ async function loopbackResolver(): Promise<{ questions: string[]; address: strin
  * namespace holding a peer (10.78.0.2) that answers on port 7777.
  */
 async function lanPeer(): Promise<AsyncDisposable> {
+  // What a run killed midway left behind.
+  await sh("ip", ["link", "del", "vdlan0"]).catch(() => {});
+  await netns(["del", "vd-lan"]).catch(() => {});
   await netns(["add", "vd-lan"]);
   await sh("ip", ["link", "add", "vdlan0", "type", "veth", "peer", "name", "vdlan1"]);
   await sh("ip", ["link", "set", "vdlan1", "netns", "vd-lan"]);
@@ -471,6 +474,7 @@ Deno.test({
             check: "syn",
             targets: ["127.0.0.1", "0.0.0.0", "10.0.2.2", "10.0.2.3", "gateway", "::1"],
             port: recorder.port,
+            gateway: "10.0.2.2",
           },
         ]);
         assert.ok(Array.isArray(sent) && sent.includes("10.0.2.2"), JSON.stringify(sent));

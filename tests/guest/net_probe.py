@@ -71,10 +71,16 @@ def _ip_of(dev, family):
     return out[out.index("inet6" if family == "-6" else "inet") + 1].split("/")[0] if out else None
 
 
-def syn(targets, port):
-    """Raw TCP SYNs on the wire (AF_PACKET), past the guest's own routing."""
+def syn(targets, port, gateway=None):
+    """Raw TCP SYNs on the wire (AF_PACKET), past the guest's own routing.
+    Without a default route (restricted SLIRP gives none), to `gateway` on the first interface with an address."""
     route = subprocess.run(["ip", "-o", "route", "show", "default"], capture_output=True, text=True).stdout.split()
-    dev, gw = route[route.index("dev") + 1], route[route.index("via") + 1]
+    if "via" in route:
+        dev, gw = route[route.index("dev") + 1], route[route.index("via") + 1]
+    else:
+        dev = subprocess.run(["ip", "-o", "-4", "addr", "show", "scope", "global"],
+                             capture_output=True, text=True).stdout.split()[1]
+        gw = gateway
     mine = bytes.fromhex(open("/sys/class/net/%s/address" % dev).read().strip().replace(":", ""))
     socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", (gw, 9))
     time.sleep(0.5)
