@@ -170,8 +170,25 @@ Deno.test({
           provision,
           "set -e\nsudo install -m 644 /dev/null /opt/provisioned\necho provisioned-ok\n",
         );
+        // The project's own choices outlive the rebuild: zone, allowlist, size, forwards, port.
+        await ok(["net", project, "lan"]);
+        await ok(["allow", project, "10.9.9.9:5432"]);
+        await ok(["set", project, "memory=1000M"]);
+        await ok(["forward", project, "18001:8000"]);
+        const port = (await ok(["port", project])).stdout.trim();
         // One boot for both: the plan's seven steps run, restore is skipped.
         const recreate = await ok(["recreate", "--no-restore", "-y", "--provision", provision, project]);
+        assert.match(recreate.stderr, /Kept: settings\.json, net, allow, forwards\.json, port\./);
+        assert.equal((await ok(["net", project])).stdout.trim(), "lan", "the zone");
+        assert.equal((await ok(["allow", project])).stdout.trim(), "10.9.9.9:5432", "the allowlist");
+        assert.equal(JSON.parse((await ok(["status", "--json", project])).stdout).memoryMiB, 1000, "the size");
+        assert.deepEqual(
+          JSON.parse((await ok(["forward", "--list", "--json", project])).stdout).map((f: { host: number }) => f.host),
+          [18001],
+          "the forwards",
+        );
+        assert.equal((await ok(["port", project])).stdout.trim(), port, "the port");
+        await ok(["forward", "--remove", project, "18001"]);
         assert.match(recreate.stderr, /\[1\/7\] backup/);
         assert.match(recreate.stderr, /\[7\/7\] provision/);
         assert.match(recreate.stderr, /provisioned-ok/);

@@ -20,23 +20,14 @@ import { pathExists, type ProjectPaths, type Store } from "../store/store.ts";
 import { generateHostKey } from "../guest/host_key.ts";
 import { writeInstanceId } from "../guest/instance_id.ts";
 import { finishInterruptedRevert } from "./disk_snapshots.ts";
+import { clonedSettingFiles } from "./setting_files.ts";
 import { removeAbandonedWork, requireProject, requireStopped, validateNewProjectName } from "./project.ts";
 
 /** Exit codes of `clone`. */
 export const CloneExit = { running: 4, exists: 6 } as const;
 
 /** What a clone copies from its source, when the source has it. */
-const _copied = [
-  "system.qcow2",
-  "home.qcow2",
-  "nvram",
-  "generation",
-  "manifest",
-  "settings.json",
-  "net",
-  "allow",
-  "snapshots",
-];
+const _copied = ["system.qcow2", "home.qcow2", "nvram", "generation", ...clonedSettingFiles, "snapshots"];
 
 /** Per-project configuration files the clone gets too (`~/.config/virtdev/projects/<p>/`). */
 const _configCopied = ["manifest", "provision"];

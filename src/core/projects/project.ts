@@ -121,7 +121,7 @@ export async function createProject(
 export async function removeAbandonedWork(store: Store): Promise<void> {
   try {
     for await (const entry of Deno.readDir(store.projectsDir)) {
-      if (/^\.(create|destroy)-/.test(entry.name)) {
+      if (/^\.(create|destroy)-|^\.settings-.*\.tmp$/.test(entry.name)) {
         await Deno.remove(join(store.projectsDir, entry.name), { recursive: true }).catch(() => {});
       }
     }

@@ -14,6 +14,7 @@ import { waitForGuest } from "../guest/guest_access.ts";
 import { acquireLock } from "../store/lock.ts";
 import { loadManifest } from "./manifest.ts";
 import { createProject, destroyProject, requireProject } from "../projects/project.ts";
+import { restoreSettings, saveSettings } from "../projects/setting_files.ts";
 import { defaultProvisionPath, isReadableFile, runProvision } from "../guest/provision.ts";
 import type { Reporter } from "../store/reporter.ts";
 import { restoreProject } from "./restore.ts";
@@ -251,6 +252,8 @@ export async function runRecreate(
             if ((await inspectVm(store.project(project))).state !== "stopped") {
               throw new VirtdevError(`Project ${project} is running.`, { exitCode: stepExitCode(step) });
             }
+            // Its zone, allowlist, size, forwards, manifest and port outlive it.
+            await saveSettings(store, project);
             await destroyProject(store, project);
           }
           break;
@@ -260,6 +263,8 @@ export async function runRecreate(
           if (!await pathExists(store.project(project).dir)) {
             await createProject(store, project, { reporter: progress });
           }
+          const kept = await restoreSettings(store, project);
+          if (kept.length > 0) progress.info(`Kept: ${kept.join(", ")}.`);
           break;
         }
         case "start": {
