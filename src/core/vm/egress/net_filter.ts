@@ -202,13 +202,21 @@ export async function dnsUpstreams(policyFile: PolicyFile): Promise<{ host: stri
   return out;
 }
 
+/** `/etc/resolv.conf` is read again at most this often: it changes when the host moves, not per question. */
+const _resolvConfMs = 5_000;
+let _resolvConfCache: { readonly at: number; readonly servers: string[] } | undefined;
+
 async function _resolvConf(): Promise<string[]> {
+  if (_resolvConfCache && Date.now() - _resolvConfCache.at < _resolvConfMs) return _resolvConfCache.servers;
+  let servers: string[] = [];
   try {
     const text = await Deno.readTextFile("/etc/resolv.conf");
-    return [...text.matchAll(/^\s*nameserver\s+([0-9a-fA-F.:]+)\s*$/gm)].map((m) => m[1]).slice(0, 3);
+    servers = [...text.matchAll(/^\s*nameserver\s+([0-9a-fA-F.:]+)\s*$/gm)].map((m) => m[1]).slice(0, 3);
   } catch {
-    return [];
+    // None: questions are answered SERVFAIL.
   }
+  _resolvConfCache = { at: Date.now(), servers };
+  return servers;
 }
 
 /** The guest's DNS question answered: refused, filtered, or a failure; `undefined` to stay silent. */
