@@ -53,7 +53,11 @@ export function blockedLogPath(paths: ProjectPaths): string {
 export async function checkZoneName(configDir: string, name: string): Promise<void> {
   if (isBuiltinZone(name)) return;
   if (_customName.test(name) && await readOptionalText(customZonePath(configDir, name)) !== undefined) return;
-  throw new VirtdevError(`There is no zone '${name}'.`, {
+  throw _noSuchZone(configDir, name);
+}
+
+function _noSuchZone(configDir: string, name: string): VirtdevError {
+  return new VirtdevError(`There is no zone '${name}'.`, {
     exitCode: ExitCode.usage,
     hint: `The zones are ${builtinZones.join(", ")}, and custom zones in ${join(configDir, "zones")}/NAME.zone.`,
   });
@@ -110,9 +114,10 @@ export async function resolvePolicy(
 ): Promise<EgressPolicy> {
   const own = await readAllowlist(paths);
   if (isBuiltinZone(options.zone)) return { zone: options.zone, name: options.zone, allowed: expandSets(own) };
-  await checkZoneName(options.configDir, options.zone);
   const file = customZonePath(options.configDir, options.zone);
-  const text = (await readOptionalText(file)) ?? "";
+  // Read once: whether it exists is whether it reads.
+  const text = _customName.test(options.zone) ? await readOptionalText(file) : undefined;
+  if (text === undefined) throw _noSuchZone(options.configDir, options.zone);
   const base = /^\s*zone\s+(\S+)\s*$/m.exec(text.replace(/#.*$/gm, ""));
   if (!base || !isBuiltinZone(base[1])) {
     const line = base ? text.split("\n").findIndex((l) => /^\s*zone\s/.test(l)) + 1 : 1;
