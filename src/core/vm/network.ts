@@ -41,6 +41,8 @@ export interface PasstLaunch {
   readonly socket: string;
   /** passt's directory: its socket and its log. */
   readonly dir: string;
+  /** Where it logs (`--log-file`), read back when it fails to start. */
+  readonly logFile?: string;
 }
 
 /** A VM's network, decided at start. */
@@ -182,6 +184,7 @@ export function planNetwork(
       ],
       socket,
       dir,
+      logFile: join(dir, "passt.log"),
     },
   };
 }

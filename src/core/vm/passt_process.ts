@@ -61,13 +61,13 @@ export async function startPasst(
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
   if (exited) {
-    const log = (await readFileTail(`${launch.dir}/passt.log`, 4096).catch(() => undefined)) ?? "";
+    const log = launch.logFile ? (await readFileTail(launch.logFile, 4096).catch(() => undefined)) ?? "" : "";
     const said = `${log}\n${await stderr}`.split("\n").filter((line) => line.trim() && !/syslog/.test(line));
     throw new PasstStartError(`${name} exited (${exited.code}) before it was ready.\n${said.slice(-5).join("\n")}`);
   }
   // passt made them under its umask; nothing in run/ is for others.
   await Deno.chmod(launch.socket, privateFileMode).catch(() => {});
-  if (name === "passt") await Deno.chmod(`${launch.dir}/passt.log`, privateFileMode).catch(() => {});
+  if (launch.logFile) await Deno.chmod(launch.logFile, privateFileMode).catch(() => {});
   return {
     pid: child.pid,
     exited: child.status,
