@@ -101,6 +101,74 @@ function log(line: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`${line}\n`));
 }
 
+/**
+ * One step of the boot rounds, logged with its time, under a deadline: a
+ * step that hangs (a guest that stops answering, a command that never
+ * ends) fails the bench with what the guest's logs last said, instead of
+ * holding CI until its own limit.
+ */
+async function step<T>(label: string, work: () => Promise<T>, deadlineMs = bootDeadlineMs + 60_000): Promise<T> {
+  const started = performance.now();
+  log(`bench:   ${label}...`);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) =>
+    timer = setTimeout(() => reject(new _StepTimeout(label, deadlineMs)), deadlineMs)
+  );
+  try {
+    const value = await Promise.race([work(), expired]);
+    log(`bench:   ${label}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return value;
+  } catch (error) {
+    if (error instanceof _StepTimeout) await _hungStep(error);
+    _endSandboxProcesses();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+class _StepTimeout extends Error {
+  constructor(readonly label: string, readonly deadlineMs: number) {
+    super(`bench: ${label} did not end within ${deadlineMs / 1000} s`);
+  }
+}
+
+/** What a hung step leaves to read: the guests' logs and the processes still running; then the bench ends. */
+async function _hungStep(error: _StepTimeout): Promise<never> {
+  log(`bench: FAILED: ${error.message}`);
+  for (const name of ["bench", "floor"]) {
+    const paths = store.project(name);
+    for (const file of [paths.vmLog, paths.consoleLog]) {
+      const text = await Deno.readTextFile(file).catch(() => "");
+      // The console is the guest's: its control bytes are shown as escapes.
+      const tail = text.split("\n").slice(-25).join("\n").replace(
+        /[\x00-\x08\x0b-\x1f\x7f]/g,
+        (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+      );
+      log(`bench: ---- ${file} (last lines) ----\n${tail}`);
+    }
+  }
+  const ps = await new Deno.Command("ps", { args: ["-eo", "pid,ppid,stat,etime,time,args"], stdout: "piped" })
+    .output().catch(() => undefined);
+  const lines = new TextDecoder().decode(ps?.stdout ?? new Uint8Array()).split("\n");
+  log(
+    `bench: ---- processes of this sandbox ----\n${
+      lines.filter((line) => line.includes(sandbox.root) || /qemu|passt|ssh /.test(line)).join("\n")
+    }`,
+  );
+  _endSandboxProcesses();
+  Deno.exit(1);
+}
+
+/** Nothing of a failed run may outlive it: its QEMUs, agents, filters and passts all name the sandbox. */
+function _endSandboxProcesses(): void {
+  try {
+    new Deno.Command("pkill", { args: ["-KILL", "-f", sandbox.root], stdout: "null", stderr: "null" }).outputSync();
+  } catch {
+    // No pkill: the processes end with the CI container.
+  }
+}
+
 async function timed<T>(work: () => Promise<T>): Promise<[number, T]> {
   const started = performance.now();
   const value = await work();
@@ -180,6 +248,9 @@ const floorStop: number[] = [];
 const oursStop: number[] = [];
 const slirpReady: number[] = [];
 async function floorRound(): Promise<void> {
+  await step("floor: boot, ready line, login and power-off", _floorRound, 2 * bootDeadlineMs + 180_000);
+}
+async function _floorRound(): Promise<void> {
   const paths = store.project("floor");
   const port = 2299;
   const args = qemuArguments(
@@ -275,6 +346,8 @@ async function netRound(): Promise<void> {
   }
   // passt gives the guest the host's own address: the server sits on one it does not have.
   // (On lo: some kernels here have no dummy interfaces. It is still not a loopback address to the filter.)
+  // A run killed mid-way leaves the address behind.
+  await sh("ip", ["addr", "del", "10.79.0.1/32", "dev", "lo"]).catch(() => {});
   await sh("ip", ["addr", "add", "10.79.0.1/32", "dev", "lo"]);
   let server: Deno.HttpServer<Deno.NetAddr> | undefined;
   try {
@@ -294,6 +367,7 @@ print(" ".join("%.6f" % get("/tiny")[0] for _ in range(${samples(20)})))
 print(" ".join("%.3f" % (n / t / 2**20) for t, n in (get("/blob") for _ in range(${samples(3)}))))
 `;
     for (const zone of smoke ? ["wan", "full"] : ["wan", "full", "wan", "full"]) {
+      log(`bench:     ${zone}: net, then the measurement in the guest`);
       await must(sandbox, "net", "bench", zone);
       const result = await virtdev(sandbox, ["ssh", "bench", "--", "python3", "-"], { stdin: script });
       if (result.code !== 0) throw new Error(`the network measurement failed: ${result.stderr}`);
@@ -312,23 +386,23 @@ print(" ".join("%.3f" % (n / t / 2**20) for t, n in (get("/blob") for _ in range
 async function oursRound(withSlirp: boolean, measureNet = false): Promise<void> {
   oursReady.push(
     (await timed(async () => {
-      await must(sandbox, "start", "bench");
-      await must(sandbox, "wait", "bench");
+      await step("ours: start", () => must(sandbox, "start", "bench"));
+      await step("ours: wait", () => must(sandbox, "wait", "bench"));
     }))[0],
   );
-  if (measureNet) await netRound();
-  oursStop.push((await timed(() => must(sandbox, "stop", "bench")))[0]);
+  if (measureNet) await step("ours: network measurement", netRound, 600_000);
+  oursStop.push((await timed(() => step("ours: stop", () => must(sandbox, "stop", "bench"))))[0]);
   // After the stop: a getty that came after the login is in by then.
   timelines.push(lastBootTimeline(await Deno.readTextFile(store.project("bench").vmLog)));
   // The same boot on SLIRP, every other round: what passt costs (or saves) on the way to a login.
   if (!withSlirp) return;
   slirpReady.push(
     (await timed(async () => {
-      await mustWith(sandbox, { VIRTDEV_NET_BACKEND: "slirp" }, "start", "bench");
-      await must(sandbox, "wait", "bench");
+      await step("ours on SLIRP: start", () => mustWith(sandbox, { VIRTDEV_NET_BACKEND: "slirp" }, "start", "bench"));
+      await step("ours on SLIRP: wait", () => must(sandbox, "wait", "bench"));
     }))[0],
   );
-  await must(sandbox, "stop", "bench");
+  await step("ours on SLIRP: stop", () => must(sandbox, "stop", "bench"));
 }
 
 /** CPU ticks used so far by each process on the host, with its command line: what else ran during the boots. */
