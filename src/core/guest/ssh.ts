@@ -58,6 +58,12 @@ export function sshOptions(target: SshTarget, options: { readonly batch?: boolea
     "ForwardX11=no",
     "-o",
     "LogLevel=ERROR",
+    // A guest that stops answering (a panic, a host agent that cut its
+    // network) ends the session within a minute instead of holding it open.
+    "-o",
+    "ServerAliveInterval=15",
+    "-o",
+    "ServerAliveCountMax=4",
   ];
   if (options.batch) args.push("-o", "BatchMode=yes", "-o", "ConnectTimeout=10");
   return args;
