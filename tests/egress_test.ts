@@ -13,6 +13,7 @@ import {
 } from "../src/core/vm/egress/allow_pattern.ts";
 import { DnsFormatError, filterDnsAnswer, parseDnsQuery } from "../src/core/vm/egress/dns_message.ts";
 import { EgressFilter, maxHeldBytes } from "../src/core/vm/egress/egress_filter.ts";
+import { passtAnswerMs } from "../src/core/vm/egress/passt_pacing.ts";
 import { parseFrame, TcpFlag } from "../src/core/vm/egress/frame.ts";
 import { requestName } from "../src/core/vm/egress/request_name.ts";
 import { type EgressPolicy, egressRules, judge, keepsAnswer } from "../src/core/vm/egress/zone_policy.ts";
@@ -289,8 +290,18 @@ Deno.test("a hostile guest's crafted frames: nothing reaches the host's loopback
 Deno.test("zone allow: an address learned from an allowed name opens for requests naming an allowed name only", () => {
   const filter = new EgressFilter(policy("allow", ["@debian"]), host);
   const mirror = parseAddress("203.0.113.80")!;
-  const syn = (port: number, dst = "203.0.113.80") =>
-    filter.fromGuest(tcpFrame({ src: "192.0.2.2", dst, srcPort: port, dstPort: 80, flags: TcpFlag.syn, seq: 100 }));
+  // passt answers each SYN that reaches it, as it does (the handshake gate waits for that answer).
+  const syn = (port: number, dst = "203.0.113.80") => {
+    const outcome = filter.fromGuest(
+      tcpFrame({ src: "192.0.2.2", dst, srcPort: port, dstPort: 80, flags: TcpFlag.syn, seq: 100 }),
+    );
+    if (outcome.toPasst.length > 0) {
+      filter.fromPasst(
+        tcpFrame({ src: dst, dst: "192.0.2.2", srcPort: 80, dstPort: port, flags: TcpFlag.syn | TcpFlag.ack }),
+      );
+    }
+    return outcome;
+  };
   assert.equal(syn(40000).toPasst.length, 0, "an IP literal nobody resolved");
   filter.learn(mirror, { name: "deb.debian.org" }, 300);
   assert.equal(syn(40001).toPasst.length, 1);
@@ -394,4 +405,51 @@ Deno.test("a guest that opens connections only to fill the filter with held byte
     assert.ok(filter.heldBytes <= maxHeldBytes, `${filter.heldBytes} bytes held`);
   }
   assert.ok(reset > 0, "the bound was met");
+});
+
+Deno.test("in a handshake and after the guest's FIN, a frame reaches passt only once passt answered the last (old passt spins on two)", () => {
+  let now = 1_000_000;
+  const filter = new EgressFilter(policy("full", []), host, { now: () => now });
+  const guest = (flags: number, srcPort = 41000, dst = "198.51.100.7", dstPort = 443) =>
+    filter.fromGuest(tcpFrame({ src: "192.0.2.2", dst, srcPort, dstPort, flags, seq: 7 })).toPasst.length;
+  const passt = (flags: number, dstPort = 41000, src = "198.51.100.7", srcPort = 443) =>
+    filter.fromPasst(tcpFrame({ src, dst: "192.0.2.2", srcPort, dstPort, flags }));
+  // Out of the guest: a SYN, the same SYN again before passt answered (dropped), then passt's SYN-ACK.
+  assert.equal(guest(TcpFlag.syn), 1);
+  assert.equal(guest(TcpFlag.syn), 0, "a second SYN before passt answered the first");
+  assert.equal(guest(TcpFlag.ack), 0, "any frame of that connection");
+  assert.equal(guest(TcpFlag.syn, 41001), 1, "another connection is not held up");
+  passt(TcpFlag.syn | TcpFlag.ack);
+  assert.equal(guest(TcpFlag.ack), 1, "after passt's answer the connection flows");
+  assert.equal(guest(TcpFlag.ack | TcpFlag.psh), 1);
+  assert.equal(guest(TcpFlag.ack | TcpFlag.psh), 1);
+  // A passt that never answers: one more SYN after the wait.
+  now += passtAnswerMs - 1;
+  assert.equal(guest(TcpFlag.syn, 41001), 0);
+  now += 2;
+  assert.equal(guest(TcpFlag.syn, 41001), 1, "retried once the wait is over");
+  // Into the guest (a forward): passt's SYN, the guest's SYN-ACK once, then passt's ACK opens it.
+  passt(TcpFlag.syn, 22, "192.0.2.9", 50000);
+  const answer = () => guest(TcpFlag.syn | TcpFlag.ack, 22, "192.0.2.9", 50000);
+  assert.equal(answer(), 1);
+  assert.equal(answer(), 0, "a second SYN-ACK before passt took the first");
+  passt(TcpFlag.syn, 22, "192.0.2.9", 50000);
+  assert.equal(answer(), 0, "passt's SYN again is no answer");
+  passt(TcpFlag.ack, 22, "192.0.2.9", 50000);
+  assert.equal(guest(TcpFlag.ack | TcpFlag.psh, 22, "192.0.2.9", 50000), 1);
+  assert.equal(guest(TcpFlag.ack | TcpFlag.psh, 22, "192.0.2.9", 50000), 1);
+  // After the guest's FIN: one frame per frame from passt (its data or FIN, which the guest ACKs).
+  assert.equal(guest(TcpFlag.fin | TcpFlag.ack), 1, "the guest's FIN");
+  assert.equal(guest(TcpFlag.fin | TcpFlag.ack), 0, "its FIN again before passt took the first");
+  passt(TcpFlag.ack);
+  passt(TcpFlag.fin | TcpFlag.ack);
+  assert.equal(guest(TcpFlag.ack), 1, "the ACK of passt's FIN");
+  assert.equal(guest(TcpFlag.ack), 0, "a second ACK in the same breath");
+  passt(TcpFlag.ack | TcpFlag.psh);
+  assert.equal(guest(TcpFlag.ack), 1);
+  // The same ports opened again: a new handshake.
+  assert.equal(guest(TcpFlag.syn), 1);
+  assert.equal(guest(TcpFlag.syn), 0);
+  passt(TcpFlag.rst | TcpFlag.ack);
+  assert.equal(guest(TcpFlag.syn), 1, "after passt's reset, nothing is held");
 });

@@ -71,9 +71,11 @@ def _ip_of(dev, family):
     return out[out.index("inet6" if family == "-6" else "inet") + 1].split("/")[0] if out else None
 
 
-def syn(targets, port, gateway=None):
+def syn(targets, port, gateway=None, twice=False):
     """Raw TCP SYNs on the wire (AF_PACKET), past the guest's own routing.
-    Without a default route (restricted SLIRP gives none), to `gateway` on the first interface with an address."""
+    Without a default route (restricted SLIRP gives none), to `gateway` on the first interface with an address.
+    With `twice`, each SYN goes out twice back to back, ten connections a target: an old passt that reads
+    both in one go spins for ever."""
     route = subprocess.run(["ip", "-o", "route", "show", "default"], capture_output=True, text=True).stdout.split()
     if "via" in route:
         dev, gw = route[route.index("dev") + 1], route[route.index("via") + 1]
@@ -97,7 +99,7 @@ def syn(targets, port, gateway=None):
             continue
         src = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, src6 if v6 else src4)
         dst = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, target)
-        for _ in range(3):
+        for _ in range(10 if twice else 3):
             sport = random.randint(20000, 60000)
             tcp_header = struct.pack("!HHIIBBHHH", sport, port, random.getrandbits(32), 0, 5 << 4, 0x02, 64240, 0, 0)
             if v6:
@@ -113,7 +115,10 @@ def syn(targets, port, gateway=None):
                 ip = ip[:10] + struct.pack("!H", _sum(ip)) + ip[12:]
                 frame = theirs + mine + b"\x08\x00" + ip + tcp_header
             raw.send(frame)
-            time.sleep(0.1)
+            if twice:
+                raw.send(frame)
+            else:
+                time.sleep(0.1)
         sent.append(target)
     time.sleep(1.5)
     return sent

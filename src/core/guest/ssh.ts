@@ -65,7 +65,8 @@ export function sshOptions(target: SshTarget, options: { readonly batch?: boolea
     "-o",
     "ServerAliveCountMax=4",
   ];
-  if (options.batch) args.push("-o", "BatchMode=yes", "-o", "ConnectTimeout=10");
+  // The timeout also covers the SSH greeting: a port that accepts but never speaks (a hung network) fails.
+  args.push(...(options.batch ? ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"] : ["-o", "ConnectTimeout=30"]));
   return args;
 }
 

@@ -8,7 +8,8 @@
  */
 import { type Address, formatAddress } from "./address.ts";
 import type { DnsQuestion } from "./dns_message.ts";
-import { buildTcpReset, buildUdpFrame, type IpPacket, IpProtocol, parseFrame, TcpFlag } from "./frame.ts";
+import { buildTcpReset, buildUdpFrame, type Frame, type IpPacket, IpProtocol, parseFrame, TcpFlag } from "./frame.ts";
+import { PasstPacing, type TcpSegmentFlags } from "./passt_pacing.ts";
 import { maxRequestHeadBytes, requestName } from "./request_name.ts";
 import {
   allowedName,
@@ -76,12 +77,14 @@ export class EgressFilter {
   readonly #inbound = new Map<string, number>();
   readonly #learned = new Map<string, LearnedName & { expires: number }>();
   #heldBytes = 0;
+  readonly #pacing: PasstPacing;
 
   constructor(policy: EgressPolicy, host: HostView, options: { readonly now?: () => number } = {}) {
     this.#policy = policy;
     this.#host = host;
     this.#rules = egressRules(policy, host);
     this.#now = options.now ?? Date.now;
+    this.#pacing = new PasstPacing({ now: this.#now });
   }
 
   /** The policy in force. */
@@ -131,10 +134,13 @@ export class EgressFilter {
   fromPasst(frame: Uint8Array): void {
     const packet = parseFrame(frame);
     if (packet.kind !== "ip" || packet.protocol !== IpProtocol.tcp) return;
-    const flags = packet.tcpFlags ?? 0;
+    const flags = _segmentFlags(packet.tcpFlags ?? 0);
+    const opening = flags.syn && !flags.ack;
+    if (!opening && !this.#pacing.busy) return;
+    const key = _key(packet.dst, packet.src, packet.dstPort, packet.srcPort);
+    this.#pacing.fromPasst(key, flags);
     // A connection that passt opens into the guest (a forward).
-    if ((flags & TcpFlag.syn) && !(flags & TcpFlag.ack)) {
-      const key = _key(packet.dst, packet.src, packet.dstPort, packet.srcPort);
+    if (opening) {
       this.#inbound.delete(key);
       this.#inbound.set(key, this.#now());
       _bound(this.#inbound, _maxFlows);
@@ -144,6 +150,14 @@ export class EgressFilter {
   /** A frame from the guest. */
   fromGuest(frame: Uint8Array): GuestFrameOutcome {
     const packet = parseFrame(frame);
+    const outcome = this.#judge(packet, frame);
+    if (outcome.toPasst.length === 0 || packet.kind !== "ip" || packet.protocol !== IpProtocol.tcp) return outcome;
+    const flags = _segmentFlags(packet.tcpFlags ?? 0);
+    if (!flags.syn && !flags.fin && !this.#pacing.busy) return outcome;
+    return this.#pacing.fromGuest(_flowKey(packet), flags) ? outcome : { ...outcome, toPasst: [] };
+  }
+
+  #judge(packet: Frame, frame: Uint8Array): GuestFrameOutcome {
     if (packet.kind === "arp") return { toPasst: [frame], toGuest: [] };
     if (packet.kind !== "ip") return _none;
     if (_isControl(packet)) return { toPasst: [frame], toGuest: [] };
@@ -310,6 +324,15 @@ function _isControl(packet: IpPacket): boolean {
     return local && ((type >= 130 && type <= 137) || type === 143);
   }
   return false;
+}
+
+function _segmentFlags(flags: number): TcpSegmentFlags {
+  return {
+    syn: (flags & TcpFlag.syn) !== 0,
+    ack: (flags & TcpFlag.ack) !== 0,
+    fin: (flags & TcpFlag.fin) !== 0,
+    rst: (flags & TcpFlag.rst) !== 0,
+  };
 }
 
 function _protocolName(protocol: number): string {
