@@ -32,7 +32,8 @@ import { projectVmSpec } from "../src/core/vm/vm_lifecycle.ts";
 import { exists, makeSandbox, repoRoot, sh, taskArguments, virtdev } from "../tests/_helpers.ts";
 import { sshArguments } from "../src/core/guest/ssh.ts";
 import { lastBootTimeline } from "../src/core/vm/boot_timeline.ts";
-import { MarkerScanner } from "../src/core/vm/console_log.ts";
+import { MarkerScanner, readFileTail } from "../src/core/vm/console_log.ts";
+import { stripTerminalControls } from "../src/core/guest/terminal_text.ts";
 import { readinessLine } from "../src/core/guest/guest_contract.ts";
 import { binaryPermissionFlags, virtdevTaskCommand } from "./binary_permissions.ts";
 import { copyBase } from "../tests/_guest.ts";
@@ -139,12 +140,9 @@ async function _hungStep(error: _StepTimeout): Promise<never> {
   for (const name of ["bench", "floor"]) {
     const paths = store.project(name);
     for (const file of [paths.vmLog, paths.consoleLog]) {
-      const text = await Deno.readTextFile(file).catch(() => "");
-      // The console is the guest's: its control bytes are shown as escapes.
-      const tail = text.split("\n").slice(-25).join("\n").replace(
-        /[\x00-\x08\x0b-\x1f\x7f]/g,
-        (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-      );
+      // The console is the guest's: read a bounded tail, shown without its control sequences.
+      const text = await readFileTail(file, 8192).catch(() => undefined) ?? "";
+      const tail = stripTerminalControls(text.split("\n").slice(-25).join("\n"));
       log(`bench: ---- ${file} (last lines) ----\n${tail}`);
     }
   }
@@ -390,7 +388,7 @@ async function oursRound(withSlirp: boolean, measureNet = false): Promise<void> 
       await step("ours: wait", () => must(sandbox, "wait", "bench"));
     }))[0],
   );
-  if (measureNet) await step("ours: network measurement", netRound, 600_000);
+  if (measureNet) await step("ours: network measurement", netRound, 300_000);
   oursStop.push((await timed(() => step("ours: stop", () => must(sandbox, "stop", "bench"))))[0]);
   // After the stop: a getty that came after the login is in by then.
   timelines.push(lastBootTimeline(await Deno.readTextFile(store.project("bench").vmLog)));
