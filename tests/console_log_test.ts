@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CappedLog, FileFollower, MarkerScanner, readFileTail } from "../src/core/vm/console_log.ts";
 import { formatTimeline, lastBootTimeline, parseTimeline } from "../src/core/vm/boot_timeline.ts";
+import { appendVmLog, vmLogRotateBytes } from "../src/core/vm/vm_log.ts";
+import type { ProjectPaths } from "../src/core/store/store.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -91,4 +93,30 @@ Deno.test("the last boot's timeline joins its ready line with the lines after it
   ].join("\n");
   assert.deepEqual([...lastBootTimeline(log)], [["qmp", 0.2], ["ready", 25], ["ssh login", 27], ["getty", 28]]);
   assert.equal(lastBootTimeline("").size, 0);
+});
+
+Deno.test("vm.log: writes nobody waits for go one at a time, rotate at 1 MiB, and a flood is counted, not queued", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const paths = { vmLog: join(dir, "vm.log") } as ProjectPaths;
+    const line = "x".repeat(1000);
+    // Unawaited, as a handler of guest markers would call it: 20,000 calls at once.
+    const calls: Promise<void>[] = [];
+    for (let i = 0; i < 20_000; i++) calls.push(appendVmLog(paths, `${line} ${i}`));
+    await Promise.all(calls);
+    const text = await Deno.readTextFile(paths.vmLog);
+    const kept = text.split("\n").filter((l) => l.includes(line));
+    assert.ok(kept.length > 0 && kept.length <= 256, `${kept.length} lines written of 20,000`);
+    assert.match(text, /\(\d+ log lines dropped: they came faster than they could be written\)/);
+    // In order: the numbers written rise.
+    const numbers = kept.map((l) => Number(l.split(" ").at(-1)));
+    assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b));
+    // Awaited writes past the rotation size: the live file stays near 1 MiB, the rest in vm.log.1.
+    for (let i = 0; i < 1200; i++) await appendVmLog(paths, line);
+    const live = (await Deno.stat(paths.vmLog)).size;
+    assert.ok(live <= vmLogRotateBytes + 1100, `vm.log is ${live} bytes`);
+    assert.ok((await Deno.stat(`${paths.vmLog}.1`)).size > 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -193,21 +193,25 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
       milestones.push({ name, seconds: (Date.now() - qemuStartedAt) / 1000 });
     }
   };
+  const loggedMilestones = new Set<string>();
   const viewers = new _Viewers(child.stdin.getWriter());
   const stderrTail = _keepQemuStderr(child.stderr, paths);
   const consoleDone = _pumpConsole(child.stdout, {
     log,
     viewers,
     onMilestone: (name) => {
+      // Each milestone is logged once a boot: the console is the guest's,
+      // and a guest that prints its markers in a loop must not flood vm.log.
+      if (loggedMilestones.has(name)) return;
       milestone(name);
       // The ready line writes the boot's timeline; a milestone that comes
       // later (the serial getty often does) gets a line of its own.
-      if (name === "ready") appendVmLog(paths, formatTimeline(milestones));
-      else if (milestones.some((m) => m.name === "ready")) {
-        appendVmLog(
-          paths,
-          formatTimeline(milestones.filter((m) => m.name === name)),
-        );
+      if (name === "ready") {
+        for (const m of milestones) loggedMilestones.add(m.name);
+        appendVmLog(paths, formatTimeline(milestones));
+      } else if (loggedMilestones.has("ready")) {
+        loggedMilestones.add(name);
+        appendVmLog(paths, formatTimeline(milestones.filter((m) => m.name === name)));
       }
     },
     onReadiness: (readiness) => {
