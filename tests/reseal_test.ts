@@ -95,6 +95,30 @@ Deno.test("a reseal whose new base is incomplete is rolled back: the old base re
   assert.equal(await assertConsistentBase(sandbox), 1);
 });
 
+Deno.test("a damaged reseal journal: start, create and maintain exit 74 naming it and the way back; nothing moves", async () => {
+  await using sandbox = await makeSandbox();
+  await makeBase(join(sandbox.virtdevHome, "system"), 1, "1");
+  await makeBase(join(sandbox.virtdevHome, "maintenance"), 2, "1");
+  assert.equal(await runSwap(sandbox, "reseal.old-moved"), 137);
+  const journal = join(sandbox.virtdevHome, "reseal.journal");
+  assert.ok(await exists(journal), "the swap left its journal");
+  await Deno.writeTextFile(journal, '{"from": "1", "to"');
+  for (const args of [["start", "nosuch"], ["create", "newone"], ["maintain", "-y"]]) {
+    const result = await virtdev(sandbox, args);
+    assert.equal(result.code, 74, `${args[0]}: ${result.stderr}`);
+    assert.ok(result.stderr.includes(journal), result.stderr);
+    assert.match(result.stderr, /hint: .*remove the journal/);
+    assert.match(result.stderr, /hint: .*mv .*system\.old .*system/);
+  }
+  assert.ok(await exists(join(sandbox.virtdevHome, "maintenance/system.qcow2")), "the new base was left alone");
+  assert.ok(await exists(join(sandbox.virtdevHome, "system.old/system.qcow2")), "the old base was left alone");
+  // Done as the hint says, the next command goes on.
+  await Deno.rename(join(sandbox.virtdevHome, "system.old"), join(sandbox.virtdevHome, "system"));
+  await Deno.remove(journal);
+  assert.equal((await virtdev(sandbox, ["start", "nosuch"])).code, 3);
+  assert.equal(await assertConsistentBase(sandbox), 1);
+});
+
 Deno.test("a reseal that is not interrupted leaves generation 2 and nothing else", async () => {
   await using sandbox = await makeSandbox();
   await makeBase(join(sandbox.virtdevHome, "system"), 1, "1");

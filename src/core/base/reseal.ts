@@ -25,7 +25,7 @@
 import { join } from "../store/path.ts";
 import { syncDirectory, writeFileAtomic } from "../store/atomic_write.ts";
 import { crashPoint } from "../store/crash_point.ts";
-import { VirtdevError } from "../store/errors.ts";
+import { ExitCode, VirtdevError } from "../store/errors.ts";
 import { readOnlyFileMode } from "../store/file_modes.ts";
 import { readGeneration } from "../store/generation.ts";
 import { baseFileNames, type BasePaths, pathExists, readOptionalText, type Store } from "../store/store.ts";
@@ -112,7 +112,7 @@ export async function recoverReseal(store: Store): Promise<ResealRecovery> {
     await Deno.remove(old, { recursive: true });
     return "cleaned";
   }
-  const journal = JSON.parse(journalText) as _Journal;
+  const journal = _parseJournal(journalText, store);
   let outcome: ResealRecovery;
   if (await pathExists(store.base.dir) && await _isBaseAt(store.base, journal.to)) {
     // The new base is in place: only the commit was missing.
@@ -131,6 +131,33 @@ export async function recoverReseal(store: Store): Promise<ResealRecovery> {
   await syncDirectory(store.root);
   if (await pathExists(old)) await Deno.remove(old, { recursive: true });
   return outcome;
+}
+
+/**
+ * The journal's record. It is written whole (a temporary file, then a
+ * rename), so one that does not read was damaged afterwards: nothing can
+ * say which base is whole, and the person has to look.
+ *
+ * @throws {VirtdevError} exit 74, naming the journal and both bases.
+ */
+function _parseJournal(text: string, store: Store): _Journal {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  const record = value as Partial<_Journal> | undefined;
+  if (typeof record?.from === "string" && typeof record?.to === "string") return record as _Journal;
+  throw new VirtdevError(`The journal of an interrupted reseal is damaged: ${store.resealJournal}.`, {
+    exitCode: ExitCode.damagedJournal,
+    hint: [
+      `If ${store.base.dir} holds a whole base (${
+        baseFileNames.join(", ")
+      }), remove the journal and run the command again.`,
+      `If not, and ${_oldBase(store)} does, put that back first: mv ${_oldBase(store)} ${store.base.dir}`,
+    ],
+  });
 }
 
 /** Whether `base` holds all its files at generation `generation`. */

@@ -15,6 +15,7 @@ export const ExitCode = {
   invalidConfig: 65,
   toolMissing: 69,
   toolFailed: 70,
+  damagedJournal: 74,
   lockBusy: 75,
   keyMissing: 77,
   keyPermissions: 78,
