@@ -89,6 +89,8 @@ Deno.test("snapshot: take, list, revert (disks and nvram), delete; refused while
   const dir = join(sandbox.virtdevHome, "projects/a");
   const nvram = join(dir, "nvram");
   const before = await Deno.readFile(nvram);
+  // One the user made by hand: virtdev neither lists it nor touches it.
+  await sh("qemu-img", ["snapshot", "-c", "by-hand", join(dir, "system.qcow2")]);
   const taken = await run("snapshot", "a", "clean");
   assert.equal(taken.code, 0, taken.stderr);
   assert.equal(taken.stdout, "clean\n");
@@ -99,6 +101,7 @@ Deno.test("snapshot: take, list, revert (disks and nvram), delete; refused while
   const listed = JSON.parse((await run("snapshot", "--list", "--json", "a")).stdout) as { name: string }[];
   assert.deepEqual(listed.map((s) => s.name), ["clean"]);
   assert.equal((await run("snapshot", "a", "clean")).code, 6, "a name is taken once");
+  assert.equal((await run("snapshot", "a", "by-hand")).code, 6, "nor one that is there by hand");
   assert.equal((await run("snapshot", "a", "../x")).code, 7);
   assert.equal((await run("snapshot", "--revert", "a", "nope")).code, 5);
 
@@ -119,6 +122,9 @@ Deno.test("snapshot: take, list, revert (disks and nvram), delete; refused while
   assert.equal((await run("snapshot", "--delete", "a", "clean")).code, 0);
   assert.equal((await run("snapshot", "--list", "--json", "a")).stdout, "[]\n");
   assert.equal(await sh("qemu-img", ["snapshot", "-l", join(dir, "home.qcow2")]), "", "no internal snapshot is left");
+  const system = await sh("qemu-img", ["snapshot", "-l", join(dir, "system.qcow2")]);
+  assert.match(system, /\bby-hand\b/, "the snapshot made by hand is still there");
+  assert.doesNotMatch(system, /\bclean\b/);
 });
 
 for (const point of ["snapshot.system-taken", "snapshot.revert-system", "snapshot.delete-marked"]) {
@@ -126,6 +132,7 @@ for (const point of ["snapshot.system-taken", "snapshot.revert-system", "snapsho
     await using sandbox = await sealedSandbox("a");
     const run = (args: string[], env?: Record<string, string>) => virtdev(sandbox, args, { env });
     const dir = join(sandbox.virtdevHome, "projects/a");
+    await sh("qemu-img", ["snapshot", "-c", "by-hand", join(dir, "home.qcow2")]);
     if (point !== "snapshot.system-taken") assert.equal((await run(["snapshot", "a", "s1"])).code, 0);
     await sh("qemu-io", ["-c", "write -P 9 0 1M", join(dir, "system.qcow2")]);
     await sh("qemu-io", ["-c", "write -P 9 0 1M", join(dir, "home.qcow2")]);
@@ -153,5 +160,6 @@ for (const point of ["snapshot.system-taken", "snapshot.revert-system", "snapsho
         assert.doesNotMatch(internal, /\bs1\b/, disk);
       }
     }
+    assert.match(await sh("qemu-img", ["snapshot", "-l", join(dir, "home.qcow2")]), /\bby-hand\b/, "made by hand");
   });
 }

@@ -7,9 +7,12 @@
  * thing: files copied out of the guest, kept outside the project.
  *
  * The nvram copy is written last and removed first, so it marks a whole
- * snapshot: internal snapshots without it are the remains of a crash and
- * are cleared by the next snapshot command. A revert is journalled
- * (`snapshots/.revert`) and finished by the next snapshot command or start.
+ * snapshot. A take or a delete leaves a marker (`snapshots/.taking-<name>`,
+ * `.deleting-<name>`) for its duration, so the remains of a crash are
+ * cleared by the next snapshot command, and only those: internal snapshots
+ * virtdev did not make (`qemu-img snapshot` by hand) are never touched. A
+ * revert is journalled (`snapshots/.revert`) and finished by the next
+ * snapshot command or start.
  *
  * @module
  */
@@ -52,6 +55,11 @@ function _nvramCopy(paths: ProjectPaths, name: string): string {
   return join(paths.snapshotsDir, `${name}.nvram`);
 }
 
+/** The marker of a take or a delete in progress. */
+function _marker(paths: ProjectPaths, doing: "taking" | "deleting", name: string): string {
+  return join(paths.snapshotsDir, `.${doing}-${name}`);
+}
+
 function _revertJournal(paths: ProjectPaths): string {
   return join(paths.snapshotsDir, ".revert");
 }
@@ -90,9 +98,10 @@ export async function listDiskSnapshots(paths: ProjectPaths): Promise<DiskSnapsh
 }
 
 /**
- * Finishes an interrupted revert, and removes the internal snapshots a
- * crashed snapshot or delete left without their nvram copy. Call with the
- * VM stopped, under the store lock.
+ * Finishes an interrupted revert, and clears what a crashed take or delete
+ * left: a take that had not written its nvram copy is undone, one that
+ * had is kept; a delete is finished. Call with the VM stopped, under the
+ * store lock.
  *
  * @returns whether a revert was finished.
  */
@@ -104,14 +113,34 @@ export async function recoverDiskSnapshots(paths: ProjectPaths): Promise<boolean
     finished = true;
   }
   await Deno.remove(_revertJournal(paths)).catch(() => {});
-  for (const image of [paths.systemImage, paths.homeImage]) {
-    for (const snapshot of await _internalSnapshots(image)) {
-      if (!await pathExists(_nvramCopy(paths, snapshot.name))) {
-        await runTool("qemu-img", ["snapshot", "-d", snapshot.name, image], { missingHint: _hint });
+  const markers: { doing: "taking" | "deleting"; name: string }[] = [];
+  try {
+    for await (const entry of Deno.readDir(paths.snapshotsDir)) {
+      const match = /^\.(taking|deleting)-(.+)$/.exec(entry.name);
+      if (match && _namePattern.test(match[2])) {
+        markers.push({ doing: match[1] as "taking" | "deleting", name: match[2] });
       }
     }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  for (const { doing, name } of markers) {
+    if (doing === "deleting" || !await pathExists(_nvramCopy(paths, name))) await _removeSnapshot(paths, name);
+    await Deno.remove(_marker(paths, doing, name));
   }
   return finished;
+}
+
+/** Removes snapshot `name` from both disks (each where it is) and its nvram copy. */
+async function _removeSnapshot(paths: ProjectPaths, name: string): Promise<void> {
+  await Deno.remove(_nvramCopy(paths, name)).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
+  for (const image of [paths.systemImage, paths.homeImage]) {
+    if ((await _internalSnapshots(image)).some((s) => s.name === name)) {
+      await runTool("qemu-img", ["snapshot", "-d", name, image], { missingHint: _hint });
+    }
+  }
 }
 
 /** Finishes a revert a crash interrupted, if there is one (cheap otherwise: one stat). */
@@ -153,12 +182,22 @@ export async function takeDiskSnapshot(store: Store, project: string, name: stri
       hint: `Delete it first ('virtdev snapshot --delete ${project} ${name}'), or choose another name.`,
     });
   }
+  for (const image of [paths.systemImage, paths.homeImage]) {
+    if ((await _internalSnapshots(image)).some((s) => s.name === name)) {
+      throw new VirtdevError(`${image} already holds an internal snapshot ${name} that virtdev did not make.`, {
+        exitCode: SnapshotExit.exists,
+        hint: `Choose another name; virtdev leaves snapshots it did not make alone.`,
+      });
+    }
+  }
   await ensurePrivateDirectory(paths.snapshotsDir);
+  await writeFileAtomic(_marker(paths, "taking", name), "");
   await runTool("qemu-img", ["snapshot", "-c", name, paths.systemImage], { missingHint: _hint });
   crashPoint("snapshot.system-taken");
   await runTool("qemu-img", ["snapshot", "-c", name, paths.homeImage], { missingHint: _hint });
-  // Last: it makes the snapshot whole.
+  // Then the nvram copy: it makes the snapshot whole.
   await copyFileAtomic(paths.nvram, _nvramCopy(paths, name));
+  await Deno.remove(_marker(paths, "taking", name));
   return (await listDiskSnapshots(paths)).find((s) => s.name === name)!;
 }
 
@@ -177,10 +216,10 @@ export async function deleteDiskSnapshot(store: Store, project: string, name: st
   validateSnapshotName(name);
   const paths = await _stoppedProject(store, project);
   await _requireSnapshot(paths, name);
-  // First: without it the rest is a crash's remains, cleared next time.
+  // The marker first: a crash from here on is finished by the next snapshot command.
+  await writeFileAtomic(_marker(paths, "deleting", name), "");
   await Deno.remove(_nvramCopy(paths, name));
   crashPoint("snapshot.delete-marked");
-  for (const image of [paths.systemImage, paths.homeImage]) {
-    await runTool("qemu-img", ["snapshot", "-d", name, image], { missingHint: _hint });
-  }
+  await _removeSnapshot(paths, name);
+  await Deno.remove(_marker(paths, "deleting", name));
 }
