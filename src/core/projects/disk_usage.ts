@@ -6,7 +6,12 @@
  */
 import { join } from "../store/path.ts";
 
-/** Bytes allocated to `path` and, for a directory, everything below it. Symlinks are not followed. */
+/**
+ * Bytes allocated to `path` and, for a directory, everything below it.
+ * Symlinks are not followed. A directory that cannot be listed (a guest's
+ * mode 000 in a snapshot tree) counts as itself alone: a size is a guide,
+ * never a reason to fail.
+ */
 export async function allocatedBytes(path: string): Promise<number> {
   let info: Deno.FileInfo;
   try {
@@ -17,7 +22,11 @@ export async function allocatedBytes(path: string): Promise<number> {
   }
   let total = (info.blocks ?? 0) * 512;
   if (info.isDirectory) {
-    for await (const entry of Deno.readDir(path)) total += await allocatedBytes(join(path, entry.name));
+    try {
+      for await (const entry of Deno.readDir(path)) total += await allocatedBytes(join(path, entry.name));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
+    }
   }
   return total;
 }

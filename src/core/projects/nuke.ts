@@ -5,6 +5,7 @@
  * @module
  */
 import { isAbsolute, relative, resolve } from "../store/path.ts";
+import { removeTree } from "../store/remove_tree.ts";
 import type { Config } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { projectRunState } from "../vm/runtime_state.ts";
@@ -120,6 +121,6 @@ export function requireRootsInsideHome(
 /** Deletes the roots of `plan`. Symbolic links inside are removed, never followed. */
 export async function executeNuke(plan: NukePlan): Promise<void> {
   for (const root of plan.roots) {
-    await Deno.remove(root, { recursive: true });
+    await removeTree(root);
   }
 }

@@ -8,6 +8,7 @@ import { newProjectZone } from "../vm/egress/zone_settings.ts";
 import { describeRecovery, recoverReseal } from "../base/reseal.ts";
 import type { Reporter } from "../store/reporter.ts";
 import { basename, join } from "../store/path.ts";
+import { removeTree } from "../store/remove_tree.ts";
 import { copyFileAtomic, syncDirectory, writeFileAtomic } from "../store/atomic_write.ts";
 import { crashPoint } from "../store/crash_point.ts";
 import { allocatedBytes } from "./disk_usage.ts";
@@ -159,7 +160,7 @@ export async function destroyProject(store: Store, name: string): Promise<void> 
   await Deno.rename(paths.dir, doomed);
   await syncDirectory(store.projectsDir);
   crashPoint("destroy.renamed");
-  await Deno.remove(doomed, { recursive: true });
+  await removeTree(doomed);
 }
 
 /** Exit codes of `detach`. */

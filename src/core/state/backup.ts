@@ -7,6 +7,7 @@
  * @module
  */
 import { join } from "../store/path.ts";
+import { removeTree } from "../store/remove_tree.ts";
 import type { Config } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { requireRunningGuest } from "../guest/guest_access.ts";
@@ -117,7 +118,11 @@ export async function backupProject(
     const pruned = options.keep === undefined ? [] : await _prune(store, name, options.keep, id);
     return { id, dir: snapshotDir(store, name, id), stats, pruned };
   } finally {
-    if (!finished) await Deno.remove(partial, { recursive: true }).catch(() => {});
+    if (!finished) {
+      await removeTree(partial).catch((error) =>
+        options.reporter.warn(`could not remove the unfinished backup ${partial}: ${error}`)
+      );
+    }
   }
 }
 
@@ -175,7 +180,7 @@ async function _prune(store: Store, name: string, keep: number, current: string)
     const dir = snapshotDir(store, name, id);
     const trash = join(store.backups(name), `.partial-prune-${Deno.pid}`);
     await Deno.rename(dir, trash);
-    await Deno.remove(trash, { recursive: true });
+    await removeTree(trash);
     await Deno.remove(join(dir, "..")).catch(() => {}); // the day directory, once empty
   }
   return doomed;
@@ -184,7 +189,7 @@ async function _prune(store: Store, name: string, keep: number, current: string)
 async function _removeAbandonedPartials(backups: string): Promise<void> {
   for await (const entry of Deno.readDir(backups)) {
     if (entry.name.startsWith(".partial-")) {
-      await Deno.remove(join(backups, entry.name), { recursive: true }).catch(() => {});
+      await removeTree(join(backups, entry.name));
     }
   }
 }
