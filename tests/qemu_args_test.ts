@@ -92,14 +92,16 @@ Deno.test("the install boot logs its serial console to a file, serves its seed b
   assert.ok(!qemuArguments(spec).includes("-no-reboot"));
 });
 
-Deno.test("the maintenance VM's QEMU pauses on power-off and panic, with a watch socket", () => {
-  const joined = qemuArguments({ ...spec, shutdownWatchSocket: "/run/a,b.sock" }).join(" ");
-  assert.match(joined, /-no-shutdown/);
+Deno.test("a VM under the agent pauses on panic, with an event socket; the maintenance VM also on power-off", () => {
+  const runtime = { monitorSocket: "/run/m.sock", qmpSocket: "/run/q.sock", eventSocket: "/run/a,b.sock" };
+  const joined = qemuArguments({ ...spec, runtime }).join(" ");
   assert.match(joined, /-action panic=pause/);
   assert.match(joined, /-device pvpanic/);
   assert.match(
     joined,
     /socket,id=qmpwatch,path=\/run\/a,,b\.sock,server=on,wait=off -mon chardev=qmpwatch,mode=control/,
   );
+  assert.doesNotMatch(joined, /no-shutdown/);
+  assert.match(qemuArguments({ ...spec, runtime, pauseOnPowerOff: true }).join(" "), /-no-shutdown/);
   assert.doesNotMatch(qemuArguments(spec).join(" "), /no-shutdown|pvpanic|qmpwatch/);
 });

@@ -39,6 +39,10 @@ export const startCommand = defineCommand("start", {
       await refreshSshConfig(store, { configDir: config.configDir, identity: config.sshKey });
       return started;
     }, { waitSeconds: 60 });
+    if (result.resumed) {
+      ui.success(`Resumed ${project}: its guest runs again.`);
+      return;
+    }
     if (result.cleanedStale) ui.info("Cleaned up after a VM that had ended without stopping (crash or reboot).");
     if (ephemeral) ui.info("Disposable boot: what the guest writes is dropped at stop.");
     ui.success(

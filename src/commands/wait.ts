@@ -6,7 +6,7 @@ import { validateProjectName } from "../core/store/store.ts";
 export const waitCommand = defineCommand("wait", {
   brief: `Wait until a started project VM accepts SSH logins.`,
   description:
-    `Watches the guest's serial console for its ready signal, then makes one authenticated 'ssh true'. Gives up after VIRTDEV_WAIT_TIMEOUT seconds.`,
+    `Watches the guest's serial console for its ready signal, then makes one authenticated 'ssh true'. Gives up after VIRTDEV_WAIT_TIMEOUT seconds, and at once when the guest stops running (a kernel panic, a KVM internal error, a full host disk: exit 12, with the reason).`,
   takesProject: true,
   positionals: {
     project: projectPositional,

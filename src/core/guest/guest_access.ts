@@ -13,6 +13,7 @@ import { sshArguments, type SshTarget } from "./ssh.ts";
 import { requireKey } from "./ssh_key.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
 import { readAgentState } from "../vm/agent_state.ts";
+import { haltHints, readHaltRecord, type VmHalt } from "../vm/vm_halt.ts";
 import { appendVmLog } from "../vm/vm_log.ts";
 import { formatTimeline } from "../vm/boot_timeline.ts";
 import { readFileTail } from "../vm/console_log.ts";
@@ -26,7 +27,15 @@ export const WaitExit = {
   sshFailed: 9,
   keyRefused: 10,
   networkLost: 11,
+  halted: 12,
 } as const;
+
+function _haltError(name: string, halt: VmHalt): VirtdevError {
+  return new VirtdevError(`Project ${name}'s guest stopped running: ${halt.reason}.`, {
+    exitCode: WaitExit.halted,
+    hint: haltHints(halt, name),
+  });
+}
 
 /** A running project and how to reach it. */
 export interface RunningGuest {
@@ -101,7 +110,15 @@ export async function waitForGuest(
   options: { readonly config: Pick<Config, "sshKey" | "waitTimeout"> },
 ): Promise<{ readonly port: number; readonly seconds: number }> {
   const started = performance.now();
-  const guest = await requireRunningGuest(store, name, { config: options.config, notRunningCode: WaitExit.exited });
+  const guest = await requireRunningGuest(store, name, { config: options.config, notRunningCode: WaitExit.exited })
+    .catch(async (error) => {
+      // A boot that QEMU ended itself: its reason, not merely "not running".
+      const halt = error instanceof VirtdevError && error.exitCode === WaitExit.exited
+        ? await readHaltRecord(store.project(name))
+        : undefined;
+      if (!halt) throw error;
+      throw _haltError(name, halt);
+    });
   const deadline = Date.now() + options.config.waitTimeout * 1000;
   // run/, not the project directory: the disks beside it change all the time.
   const watcher = Deno.watchFs(guest.paths.runDir, { recursive: false });
@@ -111,6 +128,8 @@ export async function waitForGuest(
     let lastSshFailure: string | undefined;
     for (;;) {
       const status = await inspectVm(guest.paths);
+      const halt = status.halt ?? (status.state === "stopped" ? await readHaltRecord(guest.paths) : undefined);
+      if (halt) throw _haltError(name, halt);
       if (status.state === "stopped" || status.state === "stopping") {
         throw new VirtdevError(
           `Project ${name}'s VM ${status.state === "stopped" ? "exited" : "is stopping"} before SSH became available.`,

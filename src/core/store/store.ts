@@ -138,6 +138,8 @@ export interface ProjectPaths extends BasePaths {
   readonly vmLog: string;
   /** How the last boot ended, as the host agent saw it on QMP (the maintenance VM only). */
   readonly shutdownProof: string;
+  /** Why the last boot stopped running, when QEMU stopped it (a panic, a KVM error): `halt.json`, cleared by the next start. */
+  readonly haltRecord: string;
   /** The directory of the runtime files. */
   readonly runDir: string;
   /** Runtime files. */
@@ -217,6 +219,7 @@ export class Store {
       consoleLog: join(dir, "console.log"),
       vmLog: join(dir, "vm.log"),
       shutdownProof: join(dir, "shutdown.json"),
+      haltRecord: join(dir, "halt.json"),
       runDir: run,
       runtime: {
         monitorSocket: join(run, "monitor.sock"),

@@ -6,6 +6,7 @@
  */
 import { type ProjectPaths, readOptionalText } from "../store/store.ts";
 import type { ForwardState } from "./forwards.ts";
+import type { VmHalt } from "./vm_halt.ts";
 
 /** What the guest has said on its console since this boot began. */
 export type Readiness = "pending" | "ready" | "failed";
@@ -30,6 +31,8 @@ export interface AgentState {
   readonly forwards?: readonly ForwardState[];
   /** When QEMU was spawned (ms since the epoch), for the boot timeline. */
   readonly qemuStartedAt?: number;
+  /** Why the guest is not running although QEMU lives (QEMU's run state after a STOP). */
+  readonly halt?: VmHalt;
 }
 
 /** Reads the agent's state, if there is a readable one. */

@@ -22,7 +22,9 @@ import { basename, dirname } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { type ProjectPaths, Store } from "../store/store.ts";
 import { notReadyLine, readinessLine } from "../guest/guest_contract.ts";
-import { CappedLog, MarkerScanner } from "./console_log.ts";
+import { CappedLog, MarkerScanner, readFileTail } from "./console_log.ts";
+import { haltFor, type VmHalt, writeHaltRecord } from "./vm_halt.ts";
+import { stripTerminalControls } from "../guest/terminal_text.ts";
 import { QmpClient } from "./qmp.ts";
 import { readRuntimeRecord } from "./runtime_state.ts";
 import { appendVmLog, echoVmLogToStderr } from "./vm_log.ts";
@@ -224,13 +226,19 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
 
   const launched = await _waitForQmp(paths, status);
   let server: _ConsoleServer | undefined;
-  let watching: Promise<ShutdownProof> | undefined;
+  let watching: Promise<ShutdownProof | undefined> | undefined;
   if (launched) {
     for (const socket of [paths.runtime.qmpSocket, paths.runtime.monitorSocket]) {
       await Deno.chmod(socket, privateFileMode).catch(() => {});
     }
     server = await _ConsoleServer.open(paths, listening, viewers);
-    if (record.shutdownWatch) watching = _watchShutdown(paths, record.shutdownWatch);
+    watching = _watchEvents(paths, {
+      watch: record.shutdownWatch,
+      onHalt: async (halt) => {
+        await setState({ halt }, { now: true });
+        if (halt?.ends) await writeHaltRecord(paths, halt).catch(() => {});
+      },
+    });
     milestone("qmp");
     await setState({ phase: "running", qemuStartedAt }, { now: true });
   } else {
@@ -243,8 +251,9 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   await filter?.stop();
   await passt?.stop();
   const code = exit.signal !== null ? 128 + (exit.signal === "SIGKILL" ? 9 : 15) : exit.code;
-  if (watching) {
-    await writeShutdownProof(paths.shutdownProof, { ...await watching, qemuExit: code }).catch(async (error) => {
+  const proof = await watching;
+  if (proof && record.shutdownWatch) {
+    await writeShutdownProof(paths.shutdownProof, { ...proof, qemuExit: code }).catch(async (error) => {
       await appendVmLog(paths, `host agent: cannot record the shutdown: ${error}`);
     });
   }
@@ -268,39 +277,74 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
 }
 
 /**
- * Watches QEMU's events on the second QMP socket and records them in the
- * shutdown proof; once the guest has powered off or panicked (QEMU is
- * paused by `-no-shutdown` and `panic=pause`), tells QEMU to quit.
- * Resolves with the proof when QEMU closes the connection.
+ * Watches QEMU's events on the second QMP socket. A `STOP` is followed by
+ * the run state: a KVM internal error or a kernel panic (pvpanic pauses
+ * QEMU) is recorded with the console's last lines in vm.log, and QEMU is
+ * ended, so that nobody waits on a guest that will not go on; a failed
+ * disk write (a full host disk) or a pause by hand is recorded and kept,
+ * and a `RESUME` clears it. For the maintenance VM (`watch`) the events
+ * also make the shutdown proof; once the guest has powered off or
+ * panicked (QEMU pauses), QEMU is told to quit. Resolves with the proof
+ * when QEMU closes the connection.
  */
-async function _watchShutdown(paths: ProjectPaths, watch: ShutdownWatch): Promise<ShutdownProof> {
-  let proof = emptyProof(watch.token);
+async function _watchEvents(
+  paths: ProjectPaths,
+  options: { readonly watch?: ShutdownWatch; readonly onHalt: (halt: VmHalt | undefined) => Promise<void> },
+): Promise<ShutdownProof | undefined> {
+  const watch = options.watch;
+  let proof = watch ? emptyProof(watch.token) : undefined;
   let client: QmpClient;
   try {
     client = await QmpClient.connect(paths.runtime.qmpWatchSocket);
   } catch (error) {
-    await appendVmLog(paths, `host agent: cannot watch for the shutdown: ${error}`);
+    await appendVmLog(paths, `host agent: cannot watch QEMU's run state: ${error}`);
     return proof;
   }
-  await writeShutdownProof(paths.shutdownProof, proof);
+  if (proof) await writeShutdownProof(paths.shutdownProof, proof);
+  let halted: VmHalt | undefined;
   try {
     for (;;) {
       const event = await client.nextEvent();
       if (event === undefined) break;
-      const next = withEvent(proof, event);
-      const changed = next.guestShutdown !== proof.guestShutdown || next.hostPowerdown !== proof.hostPowerdown ||
-        next.panicked !== proof.panicked;
-      proof = next;
-      if (changed) await writeShutdownProof(paths.shutdownProof, proof);
-      if (endsBoot(event)) {
-        await appendVmLog(paths, `host agent: ${proof.events.at(-1)}; ending QEMU`);
-        await client.execute("quit").catch(() => {});
+      if (proof) {
+        const next = withEvent(proof, event);
+        const changed = next.guestShutdown !== proof.guestShutdown || next.hostPowerdown !== proof.hostPowerdown ||
+          next.panicked !== proof.panicked;
+        proof = next;
+        if (changed) await writeShutdownProof(paths.shutdownProof, proof);
+        if (endsBoot(event)) {
+          await appendVmLog(paths, `host agent: ${proof.events.at(-1)}; ending QEMU`);
+          await client.execute("quit").catch(() => {});
+        }
+      }
+      if (event.event === "STOP") {
+        const status = await client.execute("query-status").catch(() => undefined) as { status?: unknown } | undefined;
+        const halt = typeof status?.status === "string" ? haltFor(status.status) : undefined;
+        if (halt === undefined || halt.state === halted?.state) continue;
+        halted = halt;
+        await options.onHalt(halt);
+        await appendVmLog(paths, [
+          `host agent: the guest stopped running: ${halt.reason} (${halt.state})${halt.ends ? "; ending QEMU" : ""}`,
+          ...(await _consoleTail(paths)).map((line) => `console: ${line}`),
+        ]);
+        if (halt.ends) await client.execute("quit").catch(() => {});
+      } else if (event.event === "RESUME" && halted) {
+        halted = undefined;
+        await options.onHalt(undefined);
+        await appendVmLog(paths, "host agent: the guest runs again");
       }
     }
   } finally {
     client.close();
   }
   return proof;
+}
+
+/** The console's last lines, without the guest's control sequences. */
+async function _consoleTail(paths: ProjectPaths): Promise<string[]> {
+  const text = await readFileTail(paths.consoleLog, 4096).catch(() => undefined) ?? "";
+  return stripTerminalControls(text).split("\n").map((line) => line.trimEnd()).filter((line) => line !== "")
+    .slice(-12);
 }
 
 /** Waits until QEMU answers QMP (it has initialised) or exits first. */

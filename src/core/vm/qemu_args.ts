@@ -27,6 +27,13 @@ export interface VmSpec {
   readonly runtime?: {
     readonly monitorSocket: string;
     readonly qmpSocket: string;
+    /**
+     * A second QMP socket, for the host agent to watch the run state on: a
+     * kernel panic then pauses QEMU (pvpanic) so that the agent can tell why
+     * the guest stopped, and a KVM internal error or a full host disk
+     * pauses it by QEMU's own doing.
+     */
+    readonly eventSocket?: string;
   };
   /** Strings and files passed to the guest through fw_cfg, by name under `opt/virtdev/`. */
   readonly fwCfg?: readonly FwCfgItem[];
@@ -39,12 +46,11 @@ export interface VmSpec {
   /** Exit instead of rebooting (the install boot must end, not loop). */
   readonly noReboot?: boolean;
   /**
-   * For the maintenance VM: a second QMP socket for the host agent to watch
-   * the boot's end on; a guest power-off then pauses QEMU instead of ending
-   * it, and a panic pauses it too (pvpanic), so both are reported before
-   * QEMU exits.
+   * For the maintenance VM: a guest power-off pauses QEMU instead of ending
+   * it, so that the host agent sees it on the event socket before QEMU
+   * exits.
    */
-  readonly shutdownWatchSocket?: string;
+  readonly pauseOnPowerOff?: boolean;
 }
 
 /** One fw_cfg item. */
@@ -108,25 +114,25 @@ export function qemuArguments(spec: VmSpec): string[] {
       "-serial",
       "chardev:serial",
     );
+    if (r.eventSocket !== undefined) {
+      args.push(
+        "-chardev",
+        `socket,id=qmpwatch,path=${e(r.eventSocket)},server=on,wait=off`,
+        "-mon",
+        "chardev=qmpwatch,mode=control",
+        "-action",
+        "panic=pause",
+        "-device",
+        "pvpanic",
+      );
+    }
   } else if (spec.serialLog !== undefined) {
     args.push("-chardev", `file,id=serial,path=${e(spec.serialLog)}`, "-serial", "chardev:serial", "-monitor", "none");
   } else {
     args.push("-serial", "stdio", "-monitor", "none");
   }
   if (spec.noReboot) args.push("-no-reboot");
-  if (spec.shutdownWatchSocket !== undefined) {
-    args.push(
-      "-chardev",
-      `socket,id=qmpwatch,path=${e(spec.shutdownWatchSocket)},server=on,wait=off`,
-      "-mon",
-      "chardev=qmpwatch,mode=control",
-      "-no-shutdown",
-      "-action",
-      "panic=pause",
-      "-device",
-      "pvpanic",
-    );
-  }
+  if (spec.pauseOnPowerOff) args.push("-no-shutdown");
   for (const item of spec.fwCfg ?? []) {
     const value = "string" in item ? `string=${e(item.string)}` : `file=${e(item.file)}`;
     args.push("-fw_cfg", `name=opt/virtdev/${e(item.name)},${value}`);

@@ -10,6 +10,7 @@ import type { ShutdownWatch } from "./shutdown_proof.ts";
 import { findProcesses, isProcessAlive } from "../store/processes.ts";
 import type { Egress, NetBackend, PasstLaunch } from "./network.ts";
 import { readAgentState, type Readiness } from "./agent_state.ts";
+import type { VmHalt } from "./vm_halt.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
 import { filesInUse } from "./disk_locks.ts";
 import { readOptionalText } from "../store/store.ts";
@@ -18,7 +19,7 @@ import { readOptionalText } from "../store/store.ts";
  * The run state of a project VM. `degraded`: QEMU runs, but its network
  * (passt) has died, so the guest cannot be reached until a restart.
  */
-export type RunState = "running" | "starting" | "stopping" | "degraded" | "stopped";
+export type RunState = "running" | "starting" | "stopping" | "degraded" | "paused" | "stopped";
 
 /** How a running VM was launched; written by `start` before QEMU runs. */
 export interface RuntimeRecord {
@@ -63,6 +64,8 @@ export interface VmStatus {
    * elsewhere)`. It has no PID or record here.
    */
   readonly foreign?: boolean;
+  /** While `paused`: why QEMU stopped running the guest. */
+  readonly halt?: VmHalt;
 }
 
 /**
@@ -149,6 +152,7 @@ export async function inspectVm(
     return { state: "stopping", pid, record, stale: false };
   }
   const agent = await readAgentState(paths);
+  if (agent?.halt) return { state: "paused", pid, record, stale: false, halt: agent.halt };
   if (agent?.network === "lost") return { state: "degraded", pid, record, stale: false };
   return { state: (agent?.readiness ?? "pending") === "pending" ? "starting" : "running", pid, record, stale: false };
 }
@@ -168,6 +172,7 @@ async function _originalToolSigns(paths: ProjectPaths): Promise<boolean> {
 
 /** The state as people read it: `running (started elsewhere)` for a VM virtdev did not start. */
 export function describeRunState(status: VmStatus): string {
+  if (status.halt) return `${status.state} (${status.halt.reason})`;
   return status.foreign ? `${status.state} (started elsewhere)` : status.state;
 }
 

@@ -21,6 +21,7 @@ import { finishInterruptedRevert } from "../projects/disk_snapshots.ts";
 import { choosePort, isPortFree, parsePort, type PortChoice } from "./ports.ts";
 import { requireProject, requireVmPaths } from "../projects/project_lookup.ts";
 import { QmpClient, QmpClosedError } from "./qmp.ts";
+import { clearHaltRecord, haltHints, type VmHalt } from "./vm_halt.ts";
 import { qemuArguments, type VmSpec } from "./qemu_args.ts";
 import {
   clearRuntime,
@@ -67,6 +68,8 @@ export const StartExit = {
   projectGenerationCorrupt: 14,
   /** The runtime paths are unusable: too long for a unix socket, or (from source) holding a comma. */
   socketPathTooLong: 15,
+  /** A paused VM was resumed and paused again at once (its host disk is still full). */
+  stillPaused: 16,
 } as const;
 
 /** Exit codes of `stop`. */
@@ -127,7 +130,11 @@ export function projectVmSpec(
     firmware: { code: options.firmwareCode, nvram: paths.nvram },
     disks: { system: paths.systemImage, home: paths.homeImage },
     netdev: options.netdev,
-    runtime: { monitorSocket: paths.runtime.monitorSocket, qmpSocket: paths.runtime.qmpSocket },
+    runtime: {
+      monitorSocket: paths.runtime.monitorSocket,
+      qmpSocket: paths.runtime.qmpSocket,
+      eventSocket: paths.runtime.qmpWatchSocket,
+    },
     fwCfg: [
       { name: fwCfgNames.project, string: paths.name },
       { name: fwCfgNames.hostKey, file: paths.hostKey },
@@ -203,6 +210,8 @@ export interface StartResult {
   readonly supervisor: RuntimeRecord["supervisor"];
   readonly cleanedStale: boolean;
   readonly network: { readonly backend: NetBackend; readonly egress: Egress };
+  /** A VM QEMU had paused (a failed disk write) was resumed, not started. */
+  readonly resumed?: boolean;
 }
 
 /** Starts project `name`'s VM. Call under the store lock. */
@@ -245,6 +254,17 @@ export async function startProject(
       ],
     });
   }
+  if (status.state === "paused" && status.halt && !status.halt.ends && status.record) {
+    await _resume(paths, status.halt);
+    const record = status.record;
+    return {
+      port: record.port,
+      supervisor: record.supervisor,
+      cleanedStale: false,
+      network: record.network ?? { backend: "slirp", egress: "full" },
+      resumed: true,
+    };
+  }
   if (status.state !== "stopped") {
     throw new VirtdevError(`Project ${name} is already running (PID ${status.pid}).`, {
       exitCode: StartExit.running,
@@ -252,6 +272,7 @@ export async function startProject(
     });
   }
   const cleanedStale = await cleanStaleRuntime(paths, status);
+  await clearHaltRecord(paths);
   _checkRuntimePaths(paths);
   await ensureHostKey(paths);
   await ensureInstanceId(paths);
@@ -401,7 +422,7 @@ async function _launchOnPort(
     netdev: network.netdev,
     instance: !options.shutdownWatch,
   });
-  const vm: VmSpec = options.shutdownWatch ? { ...spec, shutdownWatchSocket: paths.runtime.qmpWatchSocket } : spec;
+  const vm: VmSpec = options.shutdownWatch ? { ...spec, pauseOnPowerOff: true } : spec;
   const record: RuntimeRecord = {
     supervisor: supervisor.kind,
     unit: supervisor.unitFor(name),
@@ -478,6 +499,30 @@ export async function startMaintenanceVm(
 /** The least time QEMU gets to exit after SIGTERM before stop gives up. */
 const _sigtermGraceSeconds = 15;
 
+/**
+ * Lets a VM that QEMU paused (a failed disk write) run again, and checks a
+ * second later that it still runs: on a disk still full, its next write
+ * pauses it again.
+ *
+ * @throws {VirtdevError} exit 16 when it paused again.
+ */
+async function _resume(paths: ProjectPaths, halt: VmHalt): Promise<void> {
+  const client = await QmpClient.connect(paths.runtime.qmpSocket);
+  try {
+    await client.execute("cont");
+  } finally {
+    client.close();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  const again = await inspectVm(paths);
+  if (again.state === "paused") {
+    throw new VirtdevError(`Project ${paths.name}'s guest stopped again: ${again.halt?.reason ?? halt.reason}.`, {
+      exitCode: StartExit.stillPaused,
+      hint: haltHints(again.halt ?? halt, paths.name),
+    });
+  }
+}
+
 /** What a stop did. */
 export interface StopResult {
   /** How the VM ended. */
@@ -508,9 +553,14 @@ export async function stopProject(
   const supervisor = supervisorFor(status.record);
   await writeFileAtomic(paths.runtime.stopping, `${Deno.pid}\n`);
   let how: StopResult["how"] = "powered off";
-  let exited = await _powerDown(paths, pid, options.stopTimeout * 1000);
+  // A paused guest cannot answer the power button: QEMU is ended (it flushes its own writes).
+  let exited = status.state === "paused" ? false : await _powerDown(paths, pid, options.stopTimeout * 1000);
   if (!exited) {
-    options.reporter.warn(`the guest did not halt within ${options.stopTimeout}s; sending SIGTERM.`);
+    options.reporter.warn(
+      status.state === "paused"
+        ? `the guest is paused (${status.halt?.reason}); sending SIGTERM.`
+        : `the guest did not halt within ${options.stopTimeout}s; sending SIGTERM.`,
+    );
     how = "terminated";
     await supervisor.terminate(paths, pid, status.record);
     // A short VIRTDEV_STOP_TIMEOUT is for the guest; QEMU's own exit on a
