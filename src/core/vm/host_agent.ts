@@ -228,7 +228,7 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   let server: _ConsoleServer | undefined;
   let watching: Promise<ShutdownProof | undefined> | undefined;
   if (launched) {
-    for (const socket of [paths.runtime.qmpSocket, paths.runtime.monitorSocket]) {
+    for (const socket of [paths.runtime.qmpSocket, paths.runtime.qmpWatchSocket, paths.runtime.monitorSocket]) {
       await Deno.chmod(socket, privateFileMode).catch(() => {});
     }
     server = await _ConsoleServer.open(paths, listening, viewers);
@@ -342,9 +342,10 @@ async function _watchEvents(
 
 /** The console's last lines, without the guest's control sequences. */
 async function _consoleTail(paths: ProjectPaths): Promise<string[]> {
-  const text = await readFileTail(paths.consoleLog, 4096).catch(() => undefined) ?? "";
+  // A panic's first line comes some 30 lines before its end.
+  const text = await readFileTail(paths.consoleLog, 8192).catch(() => undefined) ?? "";
   return stripTerminalControls(text).split("\n").map((line) => line.trimEnd()).filter((line) => line !== "")
-    .slice(-12);
+    .slice(-40);
 }
 
 /** Waits until QEMU answers QMP (it has initialised) or exits first. */
