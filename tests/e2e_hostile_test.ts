@@ -322,7 +322,7 @@ sudo chmod 755 /usr/bin/rsync
         assert.doesNotMatch(text, /VIRTDEV-READY/, "the boot's lines were rotated away: the flood went past the cap");
         // The markers the agent reads, in a flood (up to 10 MiB of ready lines; the serial getty's terminal is
         // the unprivileged user's, so any guest code can): each milestone is logged once a boot, vm.log
-        // stays under its rotation size, and the agent's peak memory grows by less than 32 MiB.
+        // stays under its rotation size, and the agent's peak memory grows by less than 64 MiB (0 to 28 MiB measured).
         const vmLog = join(home, "projects", project, "vm.log");
         const agent = Number(
           (await sh("pgrep", ["-f", "-o", "--", `__host-agent ${join(home, "projects", project)} `])).trim(),
@@ -351,7 +351,7 @@ FLOOD`)).trim(),
           } MiB before, ${peakAfter.toFixed(0)} MiB after; vm.log ${vmLogBytes} bytes`,
         );
         assert.ok(sent >= 1 << 20, `only ${sent} bytes of markers reached the console`);
-        assert.ok(peakAfter - peakBefore < 32, `the agent's peak memory grew from ${peakBefore} to ${peakAfter} MiB`);
+        assert.ok(peakAfter - peakBefore < 64, `the agent's peak memory grew from ${peakBefore} to ${peakAfter} MiB`);
         assert.ok(vmLogBytes <= 1 << 20, `vm.log holds ${vmLogBytes} bytes`);
         assert.equal(await timelines(), timelinesBefore, "a ready line logged again");
         assert.equal((await ok(["status", project])).stdout.trim(), "running");

@@ -50,7 +50,8 @@ Deno.test("set: cpus and memory are kept in the project and reach QEMU at the ne
       memoryMiB: number;
     }[];
     assert.deepEqual(list.map((p) => [p.name, p.cpus, p.memoryMiB]), [["a", 2, 1024], ["b", 1, 256]]);
-    assert.equal((await run("stop", "a")).code, 0);
+    const stopped = await run("stop", "a");
+    assert.equal(stopped.code, 0, stopped.stderr);
   } finally {
     await killVms(sandbox, ["a"]);
   }

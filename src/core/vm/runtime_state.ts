@@ -185,9 +185,17 @@ export async function projectRunState(store: Store, name: string): Promise<RunSt
 export async function clearRuntime(paths: ProjectPaths): Promise<void> {
   // Recursive for passt's directory (its socket and log).
   for (const file of Object.values(paths.runtime)) {
-    await Deno.remove(file, { recursive: true }).catch((error) => {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    });
+    // A process that has not quite ended (passt, the filter) may still add a file: one more try then.
+    for (let attempt = 1;; attempt++) {
+      try {
+        await Deno.remove(file, { recursive: true });
+        break;
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) break;
+        if ((error as { code?: string }).code !== "ENOTEMPTY" || attempt === 3) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
   }
   await Deno.remove(paths.runDir).catch((error) => {
     // Something else is in it (a file of a newer virtdev, or left by hand): keep it.

@@ -22,6 +22,8 @@ import { choosePort, isPortFree, parsePort, type PortChoice } from "./ports.ts";
 import { requireProject, requireVmPaths } from "../projects/project_lookup.ts";
 import { QmpClient, QmpClosedError } from "./qmp.ts";
 import { clearHaltRecord, haltHints, type VmHalt } from "./vm_halt.ts";
+import { readAgentState } from "./agent_state.ts";
+import { isProcessAlive } from "../store/processes.ts";
 import { qemuArguments, type VmSpec } from "./qemu_args.ts";
 import {
   clearRuntime,
@@ -550,6 +552,7 @@ export async function stopProject(
     });
   }
   const pid = status.pid;
+  const agentPid = (await readAgentState(paths))?.pid;
   const supervisor = supervisorFor(status.record);
   await writeFileAtomic(paths.runtime.stopping, `${Deno.pid}\n`);
   let how: StopResult["how"] = "powered off";
@@ -583,10 +586,16 @@ export async function stopProject(
     });
   }
   await supervisor.release(status.record);
+  // The host agent outlives QEMU by a moment: it stops the filter and passt,
+  // which write their last reports into run/. Cleared after it has gone.
+  if (agentPid !== undefined) await _waitUntil(async () => !await isProcessAlive(agentPid), _agentExitMs);
   await clearRuntime(paths);
   await appendVmLog(paths, `stopped: ${how}`);
   return { how };
 }
+
+/** How long a stop waits for the host agent to finish after QEMU. */
+const _agentExitMs = 5_000;
 
 /**
  * Stops a VM that virtdev did not start but that runs on the project's
