@@ -32,8 +32,7 @@ import { projectVmSpec } from "../src/core/vm/vm_lifecycle.ts";
 import { exists, makeSandbox, repoRoot, sh, taskArguments, virtdev } from "../tests/_helpers.ts";
 import { sshArguments } from "../src/core/guest/ssh.ts";
 import { lastBootTimeline } from "../src/core/vm/boot_timeline.ts";
-import { MarkerScanner, readFileTail } from "../src/core/vm/console_log.ts";
-import { stripTerminalControls } from "../src/core/guest/terminal_text.ts";
+import { consoleTailLines, MarkerScanner } from "../src/core/vm/console_log.ts";
 import { readinessLine } from "../src/core/guest/guest_contract.ts";
 import { binaryPermissionFlags, virtdevTaskCommand } from "./binary_permissions.ts";
 import { copyBase } from "../tests/_guest.ts";
@@ -140,9 +139,7 @@ async function _hungStep(error: _StepTimeout): Promise<never> {
   for (const name of ["bench", "floor"]) {
     const paths = store.project(name);
     for (const file of [paths.vmLog, paths.consoleLog]) {
-      // The console is the guest's: read a bounded tail, shown without its control sequences.
-      const text = await readFileTail(file, 8192).catch(() => undefined) ?? "";
-      const tail = stripTerminalControls(text.split("\n").slice(-25).join("\n"));
+      const tail = (await consoleTailLines(file, { lines: 25, maxBytes: 8192 })).join("\n");
       log(`bench: ---- ${file} (last lines) ----\n${tail}`);
     }
   }

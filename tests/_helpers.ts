@@ -82,7 +82,7 @@ export interface CliResult {
 export async function virtdev(
   sandbox: Sandbox,
   args: readonly string[],
-  options: { readonly stdin?: string; readonly env?: Record<string, string> } = {},
+  options: { readonly stdin?: string; readonly env?: Record<string, string>; readonly prefix?: readonly string[] } = {},
 ): Promise<CliResult> {
   const child = spawnVirtdev(sandbox, args, options);
   if (options.stdin !== undefined) {
@@ -104,10 +104,12 @@ export async function virtdev(
 export function spawnVirtdev(
   sandbox: Sandbox,
   args: readonly string[],
-  options: { readonly env?: Record<string, string> } = {},
+  options: { readonly env?: Record<string, string>; readonly prefix?: readonly string[] } = {},
 ): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: [...taskArguments(sandbox.home), ...args],
+  // `prefix`: a program that runs virtdev (e.g. setpriv, to drop capabilities).
+  const argv = [...(options.prefix ?? []), Deno.execPath(), ...taskArguments(sandbox.home), ...args];
+  return new Deno.Command(argv[0], {
+    args: argv.slice(1),
     env: { ...sandbox.env, ...options.env },
     clearEnv: true,
     cwd: sandbox.root,

@@ -5,14 +5,18 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { exists, repoRoot, sealedSandbox, taskArguments, virtdev } from "./_helpers.ts";
+import { exists, repoRoot, sealedSandbox, virtdev } from "./_helpers.ts";
+
+/** What runs a program so that file modes bind it as they bind a user: as root, without the capabilities that ignore them. */
+const asOwnerPrefix: readonly string[] = Deno.uid() === 0
+  ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+  : [];
 
 /** Runs `code` (a module body) in a Deno child that file modes bind, as they bind a user. */
 async function asOwner(code: string): Promise<{ code: number; stderr: string }> {
   const script = await Deno.makeTempFile({ suffix: ".ts" });
   await Deno.writeTextFile(script, code);
-  const deno = [Deno.execPath(), "run", "--quiet", "--allow-read", "--allow-write", script];
-  const argv = Deno.uid() === 0 ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", ...deno] : deno;
+  const argv = [...asOwnerPrefix, Deno.execPath(), "run", "--quiet", "--allow-read", "--allow-write", script];
   const output = await new Deno.Command(argv[0], { args: argv.slice(1), stdout: "null", stderr: "piped" }).output();
   await Deno.remove(script);
   return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
@@ -67,22 +71,8 @@ Deno.test("nuke completes over backups whose trees carry a guest's modes, as an 
   assert.equal((await virtdev(sandbox, ["create", "web"])).code, 0);
   const outside = join(sandbox.root, "outside");
   await hostileTree(join(sandbox.virtdevHome, "backups/web/2026-12-05"), outside);
-  const deno = [Deno.execPath(), ...taskArguments(sandbox.home), "nuke"];
-  const argv = Deno.uid() === 0 ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", ...deno] : deno;
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env: sandbox.env,
-    clearEnv: true,
-    cwd: sandbox.root,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode("nuke\n"));
-  await writer.close();
-  const done = await child.output();
-  assert.equal(done.code, 0, new TextDecoder().decode(done.stderr));
+  const done = await virtdev(sandbox, ["nuke"], { stdin: "nuke\n", prefix: asOwnerPrefix });
+  assert.equal(done.code, 0, done.stderr);
   assert.equal(await exists(sandbox.virtdevHome), false);
   assert.equal(await Deno.readTextFile(join(outside, "keep")), "kept", "the link's target is untouched");
   await Deno.chmod(outside, 0o755);

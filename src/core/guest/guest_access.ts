@@ -16,7 +16,7 @@ import { readAgentState } from "../vm/agent_state.ts";
 import { haltHints, readHaltRecord, type VmHalt } from "../vm/vm_halt.ts";
 import { appendVmLog } from "../vm/vm_log.ts";
 import { formatTimeline } from "../vm/boot_timeline.ts";
-import { readFileTail } from "../vm/console_log.ts";
+import { consoleTailLines } from "../vm/console_log.ts";
 import { stripTerminalControls } from "./terminal_text.ts";
 
 /** Exit codes of `wait`. */
@@ -282,9 +282,8 @@ function _printable(line: string): string {
  * cut to a line's width.
  */
 async function _consoleTail(paths: ProjectPaths): Promise<string[]> {
-  const tail = await readFileTail(paths.consoleLog, 4096).catch(() => undefined);
-  const lines = (tail ?? "").split("\n").map(_printable).filter((line) => line !== "").slice(-6).map((line) =>
-    `  ${line}`
+  const lines = (await consoleTailLines(paths.consoleLog, { lines: 6, maxBytes: 4096 })).map((line) =>
+    `  ${line.length > 150 ? `${line.slice(0, 150)}…` : line}`
   );
   return lines.length === 0 ? [] : ["The console's last lines:", ...lines];
 }

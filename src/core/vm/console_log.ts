@@ -9,6 +9,7 @@
  * @module
  */
 import { privateFileMode } from "../store/file_modes.ts";
+import { stripTerminalControls } from "../guest/terminal_text.ts";
 
 /**
  * Finds marker strings (ASCII) in a byte stream that arrives in chunks of
@@ -125,6 +126,20 @@ export class CappedLog {
       // Already closed.
     }
   }
+}
+
+/**
+ * The last `lines` non-empty lines of the console log at `path` (read from
+ * its last `maxBytes`), without the guest's control sequences: what a
+ * person is shown, or vm.log keeps, of a console.
+ */
+export async function consoleTailLines(
+  path: string,
+  options: { readonly lines: number; readonly maxBytes: number },
+): Promise<string[]> {
+  const text = await readFileTail(path, options.maxBytes).catch(() => undefined) ?? "";
+  return stripTerminalControls(text).split("\n").map((line) => line.trim()).filter((line) => line !== "")
+    .slice(-options.lines);
 }
 
 /**

@@ -22,9 +22,8 @@ import { basename, dirname } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { type ProjectPaths, Store } from "../store/store.ts";
 import { notReadyLine, readinessLine } from "../guest/guest_contract.ts";
-import { CappedLog, MarkerScanner, readFileTail } from "./console_log.ts";
+import { CappedLog, consoleTailLines, MarkerScanner } from "./console_log.ts";
 import { haltFor, type VmHalt, writeHaltRecord } from "./vm_halt.ts";
-import { stripTerminalControls } from "../guest/terminal_text.ts";
 import { QmpClient } from "./qmp.ts";
 import { readRuntimeRecord } from "./runtime_state.ts";
 import { appendVmLog, echoVmLogToStderr } from "./vm_log.ts";
@@ -252,7 +251,7 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   await passt?.stop();
   const code = exit.signal !== null ? 128 + (exit.signal === "SIGKILL" ? 9 : 15) : exit.code;
   const proof = await watching;
-  if (proof && record.shutdownWatch) {
+  if (proof) {
     await writeShutdownProof(paths.shutdownProof, { ...proof, qemuExit: code }).catch(async (error) => {
       await appendVmLog(paths, `host agent: cannot record the shutdown: ${error}`);
     });
@@ -325,7 +324,10 @@ async function _watchEvents(
         await options.onHalt(halt);
         await appendVmLog(paths, [
           `host agent: the guest stopped running: ${halt.reason} (${halt.state})${halt.ends ? "; ending QEMU" : ""}`,
-          ...(await _consoleTail(paths)).map((line) => `console: ${line}`),
+          // A panic's first line comes some 30 lines before its end.
+          ...(await consoleTailLines(paths.consoleLog, { lines: 40, maxBytes: 8192 })).map((line) =>
+            `console: ${line}`
+          ),
         ]);
         if (halt.ends) await client.execute("quit").catch(() => {});
       } else if (event.event === "RESUME" && halted) {
@@ -338,14 +340,6 @@ async function _watchEvents(
     client.close();
   }
   return proof;
-}
-
-/** The console's last lines, without the guest's control sequences. */
-async function _consoleTail(paths: ProjectPaths): Promise<string[]> {
-  // A panic's first line comes some 30 lines before its end.
-  const text = await readFileTail(paths.consoleLog, 8192).catch(() => undefined) ?? "";
-  return stripTerminalControls(text).split("\n").map((line) => line.trimEnd()).filter((line) => line !== "")
-    .slice(-40);
 }
 
 /** Waits until QEMU answers QMP (it has initialised) or exits first. */
