@@ -48,6 +48,7 @@ export const commandNames: readonly string[] = [
   "disk",
   "generation",
   "stale",
+  "gc",
 ];
 
 // Literal specifiers, so that `deno compile` and the bundler see every module.
@@ -92,6 +93,7 @@ const _loaders: Readonly<Record<string, () => Promise<Command>>> = {
   disk: async () => (await import("../commands/disk.ts")).diskCommand,
   generation: async () => (await import("../commands/generation.ts")).generationCommand,
   stale: async () => (await import("../commands/stale.ts")).staleCommand,
+  gc: async () => (await import("../commands/gc.ts")).gcCommand,
 };
 
 /** Whether `name` is a command. */

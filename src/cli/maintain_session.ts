@@ -5,6 +5,7 @@
  * @module
  */
 import type { Context } from "./context.ts";
+import { lockTaker } from "./locked.ts";
 import { maintainBase, type MaintainRequest, type MaintainResult } from "../core/base/maintain.ts";
 
 /** Runs a maintenance session with the CLI's output, prompt and Ctrl-C; shared with `upgrade`. */
@@ -22,6 +23,7 @@ export async function runMaintain(context: Context, request: MaintainRequest): P
       config,
       env,
       signal: controller.signal,
+      lock: lockTaker(context),
       confirm: () => ui.confirmTyped("reseal"),
       progress: {
         info: (line) => ui.info(line),

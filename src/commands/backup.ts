@@ -1,7 +1,8 @@
 import { defineCommand, flagOption, projectPositional, valueOption } from "../cli/spec.ts";
+import { withLock } from "../cli/locked.ts";
 import { backupProject } from "../core/state/backup.ts";
 import { join } from "../core/store/path.ts";
-import { allocatedBytes } from "../core/projects/disk_usage.ts";
+import { allocatedBytes } from "../core/store/disk_usage.ts";
 import { describeGeneration, readGeneration } from "../core/store/generation.ts";
 import { requireProject } from "../core/projects/project_lookup.ts";
 import { formatSize } from "../core/store/size.ts";
@@ -34,8 +35,12 @@ export const backupCommand = defineCommand("backup", {
   positionals: {
     project: projectPositional,
   },
-  async run({ project, verbose, list, json, latest, keep }, { store, config, ui }) {
-    await requireProject(store, project);
+  async run({ project, verbose, list, json, latest, keep }, context) {
+    const { store, config, ui } = context;
+    if (list || latest) await requireProject(store, project);
+    // Briefly: a move cut short is finished (the project may be its target) before its files are read.
+    // The copy itself runs under the project's own backup lock, so other projects are not held up.
+    else await withLock(context, `backup ${project}`, () => requireProject(store, project), { waitSeconds: 60 });
     if (latest) {
       const id = await latestSnapshot(store, project);
       if (id !== undefined) ui.result(id);

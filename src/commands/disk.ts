@@ -1,9 +1,10 @@
 import { basename } from "../core/store/path.ts";
 import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
-import { allocatedBytes } from "../core/projects/disk_usage.ts";
+import { allocatedBytes } from "../core/store/disk_usage.ts";
 import { readGeneration } from "../core/store/generation.ts";
 import { imageInfo } from "../core/vm/images.ts";
 import { requireProject } from "../core/projects/project_lookup.ts";
+import { listKeptGenerations } from "../core/base/kept_generations.ts";
 import { formatSize } from "../core/store/size.ts";
 import { pathExists } from "../core/store/store.ts";
 
@@ -37,8 +38,10 @@ export const diskCommand = defineCommand("disk", {
       });
     }
     const total = await allocatedBytes(paths.dir);
+    const kept = (await listKeptGenerations(store)).find((generation) => generation.projects.includes(project));
+    const keptBase = kept ? { generation: kept.generation, dir: kept.dir, bytes: kept.bytes, projects: kept.projects } : null;
     if (json) {
-      ui.result(JSON.stringify({ project, mode: detached ? "detached" : "delta", disks, total }));
+      ui.result(JSON.stringify({ project, mode: detached ? "detached" : "delta", disks, total, keptBase }));
       return;
     }
     ui.info(project, "bold");
@@ -56,5 +59,12 @@ export const diskCommand = defineCommand("disk", {
       );
     }
     ui.info(`  total: ${formatSize(total)}`);
+    if (keptBase) {
+      ui.info(
+        `  base: kept generation ${keptBase.generation}, ${formatSize(keptBase.bytes)} (${keptBase.dir}; shared by ${
+          keptBase.projects.join(", ")
+        })`,
+      );
+    }
   },
 });

@@ -48,7 +48,11 @@ export const listCommand = defineCommand("list", {
         : p.status === "stopped"
         ? c.red(p.status)
         : c.yellow(p.status);
-      const generation = p.detached ? c.yellow(p.generation) : p.stale ? c.red(p.generation) : p.generation;
+      const generation = p.detached
+        ? c.yellow(p.generation)
+        : p.stale
+        ? c.red(p.keptBase ? `${p.generation} (stale, base kept)` : `${p.generation} (stale)`)
+        : p.generation;
       ui.result(
         `${p.name.padEnd(width)}  ${String(p.port ?? "-").padEnd(5)}  ${
           padVisible(status, statusWidth)
@@ -56,5 +60,8 @@ export const listCommand = defineCommand("list", {
       );
     });
     if (base.kind !== "missing") ui.info(`Base generation: ${describeGeneration(base)}`);
+    if (projects.some((p) => p.stale && p.keptBase)) {
+      ui.info("A stale project with a kept base boots with 'virtdev start --stale' (to back it up or recreate it).");
+    }
   },
 });

@@ -1,6 +1,6 @@
 import { defineCommand } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
-import { allocatedBytes } from "../core/projects/disk_usage.ts";
+import { allocatedBytes } from "../core/store/disk_usage.ts";
 import { VirtdevError } from "../core/store/errors.ts";
 import { executeNuke, NukeExit, planNuke, requireRootsInsideHome } from "../core/projects/nuke.ts";
 import { formatSize } from "../core/store/size.ts";

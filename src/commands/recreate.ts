@@ -1,3 +1,4 @@
+import { lockTaker } from "../cli/locked.ts";
 import { defineCommand, flagOption, projectPositional, valueOption } from "../cli/spec.ts";
 import { VirtdevError } from "../core/store/errors.ts";
 import { describePlan, planRecreate, RecreateExit, recreateSteps, runRecreate } from "../core/state/recreate.ts";
@@ -24,7 +25,8 @@ export const recreateCommand = defineCommand("recreate", {
   positionals: {
     project: projectPositional,
   },
-  async run(args, { store, config, env, ui }) {
+  async run(args, context) {
+    const { store, config, env, ui } = context;
     const plan = await planRecreate(store, { ...args }, { config });
     for (const line of describePlan(plan)) ui.info(line);
     if (!args.yes) {
@@ -34,6 +36,7 @@ export const recreateCommand = defineCommand("recreate", {
     }
     const guestOutput = ui.guestStream(undefined, { keepCarriageReturn: ui.io.stderrIsTerminal });
     const result = await runRecreate(store, plan, {
+      lock: lockTaker(context),
       config,
       env,
       progress: {

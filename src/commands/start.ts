@@ -16,6 +16,10 @@ export const startCommand = defineCommand("start", {
       ["--ephemeral"],
       `A disposable boot: every write goes to overlays that stop drops; the project stays byte for byte as it was.`,
     ),
+    stale: flagOption(
+      ["--stale"],
+      `Boot a stale project on its kept base generation, to back it up, copy files out or recreate it.`,
+    ),
     net: valueOption(
       ["--net"],
       "ZONE",
@@ -26,7 +30,7 @@ export const startCommand = defineCommand("start", {
     project: projectPositional,
     port: { metavar: "PORT", description: `SSH port on 127.0.0.1 (1024-65535).`, optional: true },
   },
-  async run({ project, port, net, ephemeral }, context) {
+  async run({ project, port, net, ephemeral, stale }, context) {
     const { ui, store, config, env } = context;
     validateProjectName(project);
     if (net !== undefined) await checkZoneName(config.configDir, net);
@@ -34,7 +38,7 @@ export const startCommand = defineCommand("start", {
     // each holds it only until its QEMU has bound its port.
     const result = await withLock(context, `start ${project}`, async () => {
       ui.info(`Starting project virtual machine ${project}...`);
-      const started = await startProject(store, project, { config, env, reporter: ui, port, egress: net, ephemeral });
+      const started = await startProject(store, project, { config, env, reporter: ui, port, egress: net, ephemeral, stale });
       // Its port is known now.
       await refreshSshConfig(store, { configDir: config.configDir, identity: config.sshKey });
       return started;

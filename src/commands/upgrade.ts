@@ -1,3 +1,4 @@
+import { lockTaker } from "../cli/locked.ts";
 import { defineCommand, flagOption, valueOption } from "../cli/spec.ts";
 import { VirtdevError } from "../core/store/errors.ts";
 import { describeUpgradePlan, planUpgrade, runUpgrade, UpgradeExit } from "../core/state/upgrade.ts";
@@ -34,6 +35,7 @@ export const upgradeCommand = defineCommand("upgrade", {
     }
     const output = ui.guestStream(undefined, { keepCarriageReturn: ui.io.stderrIsTerminal });
     const summary = await runUpgrade(store, plan, {
+      lock: lockTaker(context),
       config,
       env,
       maintain: () => runMaintain(context, { yes: args.yes, noProvision: false, noInventory: false }),

@@ -15,7 +15,7 @@ import { resolveFirmware } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { ensurePrivateDirectory, privateFileMode } from "../store/file_modes.ts";
 import { isStale, readGeneration } from "../store/generation.ts";
-import { acquireLock } from "../store/lock.ts";
+import type { LockTaker } from "../store/lock.ts";
 import { runTool } from "../store/process.ts";
 import type { Reporter } from "../store/reporter.ts";
 import { baseFileNames, maintenanceVmName, pathExists, type Store } from "../store/store.ts";
@@ -28,6 +28,7 @@ import { inspectVm } from "../vm/runtime_state.ts";
 import { judgeShutdown, readShutdownProof, type ShutdownVerdict } from "../vm/shutdown_proof.ts";
 import { startMaintenanceVm, stopProject } from "../vm/vm_lifecycle.ts";
 import { copyWithProgress } from "./base_copy.ts";
+import { projectsOnBase } from "./kept_generations.ts";
 import { describeRecovery, nextGeneration, recoverReseal, swapInMaintenance } from "./reseal.ts";
 
 /** Exit codes of `maintain`. */
@@ -101,10 +102,12 @@ export async function maintainBase(
     readonly confirm: () => Promise<boolean>;
     /** Aborts the session (Ctrl-C). */
     readonly signal?: AbortSignal;
+    /** The store lock, held for the whole session. */
+    readonly lock: LockTaker;
   },
 ): Promise<MaintainResult> {
   const { config, progress } = options;
-  using _lock = await acquireLock(store, "maintain");
+  using _lock = await options.lock("maintain");
   const recovered = describeRecovery(await recoverReseal(store));
   if (recovered) progress.info(recovered);
   await _preflight(store, config);
@@ -163,6 +166,14 @@ export async function maintainBase(
       progress.diff(await _diff(vm.dir, before ?? "", after));
     }
 
+    const stranded = await projectsOnBase(store, generations.from);
+    if (stranded.length > 0) {
+      progress.warn(
+        `The reseal leaves ${stranded.join(", ")} on generation ${generations.from} (stale). Their base is kept under ${
+          store.keptBase(generations.from).dir
+        } until each is recreated, detached or destroyed; 'virtdev start --stale' boots one there to back it up.`,
+      );
+    }
     if (!request.yes) {
       if (!await session.abortable(options.confirm())) {
         throw new VirtdevError("The reseal was declined; the base is unchanged.", {

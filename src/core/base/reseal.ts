@@ -12,10 +12,13 @@
  * 1. `maintenance/` is made complete first: its disks checked, the new
  *    generation written into it, everything read-only. A generation file
  *    always lives in the directory of the disks it describes.
- * 2. `reseal.journal` names the old and new generations.
- * 3. `system/` → `system.old/`.
- * 4. `maintenance/` → `system/`.
- * 5. The journal goes (the commit), then `system.old/`.
+ * 2. Projects still on the old base get it kept under `generations/<n>/`
+ *    (see `kept_generations.ts`); their deltas point there from now on.
+ * 3. `reseal.journal` names the old and new generations.
+ * 4. `system/` → `system.old/`.
+ * 5. `maintenance/` → `system/`.
+ * 6. The journal goes (the commit), then `system.old/` and every kept
+ *    generation no project uses any more.
  *
  * Recovery rolls forward whenever the new base is there whole, and back
  * (renaming `system.old/` home) only when it is not.
@@ -28,6 +31,7 @@ import { crashPoint } from "../store/crash_point.ts";
 import { ExitCode, VirtdevError } from "../store/errors.ts";
 import { readOnlyFileMode } from "../store/file_modes.ts";
 import { readGeneration } from "../store/generation.ts";
+import { collectGenerations, keepBaseFor, projectsOnBase } from "./kept_generations.ts";
 import { baseFileNames, type BasePaths, pathExists, readOptionalText, type Store } from "../store/store.ts";
 
 /** Exit codes of a reseal. */
@@ -81,6 +85,7 @@ export async function swapInMaintenance(
   await writeFileAtomic(fresh.generation, `${generations.to}\n`, { mode: readOnlyFileMode });
   for (const file of baseFileNames) await Deno.chmod(join(fresh.dir, file), readOnlyFileMode);
   crashPoint("reseal.prepared");
+  await keepBaseFor(store, generations.from, await projectsOnBase(store, generations.from));
   const journal: _Journal = generations;
   await writeFileAtomic(store.resealJournal, `${JSON.stringify(journal)}\n`);
   await syncDirectory(store.root);
@@ -94,6 +99,7 @@ export async function swapInMaintenance(
   await syncDirectory(store.root);
   crashPoint("reseal.committed");
   await Deno.remove(_oldBase(store), { recursive: true });
+  await collectGenerations(store);
 }
 
 /** What a recovery did, for the user. */
@@ -130,6 +136,7 @@ export async function recoverReseal(store: Store): Promise<ResealRecovery> {
   await Deno.remove(store.resealJournal);
   await syncDirectory(store.root);
   if (await pathExists(old)) await Deno.remove(old, { recursive: true });
+  await collectGenerations(store);
   return outcome;
 }
 

@@ -21,6 +21,7 @@ export const knownHomeEntries: readonly string[] = [
   "system",
   "system.sealing",
   "system.old",
+  "generations",
   "system.old.trash",
   "reseal.journal",
   "installation",

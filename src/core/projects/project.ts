@@ -6,19 +6,20 @@
  */
 import { newProjectZone } from "../vm/egress/zone_settings.ts";
 import { describeRecovery, recoverReseal } from "../base/reseal.ts";
+import { collectGenerations } from "../base/kept_generations.ts";
 import type { Reporter } from "../store/reporter.ts";
 import { basename, join } from "../store/path.ts";
 import { removeTree } from "../store/remove_tree.ts";
 import { copyFileAtomic, syncDirectory, writeFileAtomic } from "../store/atomic_write.ts";
 import { crashPoint } from "../store/crash_point.ts";
-import { allocatedBytes } from "./disk_usage.ts";
+import { allocatedBytes } from "../store/disk_usage.ts";
 import { VirtdevError } from "../store/errors.ts";
-import { detachedMarker, readGeneration } from "../store/generation.ts";
+import { detachedMarker, type Generation, readGeneration } from "../store/generation.ts";
 import { generateHostKey } from "../guest/host_key.ts";
 import { writeInstanceId } from "../guest/instance_id.ts";
 import { ensurePrivateDirectory, privateDirectoryMode } from "../store/file_modes.ts";
 import { checkImage, convertStandalone, createDelta, imageInfo, rebaseStandalone } from "../vm/images.ts";
-import { pathExists, type ProjectPaths, reservedNames, type Store, validateProjectName } from "../store/store.ts";
+import { type BasePaths, pathExists, type ProjectPaths, reservedNames, type Store, validateProjectName } from "../store/store.ts";
 import { requireProject } from "./project_lookup.ts";
 import { requireStopped } from "./project_state.ts";
 
@@ -161,6 +162,8 @@ export async function destroyProject(store: Store, name: string): Promise<void> 
   await syncDirectory(store.projectsDir);
   crashPoint("destroy.renamed");
   await removeTree(doomed);
+  // The last project of a kept base generation takes it along.
+  await collectGenerations(store);
 }
 
 /** Exit codes of `detach`. */
@@ -172,6 +175,8 @@ export const DetachExit = {
   systemFailed: 10,
   homeFailed: 11,
   verifyFailed: 12,
+  /** A delta is written over a base that is not the project's own generation (or is gone). */
+  foreignBacking: 13,
 } as const;
 
 /** The two disks of a project, labelled. */
@@ -223,6 +228,41 @@ export interface DetachPlan {
 }
 
 /**
+ * Refuses a detach whose merge would read another base's bytes as this
+ * project's: each delta must be written over its own generation's base
+ * (the current one, or the kept one), and that base must be there.
+ */
+async function _requireOwnBase(
+  store: Store,
+  paths: ProjectPaths,
+  generation: Generation,
+  disks: readonly { readonly label: string; readonly backing: string }[],
+): Promise<void> {
+  const baseGeneration = await readGeneration(store.base.generation);
+  const own: BasePaths[] = [];
+  if (generation.kind === "number") own.push(store.keptBase(generation.value));
+  // A project without a readable generation can only be judged against the base as it is.
+  if (generation.kind !== "number" || (baseGeneration.kind === "number" && baseGeneration.value === generation.value)) {
+    own.push(store.base);
+  }
+  for (const disk of disks) {
+    const expected = own.map((base) => join(base.dir, `${disk.label}.qcow2`));
+    if (expected.includes(disk.backing) && await pathExists(disk.backing)) continue;
+    const which = generation.kind === "number" ? `generation ${generation.value}` : "the current base";
+    throw new VirtdevError(
+      `The ${disk.label} disk of ${paths.name} is written over ${disk.backing}, which is not its own base (${which}).`,
+      {
+        exitCode: DetachExit.foreignBacking,
+        hint: [
+          "Merging it onto another base would corrupt its file system unseen, so nothing was changed.",
+          `If it has a backup: virtdev recreate --no-backup ${paths.name}`,
+        ],
+      },
+    );
+  }
+}
+
+/**
  * Checks that `name` can be detached: it exists, is stopped, is not yet
  * detached, and both disks still have backing files. Repairs an interrupted
  * earlier detach first. Call under the store lock.
@@ -249,6 +289,7 @@ export async function planDetach(store: Store, name: string): Promise<DetachPlan
     }
     disks.push({ label: disk.label, path: disk.path, backing });
   }
+  await _requireOwnBase(store, paths, generation, disks);
   return {
     paths,
     generation: generation.kind === "number" ? generation.value : "-",

@@ -7,6 +7,7 @@ import { describeGeneration, type Generation, isStale, readGeneration } from "..
 import { inspectVm, type RunState } from "../vm/runtime_state.ts";
 import type { Store } from "../store/store.ts";
 import type { Config } from "../store/config.ts";
+import { type KeptGeneration, listKeptGenerations } from "../base/kept_generations.ts";
 import { effectiveVmSize, readProjectSettings } from "./settings.ts";
 
 /** What `list` shows of a project. */
@@ -24,6 +25,8 @@ export interface ProjectSummary {
   /** The VM size its next start uses (`virtdev set`, else the defaults). */
   readonly cpus: number;
   readonly memoryMiB: number;
+  /** The kept base generation a stale project's deltas are written over, or `null` (see `gc`). */
+  readonly keptBase: { readonly generation: string; readonly dir: string; readonly bytes: number } | null;
 }
 
 /** Summarises every project, and the base generation. */
@@ -34,6 +37,10 @@ export async function summariseProjects(
   const base = await readGeneration(store.base.generation);
   const legacy = new Set(await store.listLegacyProjects());
   const names = [...await store.listProjects(), ...legacy].sort();
+  const kept = new Map<string, KeptGeneration>();
+  for (const generation of await listKeptGenerations(store)) {
+    for (const user of generation.projects) kept.set(user, generation);
+  }
   const projects = await Promise.all(names.map(async (name) => {
     const paths = store.project(name);
     const generation = await readGeneration(paths.generation);
@@ -52,7 +59,12 @@ export async function summariseProjects(
       legacyName: legacy.has(name),
       cpus: size.vmCpus,
       memoryMiB: size.vmMemoryMiB,
+      keptBase: _keptBase(kept.get(name)),
     };
   }));
   return { base, projects };
+}
+
+function _keptBase(kept: KeptGeneration | undefined): ProjectSummary["keptBase"] {
+  return kept ? { generation: kept.generation, dir: kept.dir, bytes: kept.bytes } : null;
 }

@@ -11,7 +11,7 @@ import { backupProject } from "./backup.ts";
 import type { Config, Environment } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { waitForGuest } from "../guest/guest_access.ts";
-import { acquireLock } from "../store/lock.ts";
+import type { LockTaker } from "../store/lock.ts";
 import { loadManifest } from "./manifest.ts";
 import { createProject, destroyProject, requireProject } from "../projects/project.ts";
 import { restoreSettings, saveSettings } from "../projects/setting_files.ts";
@@ -213,7 +213,13 @@ export interface RecreateResult {
 export async function runRecreate(
   store: Store,
   plan: RecreatePlan,
-  options: { readonly config: Config; readonly env: Environment; readonly progress: RecreateProgress },
+  options: {
+    readonly config: Config;
+    readonly env: Environment;
+    readonly progress: RecreateProgress;
+    /** The store lock, taken for each step that changes the project. */
+    readonly lock: LockTaker;
+  },
 ): Promise<RecreateResult> {
   const { project, verbose } = plan.request;
   const { config, progress } = options;
@@ -240,14 +246,14 @@ export async function runRecreate(
           break;
         }
         case "stop": {
-          using _lock = await acquireLock(store, `recreate ${project} (stop)`, { waitSeconds: 60 });
+          using _lock = await options.lock(`recreate ${project} (stop)`, { waitSeconds: 60 });
           if ((await inspectVm(store.project(project))).state !== "stopped") {
             await stopProject(store, project, { stopTimeout: config.stopTimeout, reporter: progress });
           }
           break;
         }
         case "destroy": {
-          using _lock = await acquireLock(store, `recreate ${project} (destroy)`, { waitSeconds: 60 });
+          using _lock = await options.lock(`recreate ${project} (destroy)`, { waitSeconds: 60 });
           if (await pathExists(store.project(project).dir)) {
             if ((await inspectVm(store.project(project))).state !== "stopped") {
               throw new VirtdevError(`Project ${project} is running.`, { exitCode: stepExitCode(step) });
@@ -259,7 +265,7 @@ export async function runRecreate(
           break;
         }
         case "create": {
-          using _lock = await acquireLock(store, `recreate ${project} (create)`, { waitSeconds: 60 });
+          using _lock = await options.lock(`recreate ${project} (create)`, { waitSeconds: 60 });
           if (!await pathExists(store.project(project).dir)) {
             await createProject(store, project, { reporter: progress });
           }
@@ -268,7 +274,7 @@ export async function runRecreate(
           break;
         }
         case "start": {
-          using _lock = await acquireLock(store, `recreate ${project} (start)`, { waitSeconds: 60 });
+          using _lock = await options.lock(`recreate ${project} (start)`, { waitSeconds: 60 });
           if ((await inspectVm(store.project(project))).state === "stopped") {
             const started = await startProject(store, project, { config, env: options.env, reporter: progress });
             progress.info(`Started on port ${started.port}.`);

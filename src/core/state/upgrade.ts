@@ -8,7 +8,7 @@
 import type { Config, Environment } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { describeGeneration, isStale, readGeneration } from "../store/generation.ts";
-import { acquireLock } from "../store/lock.ts";
+import type { LockTaker } from "../store/lock.ts";
 import { pathExists, type Store, validateProjectName } from "../store/store.ts";
 import { waitForGuest } from "../guest/guest_access.ts";
 import { defaultProvisionPath, isReadableFile } from "../guest/provision.ts";
@@ -231,6 +231,8 @@ export async function runUpgrade(
     readonly config: Config;
     readonly env: Environment;
     readonly progress: UpgradeProgress;
+    /** The store lock, taken for each start, stop and rebuild step. */
+    readonly lock: LockTaker;
     /** Runs the maintenance session (unattended when the user said -y). */
     readonly maintain: () => Promise<MaintainResult>;
   },
@@ -252,7 +254,7 @@ export async function runUpgrade(
     try {
       if ((await inspectVm(paths)).state !== "stopped") wasRunning.add(project);
       else {
-        using _lock = await acquireLock(store, `upgrade (start ${project})`, { waitSeconds: 60 });
+        using _lock = await options.lock(`upgrade (start ${project})`, { waitSeconds: 60 });
         await startProject(store, project, { config, env, reporter: progress });
         startedHere = true;
       }
@@ -265,7 +267,7 @@ export async function runUpgrade(
       });
       snapshots.set(project, result.id);
       progress.info(`${project}: snapshot ${result.id} (${result.stats.entries} entries).`);
-      using _lock = await acquireLock(store, `upgrade (stop ${project})`, { waitSeconds: 60 });
+      using _lock = await options.lock(`upgrade (stop ${project})`, { waitSeconds: 60 });
       await stopProject(store, project, { stopTimeout: config.stopTimeout, reporter: progress });
     } catch (error) {
       if (startedHere && (await inspectVm(paths)).state !== "stopped") {
@@ -306,11 +308,11 @@ export async function runUpgrade(
         snapshot,
         verbose,
       }, { config });
-      await runRecreate(store, recreate, { config, env, progress });
+      await runRecreate(store, recreate, { config, env, progress, lock: options.lock });
       const after = describeGeneration(await readGeneration(store.project(project).generation));
       // A project that was stopped before the upgrade is left stopped.
       if (!wasRunning.has(project) && (await inspectVm(store.project(project))).state !== "stopped") {
-        using _lock = await acquireLock(store, `upgrade (stop ${project})`, { waitSeconds: 60 });
+        using _lock = await options.lock(`upgrade (stop ${project})`, { waitSeconds: 60 });
         await stopProject(store, project, { stopTimeout: config.stopTimeout, reporter: progress });
       }
       rows.push({ ...row, after, result: "upgraded" });

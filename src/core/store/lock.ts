@@ -20,6 +20,14 @@ export interface StoreLock extends Disposable {
   release(): void;
 }
 
+/**
+ * Takes the store lock the one way every mutating command does: waiting
+ * when asked, then finishing what a crash left half done under it (a
+ * move). The CLI makes it; the layers below the projects take it as a
+ * parameter, since they may not know what a move is.
+ */
+export type LockTaker = (command: string, options?: { readonly waitSeconds?: number }) => Promise<StoreLock>;
+
 /** Who holds the lock, as far as the lock file tells. */
 export interface LockHolder {
   /** The holder's PID, if the record names a live process. */

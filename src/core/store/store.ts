@@ -189,6 +189,19 @@ export class Store {
     return { ...this.project(maintenanceVmName), ..._diskPaths(this.maintenance) };
   }
 
+  /**
+   * The directory of kept base generations: a reseal keeps the old base
+   * under `generations/<n>/` while a project's deltas still use it.
+   */
+  get generationsDir(): string {
+    return join(this.root, "generations");
+  }
+
+  /** The kept base of generation `generation` (a decimal number). */
+  keptBase(generation: string): BasePaths {
+    return _basePaths(join(this.generationsDir, generation));
+  }
+
   /** The journal of a reseal in progress (see `reseal.ts`). */
   get resealJournal(): string {
     return join(this.root, "reseal.journal");

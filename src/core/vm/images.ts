@@ -91,3 +91,14 @@ export async function convertStandalone(source: string, target: string): Promise
 export async function rebaseStandalone(path: string): Promise<void> {
   await runTool("qemu-img", ["rebase", "-f", "qcow2", "-b", "", path], { missingHint: _hint });
 }
+
+/**
+ * Points `path`'s backing link at `backing`, rewriting only the header
+ * (`qemu-img rebase -u`): for a backing file with the same content under
+ * another name, such as a kept base generation's hard link.
+ */
+export async function repointBacking(path: string, backing: string): Promise<void> {
+  await runTool("qemu-img", ["rebase", "-u", "-f", "qcow2", "-F", "qcow2", "-b", backing, path], {
+    missingHint: _hint,
+  });
+}

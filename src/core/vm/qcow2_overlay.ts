@@ -61,6 +61,36 @@ export async function qcow2VirtualSize(path: string): Promise<number> {
 }
 
 /**
+ * The backing file name recorded in a qcow2 image's header, read in-process
+ * (`qemu-img info` costs a process per image), or `undefined` when it has
+ * none or is not a qcow2 image.
+ */
+export async function qcow2BackingFile(path: string): Promise<string | undefined> {
+  using file = await Deno.open(path, { read: true });
+  const header = new Uint8Array(20);
+  if (await _readFully(file, header) < header.length) return undefined;
+  const view = new DataView(header.buffer);
+  if (view.getUint32(0) !== _magic) return undefined;
+  const offset = view.getBigUint64(8);
+  const length = view.getUint32(16);
+  if (offset === 0n || length === 0 || length > _maxBackingName || offset > BigInt(_clusterSize)) return undefined;
+  await file.seek(Number(offset), Deno.SeekMode.Start);
+  const name = new Uint8Array(length);
+  if (await _readFully(file, name) < length) return undefined;
+  return new TextDecoder().decode(name);
+}
+
+async function _readFully(file: Deno.FsFile, into: Uint8Array): Promise<number> {
+  let filled = 0;
+  while (filled < into.length) {
+    const read = await file.read(into.subarray(filled));
+    if (read === null) break;
+    filled += read;
+  }
+  return filled;
+}
+
+/**
  * Writes a new, empty qcow2 image at `path` (which must not exist) over
  * the qcow2 image `backing` (an absolute path), of the backing's size, and
  * makes it durable. Mode 0600.

@@ -53,6 +53,7 @@ import {
   planNetwork,
 } from "./network.ts";
 import { appendVmLog } from "./vm_log.ts";
+import { backsOntoOneOf } from "./base_backing.ts";
 import { effectiveVmSize, readProjectSettings } from "../projects/settings.ts";
 import { probeKvm } from "./kvm_probe.ts";
 import type { ShutdownWatch } from "./shutdown_proof.ts";
@@ -149,11 +150,19 @@ export function projectVmSpec(
 
 /**
  * Refuses to boot a project on a base it was not made from; a detached
- * project needs no base.
+ * project needs no base. With `stale`, a project whose own generation is
+ * kept (see `kept_generations.ts`) boots on it.
+ *
+ * @returns where the project boots: on the current base, detached, or on
+ *   its kept generation.
  */
-export async function checkGenerationGate(store: Store, paths: ProjectPaths): Promise<void> {
+export async function checkGenerationGate(
+  store: Store,
+  paths: ProjectPaths,
+  options: { readonly stale?: boolean } = {},
+): Promise<"current" | "detached" | "kept"> {
   const project = await readGeneration(paths.generation);
-  if (project.kind === "detached") return;
+  if (project.kind === "detached") return "detached";
   const base = await readGeneration(store.base.generation);
   const rebuild = `virtdev recreate ${paths.name}  (or: virtdev destroy ${paths.name} && virtdev create ${paths.name})`;
   if (base.kind === "missing") {
@@ -180,19 +189,30 @@ export async function checkGenerationGate(store: Store, paths: ProjectPaths): Pr
       hint: `Rebuild it: ${rebuild}`,
     });
   }
-  if (project.value !== base.value) {
-    throw new VirtdevError(
-      `The base has changed since project ${paths.name} was created (project generation ${project.value}, base ${base.value}).`,
-      {
-        exitCode: StartExit.generationMismatch,
-        hint: [
-          "Booting its disks on the new base may corrupt its filesystem.",
-          `Rebuild it: ${rebuild}`,
-          `Or keep it as it is, independent of the base: virtdev detach ${paths.name}`,
-        ],
-      },
-    );
+  if (project.value === base.value) return "current";
+  const kept = store.keptBase(project.value);
+  const onKept = await pathExists(kept.systemImage) && await backsOntoOneOf(paths, [kept]);
+  if (onKept && options.stale) return "kept";
+  const what =
+    `The base has changed since project ${paths.name} was created (project generation ${project.value}, base ${base.value})`;
+  if (onKept) {
+    throw new VirtdevError(`${what}.`, {
+      exitCode: StartExit.generationMismatch,
+      hint: [
+        `Its own base is kept (${kept.dir}), so its data is safe. To save it:`,
+        `  virtdev start --stale ${paths.name}   boots it on generation ${project.value}, for backup, transfer or ssh`,
+        `  virtdev recreate ${paths.name}        (while it runs --stale) backs it up, rebuilds it on generation ${base.value} and restores`,
+        `  virtdev detach ${paths.name}          (stopped) makes it independent of any base`,
+      ],
+    });
   }
+  throw new VirtdevError(`${what}, and no kept copy of generation ${project.value} is the base of its disks.`, {
+    exitCode: StartExit.generationMismatch,
+    hint: [
+      "Booting its disks on another base would corrupt its file system, so it cannot start.",
+      `Rebuild it and restore its latest backup: ${rebuild}`,
+    ],
+  });
 }
 
 /**
@@ -229,6 +249,8 @@ export async function startProject(
     readonly egress?: Egress;
     /** A disposable boot: writes go to overlays that stop drops, so the project stays as it was. */
     readonly ephemeral?: boolean;
+    /** Boot a stale project on its kept base generation. */
+    readonly stale?: boolean;
   },
 ): Promise<StartResult> {
   const explicit = options.port === undefined ? undefined : parsePort(options.port);
@@ -245,7 +267,8 @@ export async function startProject(
   }
   // Missing firmware is named before anything else is touched.
   resolveFirmware(options.config);
-  await checkGenerationGate(store, paths);
+  const onBase = await checkGenerationGate(store, paths, { stale: options.stale });
+  if (onBase === "kept") options.reporter.warn(`Booting ${name} on its kept base generation (it is stale).`);
   const status = await inspectVm(paths);
   if (status.foreign) {
     throw new VirtdevError(`Project ${name} is already running, started elsewhere: a QEMU has its disks open.`, {

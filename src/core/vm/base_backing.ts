@@ -1,0 +1,35 @@
+/**
+ * Which base a project's deltas are written over: the backing links in
+ * their headers, against the current base and the kept generations.
+ *
+ * @module
+ */
+import { join } from "../store/path.ts";
+import type { BasePaths, ProjectPaths } from "../store/store.ts";
+import { qcow2BackingFile } from "./qcow2_overlay.ts";
+
+/** The backing links of a project's two deltas, as recorded (`undefined`: none, or no image). */
+export async function deltaBackings(
+  paths: Pick<ProjectPaths, "systemImage" | "homeImage">,
+): Promise<{ readonly system: string | undefined; readonly home: string | undefined }> {
+  const read = async (path: string) => {
+    try {
+      return await qcow2BackingFile(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return undefined;
+      throw error;
+    }
+  };
+  return { system: await read(paths.systemImage), home: await read(paths.homeImage) };
+}
+
+/** Whether both deltas are written over the files of one of `bases`. */
+export async function backsOntoOneOf(
+  paths: Pick<ProjectPaths, "systemImage" | "homeImage">,
+  bases: readonly BasePaths[],
+): Promise<boolean> {
+  const backings = await deltaBackings(paths);
+  return bases.some((base) =>
+    backings.system === join(base.dir, "system.qcow2") && backings.home === join(base.dir, "home.qcow2")
+  );
+}
