@@ -102,6 +102,7 @@ Deno.test("the fast parser takes the usual lines and leaves help, unknown option
     port: "2300",
     net: "none",
     ephemeral: false,
+    stale: false,
   });
   assert.deepEqual(take("ssh", ["web", "--", "ls", "-la"])?.values, { project: "web", command: ["ls", "-la"] });
   assert.deepEqual(take("backup", ["--keep=3", "web"])?.values, {

@@ -1,6 +1,7 @@
 /**
  * End to end on the real guest: the base lives through time. upgrade -y
- * of a running project with maintenance hooks, stale projects, maintain -y refused while a
+ * of a running project with maintenance hooks, stale projects whose base is
+ * kept (start --stale, backup, recreate, detach, gc), maintain -y refused while a
  * project runs, a reseal killed mid-swap and recovered by start, and
  * sessions that end badly (virtdev stop maintenance, a kernel panic, a
  * killed QEMU) leave the base byte-identical. On a copy of the shared
@@ -133,9 +134,57 @@ Deno.test({
         // The inventory's diff is upgrade's check above: this session skips its extra boot.
         const result = await ok(["maintain", "-y", "--no-inventory"]);
         assert.match(result.stderr, /generation 2 → 3/);
+        assert.match(result.stderr, /The reseal leaves a on generation 2 \(stale\)/, "named before the reseal");
         assert.equal(await generation(), "3");
       },
     );
+
+    const kept = (n: number) => join(sandbox.virtdevHome, "generations", String(n));
+    await t.step(
+      "stranded a: its base is kept, start --stale reads its data, backup saves it, recreate moves it to generation 3 with its data",
+      async () => {
+        assert.equal(await exists(kept(1)), true, "b's base (generation 1) is kept");
+        assert.equal(await exists(kept(2)), true, "a's base (generation 2) is kept");
+        const refused = await run(["start", "a"]);
+        assert.equal(refused.code, 11, refused.stderr);
+        assert.match(refused.stderr, /virtdev start --stale a/);
+        await ok(["start", "--stale", "a"]);
+        await ok(["wait", "a"]);
+        assert.equal((await ok(["ssh", "a", "--", "cat", "work/data.txt"])).stdout, `${secret}\n`);
+        const backup = await ok(["backup", "a"]);
+        assert.match(backup.stdout, /^\d{4}-\d\d-\d\d\/\d\d-\d\d-\d\d$/m);
+        await ok(["recreate", "-y", "a"]);
+        assert.equal((await ok(["generation", "a"])).stdout.trim(), "3");
+        assert.equal((await ok(["ssh", "a", "--", "cat", "work/data.txt"])).stdout, `${secret}\n`, "restored");
+        assert.equal(await exists(kept(2)), false, "generation 2 went with its last project");
+        await ok(["stop", "a"]);
+      },
+    );
+
+    await t.step("detach of stale b merges onto generation 1's bytes; gc then removes generation 1", async () => {
+      // A reference chain: b's deltas over hard links of the kept base, compared with what detach makes.
+      const reference = await Deno.makeTempDir({ dir: sandbox.virtdevHome, prefix: ".reference-" });
+      try {
+        for (const disk of ["system.qcow2", "home.qcow2"]) {
+          await Deno.link(join(kept(1), disk), join(reference, `base-${disk}`));
+          await Deno.copyFile(join(sandbox.virtdevHome, "projects/b", disk), join(reference, disk));
+          await sh("qemu-img", [
+            "rebase", "-u", "-f", "qcow2", "-F", "qcow2", "-b", join(reference, `base-${disk}`), join(reference, disk),
+          ]);
+        }
+        await ok(["detach", "-y", "b"]);
+        assert.equal((await ok(["generation", "b"])).stdout.trim(), "detached");
+        for (const disk of ["system.qcow2", "home.qcow2"]) {
+          // qemu-img compare exits 0 only when what the guest sees is identical.
+          await sh("qemu-img", ["compare", "-q", join(reference, disk), join(sandbox.virtdevHome, "projects/b", disk)]);
+        }
+      } finally {
+        await Deno.remove(reference, { recursive: true });
+      }
+      const gc = await ok(["gc"]);
+      assert.equal(gc.stdout, "1\n");
+      assert.equal(await exists(kept(1)), false);
+    });
 
     await t.step("a reseal killed mid-swap is finished by the next start; the base checks clean", async () => {
       const crashed = await run(["maintain", "-y", "--no-inventory"], {
@@ -145,7 +194,8 @@ Deno.test({
       assert.equal(await exists(join(sandbox.virtdevHome, "system")), false, "killed between the renames");
       const start = await run(["start", "a"]);
       assert.match(start.stderr, /interrupted reseal and finished it/);
-      assert.equal(start.code, 11, "a is on generation 2, the base now on 4");
+      assert.equal(start.code, 11, "a is on generation 3, the base now on 4");
+      assert.equal(await exists(kept(3)), true, "a's base was kept before the swap");
       assert.equal(await generation(), "4");
       for (const disk of ["system.qcow2", "home.qcow2"]) {
         await sh("qemu-img", ["check", "-q", join(sandbox.virtdevHome, "system", disk)]);
