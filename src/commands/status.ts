@@ -44,6 +44,7 @@ export const statusCommand = defineCommand("status", {
       project,
       state: status.state,
       startedElsewhere: status.foreign ?? false,
+      hostAgent: status.pid === undefined ? null : !status.agentGone,
       ephemeral: status.record?.ephemeral ?? false,
       ...await _size(paths, config),
       pid: status.pid ?? null,

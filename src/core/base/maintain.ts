@@ -17,6 +17,7 @@ import { ensurePrivateDirectory, privateFileMode } from "../store/file_modes.ts"
 import { isStale, readGeneration } from "../store/generation.ts";
 import type { LockTaker } from "../store/lock.ts";
 import { runTool } from "../store/process.ts";
+import { signalProcess } from "../store/processes.ts";
 import type { Reporter } from "../store/reporter.ts";
 import { baseFileNames, maintenanceVmName, pathExists, type Store } from "../store/store.ts";
 import { requireRunningGuest, waitForGuest } from "../guest/guest_access.ts";
@@ -395,7 +396,7 @@ class _Session {
     // Its disks are about to go: a QEMU that outlived SIGTERM gets SIGKILL.
     const left = (await inspectVm(vm)).pid;
     if (left !== undefined) {
-      await runTool("kill", ["-KILL", String(left)], { allowFailure: true });
+      await signalProcess(left, "KILL");
       for (let i = 0; i < 100 && (await inspectVm(vm)).pid !== undefined; i++) {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }

@@ -14,6 +14,7 @@ import { pathExists, type Store } from "../store/store.ts";
 import { minimumRsync, parseRsyncVersion, rsyncInstallHint, versionAtLeast } from "../guest/rsync.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
 import { probeKvm } from "../vm/kvm_probe.ts";
+import { endOrphanHelpers, findOrphanHelpers, type OrphanHelper } from "../vm/orphan_helpers.ts";
 import { clearRuntime, inspectVm } from "../vm/runtime_state.ts";
 import { passtInstallHint } from "../vm/network.ts";
 import { qemuInstallHint } from "../vm/supervisor.ts";
@@ -340,6 +341,7 @@ async function _checkLeftovers(store: Store, fix: boolean): Promise<Check[]> {
       );
     }
   }
+  checks.push(...await _checkOrphans(store, fix));
   const legacy = await store.listLegacyProjects();
   if (legacy.length > 0) {
     checks.push({
@@ -370,6 +372,42 @@ async function _checkLeftovers(store: Store, fix: boolean): Promise<Check[]> {
   }
   if (checks.length === 0) {
     checks.push({ id: "leftovers", status: "ok", summary: "No leftovers of crashed or interrupted work." });
+  }
+  return checks;
+}
+
+/**
+ * Helpers (passt, the egress filter) whose host agent died. Those of a VM
+ * that is gone serve nobody and are ended by --fix; those of a VM that
+ * still runs carry its network, so its stop ends them.
+ */
+async function _checkOrphans(store: Store, fix: boolean): Promise<Check[]> {
+  const checks: Check[] = [];
+  const byProject = new Map<string, OrphanHelper[]>();
+  for (const orphan of await findOrphanHelpers(store)) {
+    byProject.set(orphan.project, [...byProject.get(orphan.project) ?? [], orphan]);
+  }
+  for (const [project, orphans] of [...byProject].sort(([a], [b]) => a.localeCompare(b))) {
+    const what = orphans.map((orphan) => `${orphan.kind} (PID ${orphan.pid})`).join(", ");
+    const running = (await inspectVm(store.project(project))).pid !== undefined;
+    if (running) {
+      checks.push({
+        id: `orphan:${project}`,
+        status: "warn",
+        summary: `${project}'s host agent is gone; its VM still runs with ${what}, and its console is not logged.`,
+        action: `Restart it when convenient: virtdev stop ${project} && virtdev start ${project}`,
+      });
+      continue;
+    }
+    if (fix) await endOrphanHelpers(orphans);
+    checks.push({
+      id: `orphan:${project}`,
+      status: fix ? "ok" : "fail",
+      summary: `${project}'s VM is gone, but its ${what} still run${orphans.length === 1 ? "s" : ""}${
+        fix ? "; ended" : ""
+      }.`,
+      ...(fix ? { fixed: true } : { action: "Run 'virtdev doctor --fix' to end them." }),
+    });
   }
   return checks;
 }

@@ -35,3 +35,15 @@ export async function findProcesses(pids: readonly number[]): Promise<Map<number
 export async function isProcessAlive(pid: number): Promise<boolean> {
   return (await findProcesses([pid])).has(pid);
 }
+
+/**
+ * Sends `signal` to `pid`; a process that is already gone is what was
+ * wanted. Through kill(1): Deno grants signals only with an unscoped
+ * --allow-run, which virtdev does not ask for.
+ */
+export async function signalProcess(pid: number, signal: "TERM" | "KILL" | "HUP" | "USR1"): Promise<void> {
+  await runTool("kill", [`-${signal}`, String(pid)], {
+    allowFailure: true,
+    missingHint: "Install procps (it provides kill).",
+  });
+}

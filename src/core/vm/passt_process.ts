@@ -7,6 +7,7 @@
  */
 import { privateDirectoryMode, privateFileMode } from "../store/file_modes.ts";
 import { spawnTool } from "../store/process.ts";
+import { ExitCode, ToolError } from "../store/errors.ts";
 import { readFileTail } from "./console_log.ts";
 import type { PasstLaunch } from "./network.ts";
 
@@ -44,7 +45,7 @@ export async function startPasst(
   const name = options.name ?? "passt";
   await Deno.mkdir(launch.dir, { recursive: true, mode: privateDirectoryMode });
   await Deno.chmod(launch.dir, privateDirectoryMode);
-  const child = spawnTool(launch.program, launch.args);
+  const child = _spawnBoundToParent(launch.program, launch.args);
   // Its own log file takes what passt says; these streams stay quiet.
   child.stdout.cancel().catch(() => {});
   const stderr = new Response(child.stderr).text();
@@ -77,6 +78,25 @@ export async function startPasst(
     },
   };
 }
+
+/**
+ * Spawns a helper that the kernel ends when this process dies, however it
+ * dies (PR_SET_PDEATHSIG through util-linux's setpriv, which then execs
+ * it): a killed host agent leaves no passt behind to serve nobody. Without
+ * setpriv, `stop` and `doctor --fix` end such a helper.
+ */
+function _spawnBoundToParent(program: string, args: readonly string[]): Deno.ChildProcess {
+  if (_setprivMissing) return spawnTool(program, args);
+  try {
+    return spawnTool("setpriv", ["--pdeathsig", "TERM", "--", program, ...args]);
+  } catch (error) {
+    if (!(error instanceof ToolError) || error.exitCode !== ExitCode.toolMissing) throw error;
+    _setprivMissing = true;
+    return spawnTool(program, args);
+  }
+}
+
+let _setprivMissing = false;
 
 function _kill(child: Deno.ChildProcess): void {
   try {

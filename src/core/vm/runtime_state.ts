@@ -66,6 +66,11 @@ export interface VmStatus {
   readonly foreign?: boolean;
   /** While `paused`: why QEMU stopped running the guest. */
   readonly halt?: VmHalt;
+  /**
+   * QEMU lives but its host agent does not (killed, or crashed): nothing
+   * logs the console or serves it, keeps forwards or watches for a halt.
+   */
+  readonly agentGone?: boolean;
 }
 
 /**
@@ -152,9 +157,11 @@ export async function inspectVm(
     return { state: "stopping", pid, record, stale: false };
   }
   const agent = await readAgentState(paths);
-  if (agent?.halt) return { state: "paused", pid, record, stale: false, halt: agent.halt };
-  if (agent?.network === "lost") return { state: "degraded", pid, record, stale: false };
-  return { state: (agent?.readiness ?? "pending") === "pending" ? "starting" : "running", pid, record, stale: false };
+  const gone = agent !== undefined && !await isProcessAlive(agent.pid) ? { agentGone: true } : {};
+  if (agent?.halt) return { state: "paused", pid, record, stale: false, halt: agent.halt, ...gone };
+  if (agent?.network === "lost") return { state: "degraded", pid, record, stale: false, ...gone };
+  const state = (agent?.readiness ?? "pending") === "pending" ? "starting" : "running";
+  return { state, pid, record, stale: false, ...gone };
 }
 
 /** Whether the original tool's runtime sockets are in the project directory (it keeps them there, not in run/). */
@@ -172,6 +179,9 @@ async function _originalToolSigns(paths: ProjectPaths): Promise<boolean> {
 
 /** The state as people read it: `running (started elsewhere)` for a VM virtdev did not start. */
 export function describeRunState(status: VmStatus): string {
+  if (status.agentGone) {
+    return `${status.state} (no host agent: console not logged; 'virtdev stop' then 'start' restores it)`;
+  }
   if (status.halt) return `${status.state} (${status.halt.reason})`;
   return status.foreign ? `${status.state} (started elsewhere)` : status.state;
 }

@@ -12,6 +12,7 @@
 import type { Environment, SupervisorKind } from "../store/config.ts";
 import { ExitCode, ToolError, VirtdevError } from "../store/errors.ts";
 import { runTool, spawnDetached } from "../store/process.ts";
+import { signalProcess } from "../store/processes.ts";
 import type { RuntimeRecord } from "./runtime_state.ts";
 import type { Reporter } from "../store/reporter.ts";
 import type { ProjectPaths } from "../store/store.ts";
@@ -30,7 +31,7 @@ export const LaunchExit = { toolMissing: 69, portRace: 8, failed: 12 } as const;
 
 /** What the host agent runs: QEMU, passt, and ssh for forwards. */
 function _agentPrograms(): string[] {
-  return [qemuProgram, "passt", "ssh", netFilterProgram()];
+  return [qemuProgram, "passt", "setpriv", "ssh", netFilterProgram()];
 }
 
 /** How long a launch may take before it counts as failed. */
@@ -250,8 +251,8 @@ export const processSupervisor: Supervisor = {
     child.exited.then((code) => exited = code);
     await _awaitLaunch(launch, () => Promise.resolve(exited === undefined ? undefined : `agent exit ${exited}`));
   },
-  terminate: (_paths, pid) => _signal(pid, "TERM"),
-  kill: (pid) => _signal(pid, "KILL"),
+  terminate: (_paths, pid) => signalProcess(pid, "TERM"),
+  kill: (pid) => signalProcess(pid, "KILL"),
   release: () => Promise.resolve(),
   logCommand: () => undefined,
 };
@@ -316,7 +317,7 @@ export const systemdSupervisor: Supervisor = {
     if (record?.unit) {
       await runTool("systemctl", ["--user", "kill", "--signal=SIGKILL", record.unit], { allowFailure: true });
     }
-    await _signal(pid, "KILL");
+    await signalProcess(pid, "KILL");
   },
   async release(record) {
     if (!record?.unit) return;
@@ -361,11 +362,3 @@ function _unitEnded(state: string): boolean {
   return state === "inactive" || state === "failed";
 }
 
-/** Sends `signal` to `pid`; a process that is already gone is what was wanted. */
-async function _signal(pid: number, signal: "TERM" | "KILL"): Promise<void> {
-  // kill(1), not Deno.kill: Deno grants signals only with an unscoped --allow-run.
-  await runTool("kill", [`-${signal}`, String(pid)], {
-    allowFailure: true,
-    missingHint: "Install procps (it provides kill).",
-  });
-}

@@ -10,7 +10,7 @@ import { createDelta } from "./images.ts";
 import { ensurePrivateDirectory } from "../store/file_modes.ts";
 import { type Config, type Environment, resolveFirmware } from "../store/config.ts";
 import { ExitCode, VirtdevError } from "../store/errors.ts";
-import { join } from "../store/path.ts";
+import { dirname, join } from "../store/path.ts";
 import { runTool } from "../store/process.ts";
 import { filesInUse, qemuProcessesUsing } from "./disk_locks.ts";
 import { readGeneration } from "../store/generation.ts";
@@ -23,7 +23,7 @@ import { requireProject, requireVmPaths } from "../projects/project_lookup.ts";
 import { QmpClient, QmpClosedError } from "./qmp.ts";
 import { clearHaltRecord, haltHints, type VmHalt } from "./vm_halt.ts";
 import { readAgentState } from "./agent_state.ts";
-import { isProcessAlive } from "../store/processes.ts";
+import { isProcessAlive, signalProcess } from "../store/processes.ts";
 import { qemuArguments, type VmSpec } from "./qemu_args.ts";
 import {
   clearRuntime,
@@ -54,6 +54,7 @@ import {
 } from "./network.ts";
 import { appendVmLog } from "./vm_log.ts";
 import { backsOntoOneOf } from "./base_backing.ts";
+import { endOrphanHelpers, findOrphanHelpers } from "./orphan_helpers.ts";
 import { effectiveVmSize, readProjectSettings } from "../projects/settings.ts";
 import { probeKvm } from "./kvm_probe.ts";
 import type { ShutdownWatch } from "./shutdown_proof.ts";
@@ -221,9 +222,20 @@ export async function checkGenerationGate(
  */
 export async function cleanStaleRuntime(paths: ProjectPaths, status: VmStatus): Promise<boolean> {
   if (status.state !== "stopped" || !status.stale) return false;
+  await _endOrphans(paths);
   await clearRuntime(paths);
   await appendVmLog(paths, "found the VM gone with its runtime files left behind; cleaned them");
   return true;
+}
+
+/** Ends the helpers (passt, the egress filter) that `paths`' host agent left behind when it died. */
+async function _endOrphans(paths: ProjectPaths, reporter?: Reporter): Promise<void> {
+  const orphans = await findOrphanHelpers({ projectsDir: dirname(paths.dir) }, { project: paths.name });
+  if (orphans.length === 0) return;
+  await endOrphanHelpers(orphans);
+  const what = orphans.map((orphan) => `${orphan.kind} (PID ${orphan.pid})`).join(", ");
+  reporter?.warn(`ended ${what}, left running by a host agent that died.`);
+  await appendVmLog(paths, `ended ${what}, left by a host agent that died`);
 }
 
 /** What a successful start did. */
@@ -612,6 +624,7 @@ export async function stopProject(
   // The host agent outlives QEMU by a moment: it stops the filter and passt,
   // which write their last reports into run/. Cleared after it has gone.
   if (agentPid !== undefined) await _waitUntil(async () => !await isProcessAlive(agentPid), _agentExitMs);
+  await _endOrphans(paths, options.reporter);
   await clearRuntime(paths);
   await appendVmLog(paths, `stopped: ${how}`);
   return { how };
@@ -672,7 +685,7 @@ async function _stopForeign(
         ? `the disks are in use, but no QEMU process names them; waiting.`
         : `sending SIG${signal} to QEMU (PID ${pids.join(", ")}), which virtdev did not start.`,
     );
-    for (const pid of pids) await runTool("kill", [`-${signal}`, String(pid)], { allowFailure: true });
+    for (const pid of pids) await signalProcess(pid, signal);
     if (await released(_sigtermGraceSeconds * 1000)) return { how };
   }
   throw new VirtdevError(`Project ${paths.name}'s disks are still in use by another process.`, {
