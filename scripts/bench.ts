@@ -512,7 +512,14 @@ async function runDeno(args: readonly string[], env: Record<string, string> = on
   }).output();
   if (!output.success) throw new Error(`deno ${args.join(" ")}: ${new TextDecoder().decode(output.stderr)}`);
 }
-const startupCommands: readonly (readonly string[])[] = [["--version"], ["path", "one"], ["status", "one"], ["list"]];
+const startupCommands: readonly (readonly string[])[] = [
+  ["--version"],
+  ["--help"],
+  ["start", "--help"],
+  ["path", "one"],
+  ["status", "one"],
+  ["list"],
+];
 const startupRows: string[] = [];
 const emptyRuns: number[] = [];
 const startupRuns = new Map<string, number[]>();

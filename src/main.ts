@@ -11,6 +11,7 @@
  */
 import { hostAgentArgument, netFilterArgument } from "./core/vm/host_agent_argument.ts";
 import { version } from "./version.ts";
+import { helpRequest } from "./cli/help_request.ts";
 
 /** The arguments as the dispatcher sees them, with `virtdev-<cmd>` turned into `<cmd>`. */
 export function dispatchArguments(argv0: string, args: readonly string[]): string[] {
@@ -44,6 +45,18 @@ if (import.meta.main && Deno.args[0] === hostAgentArgument) {
   if (args.length === 1 && args[0] === "--version") {
     Deno.stdout.writeSync(new TextEncoder().encode(`${version}\n`));
     Deno.exit(0);
+  }
+  // Help is text rendered ahead of time: no command and no parser is loaded for it.
+  const help = helpRequest(args);
+  if (help) {
+    const { programHelp, commandHelp } = await import("./cli/help_pages.ts");
+    const page = help.page === "program" ? programHelp : commandHelp[help.name];
+    if (page !== undefined) {
+      // A pipe may take a long page in parts.
+      const bytes = new TextEncoder().encode(page);
+      for (let written = 0; written < bytes.length;) written += Deno.stdout.writeSync(bytes.subarray(written));
+      Deno.exit(0);
+    }
   }
   const [{ runCli }, { processEnvironment }, { processIo }] = await Promise.all([
     import("./cli/app.ts"),

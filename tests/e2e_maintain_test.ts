@@ -169,7 +169,15 @@ Deno.test({
           await Deno.link(join(kept(1), disk), join(reference, `base-${disk}`));
           await Deno.copyFile(join(sandbox.virtdevHome, "projects/b", disk), join(reference, disk));
           await sh("qemu-img", [
-            "rebase", "-u", "-f", "qcow2", "-F", "qcow2", "-b", join(reference, `base-${disk}`), join(reference, disk),
+            "rebase",
+            "-u",
+            "-f",
+            "qcow2",
+            "-F",
+            "qcow2",
+            "-b",
+            join(reference, `base-${disk}`),
+            join(reference, disk),
           ]);
         }
         await ok(["detach", "-y", "b"]);

@@ -9,7 +9,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { killVms, type Sandbox, sealedSandbox, virtdev } from "./_helpers.ts";
 
-async function agentState(sandbox: Sandbox, name: string): Promise<{ pid: number; passtPid?: number; filterPid?: number }> {
+async function agentState(
+  sandbox: Sandbox,
+  name: string,
+): Promise<{ pid: number; passtPid?: number; filterPid?: number }> {
   return JSON.parse(await Deno.readTextFile(join(sandbox.virtdevHome, "projects", name, "run/agent.json")));
 }
 

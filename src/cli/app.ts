@@ -2,10 +2,11 @@
  * The command line: parses arguments, runs the chosen command, and turns
  * every failure into `virtdev: <message>`, hints, and an exit code.
  *
- * A well-formed line is read by the fast parser from the command's own
- * syntax, loading only that command; anything else (help, completion,
- * a usage error) goes to the full parser, which loads Optique and every
- * command.
+ * Help comes from pages rendered ahead of time (`help_pages.ts`). A
+ * well-formed line is read by the fast parser from the command's own
+ * syntax, loading only that command; anything else (completion, a usage
+ * error, help among other words) goes to the full parser, which loads
+ * Optique and every command.
  *
  * @module
  */
@@ -15,6 +16,7 @@ import { type Io, Ui } from "../ui/io.ts";
 import { commandNames, isCommandName, loadAllCommands, loadCommand } from "./commands.ts";
 import { Context } from "./context.ts";
 import { parseFast } from "./fast_parse.ts";
+import { helpRequest } from "./help_request.ts";
 import { programName } from "./program.ts";
 import type { Invocation } from "./spec.ts";
 
@@ -44,6 +46,15 @@ export async function runCli(args: readonly string[], options: RunCliOptions): P
   if (args.length === 1 && args[0] === "--version") {
     io.out(`${options.version}\n`);
     return 0;
+  }
+  const help = helpRequest(args);
+  if (help) {
+    const { programHelp, commandHelp } = await import("./help_pages.ts");
+    const page = help.page === "program" ? programHelp : commandHelp[help.name];
+    if (page !== undefined) {
+      io.out(page);
+      return 0;
+    }
   }
   let invocation: Invocation | undefined;
   if (isCommandName(args[0])) {

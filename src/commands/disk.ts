@@ -39,7 +39,9 @@ export const diskCommand = defineCommand("disk", {
     }
     const total = await allocatedBytes(paths.dir);
     const kept = (await listKeptGenerations(store)).find((generation) => generation.projects.includes(project));
-    const keptBase = kept ? { generation: kept.generation, dir: kept.dir, bytes: kept.bytes, projects: kept.projects } : null;
+    const keptBase = kept
+      ? { generation: kept.generation, dir: kept.dir, bytes: kept.bytes, projects: kept.projects }
+      : null;
     if (json) {
       ui.result(JSON.stringify({ project, mode: detached ? "detached" : "delta", disks, total, keptBase }));
       return;

@@ -38,7 +38,15 @@ export const startCommand = defineCommand("start", {
     // each holds it only until its QEMU has bound its port.
     const result = await withLock(context, `start ${project}`, async () => {
       ui.info(`Starting project virtual machine ${project}...`);
-      const started = await startProject(store, project, { config, env, reporter: ui, port, egress: net, ephemeral, stale });
+      const started = await startProject(store, project, {
+        config,
+        env,
+        reporter: ui,
+        port,
+        egress: net,
+        ephemeral,
+        stale,
+      });
       // Its port is known now.
       await refreshSshConfig(store, { configDir: config.configDir, identity: config.sshKey });
       return started;

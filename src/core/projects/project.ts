@@ -19,7 +19,14 @@ import { generateHostKey } from "../guest/host_key.ts";
 import { writeInstanceId } from "../guest/instance_id.ts";
 import { ensurePrivateDirectory, privateDirectoryMode } from "../store/file_modes.ts";
 import { checkImage, convertStandalone, createDelta, imageInfo, rebaseStandalone } from "../vm/images.ts";
-import { type BasePaths, pathExists, type ProjectPaths, reservedNames, type Store, validateProjectName } from "../store/store.ts";
+import {
+  type BasePaths,
+  pathExists,
+  type ProjectPaths,
+  reservedNames,
+  type Store,
+  validateProjectName,
+} from "../store/store.ts";
 import { requireProject } from "./project_lookup.ts";
 import { requireStopped } from "./project_state.ts";
 

@@ -20,7 +20,6 @@ export interface OrphanHelper {
   readonly kind: "passt" | "egress filter";
 }
 
-
 /**
  * The orphaned helpers of `store`'s projects (of `project` alone, when
  * given), from one look at the process table.
@@ -41,7 +40,11 @@ export async function findOrphanHelpers(
   const prefix = `${store.projectsDir}/`;
   const orphans: OrphanHelper[] = [];
   for (const [pid, { ppid, args }] of table) {
-    const kind = args.includes(netFilterArgument) ? "egress filter" : /^\S*\bpasst(\.avx2)?\s/.test(args) ? "passt" : undefined;
+    const kind = args.includes(netFilterArgument)
+      ? "egress filter"
+      : /^\S*\bpasst(\.avx2)?\s/.test(args)
+      ? "passt"
+      : undefined;
     if (kind === undefined) continue;
     const at = args.indexOf(prefix);
     if (at < 0) continue;

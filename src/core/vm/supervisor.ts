@@ -361,4 +361,3 @@ async function _unitState(unit: string): Promise<string> {
 function _unitEnded(state: string): boolean {
   return state === "inactive" || state === "failed";
 }
-
