@@ -93,8 +93,9 @@ Deno.test("the install boot logs its serial console to a file, serves its seed b
 });
 
 Deno.test("a VM under the agent pauses on panic, with an event socket; the maintenance VM also on power-off", () => {
-  const runtime = { monitorSocket: "/run/m.sock", qmpSocket: "/run/q.sock", eventSocket: "/run/a,b.sock" };
-  const joined = qemuArguments({ ...spec, runtime }).join(" ");
+  const runtime = { monitorSocket: "/run/m.sock", qmpSocket: "/run/q.sock" };
+  const eventSocket = "/run/a,b.sock";
+  const joined = qemuArguments({ ...spec, runtime, eventSocket }).join(" ");
   assert.match(joined, /-action panic=pause/);
   assert.match(joined, /-device pvpanic/);
   assert.match(
@@ -102,6 +103,8 @@ Deno.test("a VM under the agent pauses on panic, with an event socket; the maint
     /socket,id=qmpwatch,path=\/run\/a,,b\.sock,server=on,wait=off -mon chardev=qmpwatch,mode=control/,
   );
   assert.doesNotMatch(joined, /no-shutdown/);
-  assert.match(qemuArguments({ ...spec, runtime, pauseOnPowerOff: true }).join(" "), /-no-shutdown/);
+  assert.match(qemuArguments({ ...spec, runtime, eventSocket, pauseOnPowerOff: true }).join(" "), /-no-shutdown/);
+  // The install boot (console to a file) is watched the same way.
+  assert.match(qemuArguments({ ...spec, serialLog: "/tmp/c.log", eventSocket }).join(" "), /-device pvpanic/);
   assert.doesNotMatch(qemuArguments(spec).join(" "), /no-shutdown|pvpanic|qmpwatch/);
 });

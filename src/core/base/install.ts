@@ -13,7 +13,9 @@ import { VirtdevError } from "../store/errors.ts";
 import { installedLine, renderMetaData, renderUserData } from "../guest/guest_contract.ts";
 import { createImage } from "../vm/images.ts";
 import { exitCodeOf, runTool, spawnTool } from "../store/process.ts";
-import { qemuArguments } from "../vm/qemu_args.ts";
+import { maxSocketPath, qemuArguments } from "../vm/qemu_args.ts";
+import { QmpClient } from "../vm/qmp.ts";
+import { haltAfterStop, type VmHalt } from "../vm/vm_halt.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
 import { FileFollower, MarkerScanner, readFileTail } from "../vm/console_log.ts";
 import { ensurePrivateDirectory, privateFileMode } from "../store/file_modes.ts";
@@ -32,6 +34,8 @@ export const InstallExit = {
   qemuFailed: 9,
   timeout: 10,
   contractNotApplied: 11,
+  /** QEMU stopped running the guest (a KVM internal error, a kernel panic, a failed disk write). */
+  halted: 12,
   interrupted: 130,
 } as const;
 
@@ -130,6 +134,9 @@ export async function installBase(
         "vendor-data": "",
       })
       : undefined;
+    // A unix socket path is short (108 bytes): a deep store goes unwatched, and waits for its timeout.
+    const watchSocket = join(work, "qmp-watch.sock");
+    const watched = new TextEncoder().encode(watchSocket).length <= maxSocketPath;
     const args = qemuArguments({
       name: "virtdev-install",
       accel: options.accel,
@@ -141,10 +148,17 @@ export async function installBase(
       cdrom: "iso" in source ? source.iso : undefined,
       serialLog: consoleLog,
       noReboot: true,
+      eventSocket: watched ? watchSocket : undefined,
     });
     progress.stage("boot");
     seed?.userDataFetched.then(() => progress.stage("contract"));
-    const { confirmed } = await _bootOnce(args, { consoleLog, timeoutSeconds: config.installTimeout, progress });
+    const { confirmed } = await bootInstallVm(args, {
+      consoleLog,
+      timeoutSeconds: config.installTimeout,
+      progress,
+      watchSocket: watched ? watchSocket : undefined,
+    });
+    await Deno.remove(watchSocket).catch(() => {});
     if (!confirmed) {
       throw new VirtdevError("The install VM powered off without confirming that the guest contract was applied.", {
         exitCode: InstallExit.contractNotApplied,
@@ -173,12 +187,30 @@ const _tailBytes = 64 * 1024;
  * Boots the install VM in the foreground until it powers off, following
  * its console log as it grows (each byte read once) for the line that
  * confirms the contract.
+ *
+ * @throws {VirtdevError} 12 within moments of QEMU stopping the guest
+ *   (with `watchSocket`), 10 at the timeout, 9 when QEMU fails, 130 on
+ *   Ctrl-C.
  */
-async function _bootOnce(
+export async function bootInstallVm(
   args: readonly string[],
-  options: { readonly consoleLog: string; readonly timeoutSeconds: number; readonly progress: InstallProgress },
+  options: {
+    readonly consoleLog: string;
+    readonly timeoutSeconds: number;
+    readonly progress: InstallProgress;
+    /** QEMU's event socket, watched for a guest that stops running. */
+    readonly watchSocket?: string;
+  },
 ): Promise<{ readonly confirmed: boolean }> {
   const child = spawnTool(qemuProgram, args, { missingHint: qemuInstallHint });
+  // A guest QEMU stopped (KVM cannot run it, it panicked, a write failed) would otherwise sit until the timeout.
+  let halted: VmHalt | undefined;
+  const watching = options.watchSocket === undefined
+    ? Promise.resolve()
+    : _watchHalts(options.watchSocket, child.status, (halt) => {
+      halted = halt;
+      child.kill("SIGTERM");
+    });
   const stderr = new Response(child.stderr).text();
   const stdout = new Response(child.stdout).text();
   let interrupted = false;
@@ -212,6 +244,17 @@ async function _bootOnce(
     if (interrupted) {
       throw new VirtdevError("Install interrupted; nothing was kept.", { exitCode: InstallExit.interrupted });
     }
+    await watching;
+    if (halted) {
+      throw new VirtdevError(`The install VM stopped: ${halted.reason}.`, {
+        exitCode: InstallExit.halted,
+        hint: halted.state === "internal-error"
+          ? "KVM cannot run the UEFI firmware on this host (some nested hosts run SeaBIOS only): install with VIRTDEV_ACCEL=tcg."
+          : halted.state === "io-error"
+          ? "Free space on the disk that holds VIRTDEV_HOME, then install again."
+          : "Look at the console log's last lines above, then install again.",
+      });
+    }
     if (timedOut) {
       throw new VirtdevError(`The install VM did not power off within ${options.timeoutSeconds}s.`, {
         exitCode: InstallExit.timeout,
@@ -231,6 +274,41 @@ async function _bootOnce(
     clearTimeout(timer);
     clearInterval(poller);
     Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+}
+
+/**
+ * Watches QEMU's event socket until QEMU ends, and calls `onHalt` once
+ * when a `STOP` leaves the guest halted (any halt: an install cannot wait
+ * for a person to resume it).
+ */
+async function _watchHalts(
+  socket: string,
+  ended: Promise<unknown>,
+  onHalt: (halt: VmHalt) => void,
+): Promise<void> {
+  let over = false;
+  ended.then(() => over = true);
+  let client: QmpClient | undefined;
+  // QEMU makes the socket as it starts.
+  while (client === undefined && !over) {
+    client = await QmpClient.connect(socket).catch(() => undefined);
+    if (client === undefined) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  if (client === undefined) return;
+  try {
+    for (let event = await client.nextEvent(); event !== undefined; event = await client.nextEvent()) {
+      if (event.event !== "STOP") continue;
+      const halt = await haltAfterStop(client);
+      if (halt) {
+        onHalt(halt);
+        return;
+      }
+    }
+  } catch {
+    // QEMU went away mid-answer: its exit tells the rest.
+  } finally {
+    client.close();
   }
 }
 

@@ -23,7 +23,7 @@ import { writeFileAtomic } from "../store/atomic_write.ts";
 import { type ProjectPaths, Store } from "../store/store.ts";
 import { notReadyLine, readinessLine } from "../guest/guest_contract.ts";
 import { CappedLog, consoleTailLines, MarkerScanner } from "./console_log.ts";
-import { haltFor, type VmHalt, writeHaltRecord } from "./vm_halt.ts";
+import { haltAfterStop, type VmHalt, writeHaltRecord } from "./vm_halt.ts";
 import { QmpClient } from "./qmp.ts";
 import { readRuntimeRecord } from "./runtime_state.ts";
 import { appendVmLog, echoVmLogToStderr } from "./vm_log.ts";
@@ -317,8 +317,7 @@ async function _watchEvents(
         }
       }
       if (event.event === "STOP") {
-        const status = await client.execute("query-status").catch(() => undefined) as { status?: unknown } | undefined;
-        const halt = typeof status?.status === "string" ? haltFor(status.status) : undefined;
+        const halt = await haltAfterStop(client);
         if (halt === undefined || halt.state === halted?.state) continue;
         halted = halt;
         await options.onHalt(halt);

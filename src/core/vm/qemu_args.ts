@@ -4,6 +4,9 @@
  * @module
  */
 
+/** The longest path a unix socket can have (sun_path holds 108 bytes with the NUL). */
+export const maxSocketPath = 107;
+
 /** Everything that decides a VM's QEMU command line. */
 export interface VmSpec {
   /** The VM's name: the project, or `maintenance`. */
@@ -27,14 +30,14 @@ export interface VmSpec {
   readonly runtime?: {
     readonly monitorSocket: string;
     readonly qmpSocket: string;
-    /**
-     * A second QMP socket, for the host agent to watch the run state on: a
-     * kernel panic then pauses QEMU (pvpanic) so that the agent can tell why
-     * the guest stopped, and a KVM internal error or a full host disk
-     * pauses it by QEMU's own doing.
-     */
-    readonly eventSocket?: string;
   };
+  /**
+   * A QMP socket to watch the run state on (the host agent's, or install's):
+   * a kernel panic then pauses QEMU (pvpanic) so that the watcher can tell
+   * why the guest stopped, and a KVM internal error or a full host disk
+   * pauses it by QEMU's own doing.
+   */
+  readonly eventSocket?: string;
   /** Strings and files passed to the guest through fw_cfg, by name under `opt/virtdev/`. */
   readonly fwCfg?: readonly FwCfgItem[];
   /** An installer ISO, as a read-only CD (the install boot from `iso`). */
@@ -114,22 +117,22 @@ export function qemuArguments(spec: VmSpec): string[] {
       "-serial",
       "chardev:serial",
     );
-    if (r.eventSocket !== undefined) {
-      args.push(
-        "-chardev",
-        `socket,id=qmpwatch,path=${e(r.eventSocket)},server=on,wait=off`,
-        "-mon",
-        "chardev=qmpwatch,mode=control",
-        "-action",
-        "panic=pause",
-        "-device",
-        "pvpanic",
-      );
-    }
   } else if (spec.serialLog !== undefined) {
     args.push("-chardev", `file,id=serial,path=${e(spec.serialLog)}`, "-serial", "chardev:serial", "-monitor", "none");
   } else {
     args.push("-serial", "stdio", "-monitor", "none");
+  }
+  if (spec.eventSocket !== undefined) {
+    args.push(
+      "-chardev",
+      `socket,id=qmpwatch,path=${e(spec.eventSocket)},server=on,wait=off`,
+      "-mon",
+      "chardev=qmpwatch,mode=control",
+      "-action",
+      "panic=pause",
+      "-device",
+      "pvpanic",
+    );
   }
   if (spec.noReboot) args.push("-no-reboot");
   if (spec.pauseOnPowerOff) args.push("-no-shutdown");

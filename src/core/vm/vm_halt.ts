@@ -8,6 +8,7 @@
  */
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { type ProjectPaths, readOptionalText } from "../store/store.ts";
+import type { QmpClient } from "./qmp.ts";
 
 /** Why a VM stopped running. */
 export interface VmHalt {
@@ -47,6 +48,12 @@ export function haltFor(state: string, now = new Date()): VmHalt | undefined {
     default:
       return { state, reason: `QEMU's run state is ${state}`, ends: false, at };
   }
+}
+
+/** The halt a `STOP` event meant, asked of QEMU (`query-status`); `undefined` while the guest runs. */
+export async function haltAfterStop(client: QmpClient): Promise<VmHalt | undefined> {
+  const status = await client.execute("query-status").catch(() => undefined) as { status?: unknown } | undefined;
+  return typeof status?.status === "string" ? haltFor(status.status) : undefined;
 }
 
 /** What a person can do about `halt` of project `project`. */

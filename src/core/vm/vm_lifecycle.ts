@@ -24,7 +24,7 @@ import { QmpClient, QmpClosedError } from "./qmp.ts";
 import { clearHaltRecord, haltHints, type VmHalt } from "./vm_halt.ts";
 import { readAgentState } from "./agent_state.ts";
 import { isProcessAlive, signalProcess } from "../store/processes.ts";
-import { qemuArguments, type VmSpec } from "./qemu_args.ts";
+import { maxSocketPath, qemuArguments, type VmSpec } from "./qemu_args.ts";
 import {
   clearRuntime,
   inspectVm,
@@ -78,9 +78,6 @@ export const StartExit = {
 
 /** Exit codes of `stop`. */
 export const StopExit = { notRunning: 4, stillRunning: 5 } as const;
-
-/** The longest path a unix socket can have (sun_path holds 108 bytes with the NUL). */
-const _maxSocketPath = 107;
 
 /**
  * Picks the accelerator. KVM counts only where a short run of the UEFI
@@ -137,8 +134,8 @@ export function projectVmSpec(
     runtime: {
       monitorSocket: paths.runtime.monitorSocket,
       qmpSocket: paths.runtime.qmpSocket,
-      eventSocket: paths.runtime.qmpWatchSocket,
     },
+    eventSocket: paths.runtime.qmpWatchSocket,
     fwCfg: [
       { name: fwCfgNames.project, string: paths.name },
       { name: fwCfgNames.hostKey, file: paths.hostKey },
@@ -350,12 +347,12 @@ function _checkRuntimePaths(paths: ProjectPaths): void {
   const longest = [...Object.values(paths.runtime), hostAgentListeningPath(paths, "00000000")]
     .reduce((a, b) => (a.length >= b.length ? a : b));
   const bytes = (path: string) => new TextEncoder().encode(path).length;
-  if (bytes(longest) > _maxSocketPath || bytes(passtSocketPath(paths)) > passtMaxSocketPath) {
-    const shown = bytes(longest) > _maxSocketPath ? longest : passtSocketPath(paths);
+  if (bytes(longest) > maxSocketPath || bytes(passtSocketPath(paths)) > passtMaxSocketPath) {
+    const shown = bytes(longest) > maxSocketPath ? longest : passtSocketPath(paths);
     throw new VirtdevError(`The project's socket paths are too long for unix sockets: ${shown}.`, {
       exitCode: StartExit.socketPathTooLong,
       hint:
-        `Unix socket paths are limited to ${_maxSocketPath} bytes (passt's to ${passtMaxSocketPath}). Use a shorter VIRTDEV_HOME or project name.`,
+        `Unix socket paths are limited to ${maxSocketPath} bytes (passt's to ${passtMaxSocketPath}). Use a shorter VIRTDEV_HOME or project name.`,
     });
   }
   if (!Deno.build.standalone && paths.dir.includes(",")) {
