@@ -28,6 +28,14 @@ export const smallVmEnv: Readonly<Record<string, string>> = {
   VIRTDEV_STOP_TIMEOUT: "2",
 };
 
+/**
+ * What runs a program so that file modes bind it as they bind a user: as
+ * root (CI), without the capabilities that ignore them.
+ */
+export const asOwnerPrefix: readonly string[] = Deno.uid() === 0
+  ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+  : [];
+
 /** Makes a sandbox; dispose of it to delete it. */
 export async function makeSandbox(extraEnv: Record<string, string> = {}): Promise<Sandbox> {
   const root = await Deno.makeTempDir({ prefix: "virtdev-test-" });

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { join, relative } from "node:path";
 import { e2eEnabled, sealedGuestSandbox } from "./_guest.ts";
-import { exists, killVms, sh, taskArguments, virtdev } from "./_helpers.ts";
+import { asOwnerPrefix, exists, killVms, sh, taskArguments, virtdev } from "./_helpers.ts";
 
 const project = "evil";
 
@@ -51,8 +51,10 @@ Deno.test({
   sanitizeResources: false,
 }, async (t) => {
   const { sandbox } = await sealedGuestSandbox();
-  const run = async (args: string[], options: { stdin?: string; env?: Record<string, string> } = {}) =>
-    await virtdev(sandbox, args, options);
+  const run = async (
+    args: string[],
+    options: { stdin?: string; env?: Record<string, string>; prefix?: readonly string[] } = {},
+  ) => await virtdev(sandbox, args, options);
   const ok = async (args: string[], options: { stdin?: string; env?: Record<string, string> } = {}) => {
     const result = await run(args, options);
     assert.equal(result.code, 0, `virtdev ${args.join(" ")} → ${result.code}\n${result.stderr}`);
@@ -274,6 +276,35 @@ sudo chmod 755 /usr/bin/rsync
     );
 
     await t.step(
+      "guest-made modes (000, 0555, sticky) in backups: backup --keep 1 prunes them, as an owner the modes bind",
+      async () => {
+        await guest(`set -e
+mkdir -p ~/modes/readonly/inner ~/modes/readonly/closed ~/modes/sticky/inner
+echo x > ~/modes/readonly/inner/f
+echo y > ~/modes/sticky/inner/f
+chmod 555 ~/modes/readonly/inner
+chmod 000 ~/modes/readonly/closed
+chmod 555 ~/modes/readonly
+chmod 1777 ~/modes/sticky
+chmod 1555 ~/modes/sticky/inner
+`);
+        await Deno.writeTextFile(manifest, "modes\n");
+        const first = (await ok(["backup", project])).stdout.trim();
+        assert.equal((await Deno.stat(join(backups, first, "tree/modes/readonly"))).mode! & 0o7777, 0o555);
+        assert.equal((await Deno.stat(join(backups, first, "tree/modes/readonly/closed"))).mode! & 0o7777, 0);
+        assert.equal((await Deno.stat(join(backups, first, "tree/modes/sticky/inner"))).mode! & 0o7777, 0o1555);
+        await ok(["backup", project]);
+        const kept = await run(["backup", "--keep", "1", project], { prefix: asOwnerPrefix });
+        assert.equal(kept.code, 0, kept.stderr);
+        const left = JSON.parse((await ok(["backup", "--list", "--json", project])).stdout);
+        assert.deepEqual(left.map((row: { id: string }) => row.id), [kept.stdout.trim()], "only the newest is left");
+        assert.match(kept.stderr, new RegExp(`Pruned ${first}`));
+        const partials = [...Deno.readDirSync(backups)].filter((entry) => entry.name.startsWith("."));
+        assert.deepEqual(partials.map((entry) => entry.name).filter((name) => name !== ".lock"), [], "no leftovers");
+      },
+    );
+
+    await t.step(
       "a guest that floods its console: the log stays under its cap (passed many times over), and nothing reads it",
       async () => {
         const cap = consoleCap;
@@ -364,6 +395,13 @@ FLOOD`)).trim(),
         );
       },
     );
+    await t.step("destroy and nuke complete over the guest's modes, as an owner the modes bind", async () => {
+      const destroy = await run(["destroy", "-y", project], { prefix: asOwnerPrefix });
+      assert.equal(destroy.code, 0, destroy.stderr);
+      const nuke = await run(["nuke"], { stdin: "nuke\n", prefix: asOwnerPrefix });
+      assert.equal(nuke.code, 0, nuke.stderr);
+      assert.equal(await exists(home), false, "VIRTDEV_HOME is gone, backups with their modes included");
+    });
   } finally {
     await killVms(sandbox, [project]);
   }

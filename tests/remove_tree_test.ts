@@ -5,12 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { exists, repoRoot, sealedSandbox, virtdev } from "./_helpers.ts";
+import { asOwnerPrefix, exists, repoRoot, sealedSandbox, virtdev } from "./_helpers.ts";
 
-/** What runs a program so that file modes bind it as they bind a user: as root, without the capabilities that ignore them. */
-const asOwnerPrefix: readonly string[] = Deno.uid() === 0
-  ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
-  : [];
 
 /** Runs `code` (a module body) in a Deno child that file modes bind, as they bind a user. */
 async function asOwner(code: string): Promise<{ code: number; stderr: string }> {
