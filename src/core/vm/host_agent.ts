@@ -535,6 +535,19 @@ class _ConsoleServer {
  * value winning, so a guest that prints readiness lines in a loop cannot
  * turn them into a storm of file writes.
  */
+/**
+ * Writes `text` over the start of the existing file at `path`, padded with
+ * spaces to its old length (JSON allows them): for a full host disk, where
+ * a new file cannot be made but the blocks the old one holds can be
+ * rewritten. The disk filling up is the very news `status` must get.
+ */
+async function _overwriteInPlace(path: string, text: string): Promise<void> {
+  using file = await Deno.open(path, { write: true });
+  const size = (await file.stat()).size;
+  const bytes = new TextEncoder().encode(text.padEnd(size, " "));
+  for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
+}
+
 function _throttledWriter(path: string, intervalMs: number): {
   write(text: string, options?: { readonly now?: boolean }): Promise<void>;
   /** Drops a pending write. */
@@ -550,7 +563,9 @@ function _throttledWriter(path: string, intervalMs: number): {
     latest = undefined;
     if (text === undefined) return chain;
     lastWrite = Date.now();
-    chain = chain.then(() => writeFileAtomic(path, text, { mode: privateFileMode })).catch(() => {});
+    chain = chain.then(() => writeFileAtomic(path, text, { mode: privateFileMode }))
+      .catch(() => _overwriteInPlace(path, text))
+      .catch(() => {});
     return chain;
   };
   return {
