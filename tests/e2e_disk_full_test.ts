@@ -35,7 +35,8 @@ Deno.test({
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
   };
-  const tmpfsUsedMiB = async () => Number((await sh("df", ["-BM", "--output=used", dir])).split("\n")[1].trim().replace("M", ""));
+  const tmpfsUsedMiB = async () =>
+    Number((await sh("df", ["-BM", "--output=used", dir])).split("\n")[1].trim().replace("M", ""));
   try {
     await ok("create", project);
     // The project's files move onto a tmpfs of their own, mounted where the project lives.

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { asOwnerPrefix, exists, repoRoot, sealedSandbox, virtdev } from "./_helpers.ts";
 
-
 /** Runs `code` (a module body) in a Deno child that file modes bind, as they bind a user. */
 async function asOwner(code: string): Promise<{ code: number; stderr: string }> {
   const script = await Deno.makeTempFile({ suffix: ".ts" });

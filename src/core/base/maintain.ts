@@ -27,6 +27,7 @@ import { requireKey } from "../guest/ssh_key.ts";
 import { checkImage } from "../vm/images.ts";
 import { inspectVm } from "../vm/runtime_state.ts";
 import { judgeShutdown, readShutdownProof, type ShutdownVerdict } from "../vm/shutdown_proof.ts";
+import { haltHints, readHaltRecord } from "../vm/vm_halt.ts";
 import { startMaintenanceVm, stopProject } from "../vm/vm_lifecycle.ts";
 import { copyWithProgress } from "./base_copy.ts";
 import { projectsOnBase } from "./kept_generations.ts";
@@ -344,10 +345,19 @@ class _Session {
    */
   async awaitCleanEnd(): Promise<void> {
     const vm = this.#store.maintenanceVm();
-    while ((await inspectVm(vm)).pid !== undefined) {
+    let told: string | undefined;
+    for (let status = await inspectVm(vm); status.pid !== undefined; status = await inspectVm(vm)) {
       this.#checkAbort();
+      // A guest QEMU paused (a full host disk) waits for a person: say so once, not silently.
+      if (status.halt && status.halt.state !== told) {
+        told = status.halt.state;
+        this.#progress.warn(`the maintenance VM is paused: ${status.halt.reason}.`);
+        for (const hint of haltHints(status.halt, maintenanceVmName)) this.#progress.info(hint);
+      }
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
+    // QEMU ended the boot itself (a KVM internal error, a panic): its reason says more than the events.
+    const halt = await readHaltRecord(vm);
     // The agent writes QEMU's exit just after QEMU has gone.
     let proof = await readShutdownProof(vm.shutdownProof);
     for (let i = 0; i < 50 && proof?.token === this.#token && proof.qemuExit === undefined; i++) {
@@ -361,11 +371,18 @@ class _Session {
         : verdict.why === "panicked"
         ? MaintainExit.panicked
         : MaintainExit.notClean;
+      const unchanged = "The base and its generation are unchanged; the maintenance copy is removed.";
+      if (halt?.ends) {
+        throw new VirtdevError(`The maintenance VM stopped running: ${halt.reason}; the base is not resealed.`, {
+          exitCode: halt.state === "guest-panicked" ? MaintainExit.panicked : MaintainExit.notClean,
+          hint: [...haltHints(halt, maintenanceVmName).slice(0, 1), unchanged],
+        });
+      }
       throw new VirtdevError(
         verdict.why === "aborted"
           ? `The maintenance session was aborted: ${verdict.detail}.`
           : `Not a clean power-off by the guest, so the base is not resealed: ${verdict.detail}.`,
-        { exitCode: code, hint: "The base and its generation are unchanged; the maintenance copy is removed." },
+        { exitCode: code, hint: unchanged },
       );
     }
     this.#progress.info("The guest powered itself off cleanly.");
