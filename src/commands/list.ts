@@ -51,7 +51,7 @@ export const listCommand = defineCommand("list", {
       const generation = p.detached
         ? c.yellow(p.generation)
         : p.stale
-        ? c.red(p.keptBase ? `${p.generation} (stale, base kept)` : `${p.generation} (stale)`)
+        ? c.red(p.keptBase ? `${p.generation} (base kept)` : p.generation)
         : p.generation;
       ui.result(
         `${p.name.padEnd(width)}  ${String(p.port ?? "-").padEnd(5)}  ${

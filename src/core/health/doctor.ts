@@ -7,7 +7,7 @@
  */
 import { join } from "../store/path.ts";
 import { type Config, type Environment, resolveFirmware } from "../store/config.ts";
-import { VirtdevError } from "../store/errors.ts";
+import { ExitCode, ToolError, VirtdevError } from "../store/errors.ts";
 import { describeGeneration, readGeneration } from "../store/generation.ts";
 import { runTool } from "../store/process.ts";
 import { pathExists, type Store } from "../store/store.ts";
@@ -384,7 +384,15 @@ async function _checkLeftovers(store: Store, fix: boolean): Promise<Check[]> {
 async function _checkOrphans(store: Store, fix: boolean): Promise<Check[]> {
   const checks: Check[] = [];
   const byProject = new Map<string, OrphanHelper[]>();
-  for (const orphan of await findOrphanHelpers(store)) {
+  let orphans: OrphanHelper[];
+  try {
+    orphans = await findOrphanHelpers(store);
+  } catch (error) {
+    // Without ps there is no process table to read; the tools check names ps already.
+    if (error instanceof ToolError && error.exitCode === ExitCode.toolMissing) return checks;
+    throw error;
+  }
+  for (const orphan of orphans) {
     byProject.set(orphan.project, [...byProject.get(orphan.project) ?? [], orphan]);
   }
   for (const [project, orphans] of [...byProject].sort(([a], [b]) => a.localeCompare(b))) {
