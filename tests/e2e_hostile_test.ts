@@ -278,29 +278,45 @@ sudo chmod 755 /usr/bin/rsync
     await t.step(
       "guest-made modes (000, 0555, sticky) in backups: backup --keep 1 prunes them, as an owner the modes bind",
       async () => {
+        // Root in the guest makes the modes, and its rsync (run as root) sends even what dev cannot read.
         await guest(`set -e
 mkdir -p ~/modes/readonly/inner ~/modes/readonly/closed ~/modes/sticky/inner
 echo x > ~/modes/readonly/inner/f
-echo y > ~/modes/sticky/inner/f
+echo y > ~/modes/readonly/closed/f
+echo z > ~/modes/sticky/inner/f
 chmod 555 ~/modes/readonly/inner
 chmod 000 ~/modes/readonly/closed
 chmod 555 ~/modes/readonly
 chmod 1777 ~/modes/sticky
 chmod 1555 ~/modes/sticky/inner
+sudo chown -R 4242:4242 ~/modes/sticky
+sudo mv /usr/bin/rsync /usr/bin/rsync.real
+printf '#!/bin/sh\nexec sudo /usr/bin/rsync.real "$@"\n' | sudo tee /usr/bin/rsync >/dev/null
+sudo chmod 755 /usr/bin/rsync
 `);
-        await Deno.writeTextFile(manifest, "modes\n");
-        const first = (await ok(["backup", project])).stdout.trim();
-        assert.equal((await Deno.stat(join(backups, first, "tree/modes/readonly"))).mode! & 0o7777, 0o555);
-        assert.equal((await Deno.stat(join(backups, first, "tree/modes/readonly/closed"))).mode! & 0o7777, 0);
-        assert.equal((await Deno.stat(join(backups, first, "tree/modes/sticky/inner"))).mode! & 0o7777, 0o1555);
-        await ok(["backup", project]);
-        const kept = await run(["backup", "--keep", "1", project], { prefix: asOwnerPrefix });
-        assert.equal(kept.code, 0, kept.stderr);
-        const left = JSON.parse((await ok(["backup", "--list", "--json", project])).stdout);
-        assert.deepEqual(left.map((row: { id: string }) => row.id), [kept.stdout.trim()], "only the newest is left");
-        assert.match(kept.stderr, new RegExp(`Pruned ${first}`));
-        const partials = [...Deno.readDirSync(backups)].filter((entry) => entry.name.startsWith("."));
-        assert.deepEqual(partials.map((entry) => entry.name).filter((name) => name !== ".lock"), [], "no leftovers");
+        try {
+          await Deno.writeTextFile(manifest, "modes\n");
+          const first = (await ok(["backup", project])).stdout.trim();
+          const tree = join(backups, first, "tree/modes");
+          assert.equal((await Deno.stat(join(tree, "readonly"))).mode! & 0o7777, 0o555);
+          assert.equal((await Deno.stat(join(tree, "readonly/closed"))).mode! & 0o7777, 0);
+          assert.equal((await Deno.stat(join(tree, "sticky/inner"))).mode! & 0o7777, 0o1555);
+          assert.equal(
+            (await Deno.stat(join(tree, "sticky"))).uid,
+            Deno.uid(),
+            "the guest's owner does not reach the host",
+          );
+          await ok(["backup", project]);
+          const kept = await run(["backup", "--keep", "1", project], { prefix: asOwnerPrefix });
+          assert.equal(kept.code, 0, kept.stderr);
+          const left = JSON.parse((await ok(["backup", "--list", "--json", project])).stdout);
+          assert.deepEqual(left.map((row: { id: string }) => row.id), [kept.stdout.trim()], "only the newest is left");
+          assert.match(kept.stderr, new RegExp(`Pruned ${first}`));
+          const hidden = (await Array.fromAsync(Deno.readDir(backups))).map((entry) => entry.name);
+          assert.deepEqual(hidden.filter((name) => name.startsWith(".") && name !== ".lock"), [], "no leftovers");
+        } finally {
+          await guest("sudo mv /usr/bin/rsync.real /usr/bin/rsync");
+        }
       },
     );
 

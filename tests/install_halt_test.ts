@@ -68,6 +68,7 @@ for (
       assert.equal(error.exitCode, InstallExit.halted);
       assert.match(error.message, reason);
       assert.ok(seconds < 5, `install ended ${seconds.toFixed(2)} s after the stop`);
+      // deno-lint-ignore no-console -- the figure beside the test.
       console.log(`    install ended ${seconds.toFixed(2)} s after ${how}`);
     } finally {
       await Deno.remove(dir, { recursive: true });

@@ -26,7 +26,11 @@ export const rsyncInstallHint =
 
 /** The rsync options shared by backup and restore. */
 export const rsyncCopyOptions: readonly string[] = [
-  "--archive", // permissions, times, symlinks as links, owner and group where allowed
+  "--archive", // permissions, times, symlinks as links
+  // Not the guest's owners: a backup's files are the user's, whatever uid a guest chose (virtdev run as root would
+  // otherwise hand them to the host user of that uid), and in the guest dev owns what it is given.
+  "--no-owner",
+  "--no-group",
   "--recursive", // directories in --files-from are copied with their contents
   "--hard-links",
   "--no-devices",
