@@ -33,7 +33,7 @@ export const smallVmEnv: Readonly<Record<string, string>> = {
  * root (CI), without the capabilities that ignore them.
  */
 export const asOwnerPrefix: readonly string[] = Deno.uid() === 0
-  ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+  ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
   : [];
 
 /** Makes a sandbox; dispose of it to delete it. */

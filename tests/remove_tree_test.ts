@@ -72,3 +72,23 @@ Deno.test("nuke completes over backups whose trees carry a guest's modes, as an 
   assert.equal(await Deno.readTextFile(join(outside, "keep")), "kept", "the link's target is untouched");
   await Deno.chmod(outside, 0o755);
 });
+
+Deno.test({
+  name: "a removal that cannot take everything (another user's entry) exits 73, names what is left, and stops at that",
+  // Only root can give an entry to another user; CI runs as root.
+  ignore: Deno.uid() !== 0,
+}, async () => {
+  await using sandbox = await sealedSandbox();
+  assert.equal((await virtdev(sandbox, ["create", "web"])).code, 0);
+  const foreign = join(sandbox.virtdevHome, "backups/web/2026-12-05/00-00-00/tree/foreign");
+  await Deno.mkdir(foreign, { recursive: true });
+  await Deno.writeTextFile(join(foreign, "f"), "x");
+  await Deno.chown(foreign, 4242, 4242);
+  await Deno.chmod(foreign, 0o555);
+  const done = await virtdev(sandbox, ["nuke"], { stdin: "nuke\n", prefix: asOwnerPrefix });
+  assert.equal(done.code, 73, done.stderr);
+  assert.match(done.stderr, new RegExp(`Could not remove ${sandbox.virtdevHome} whole`));
+  assert.match(done.stderr, /hint: .*sudo rm -rf -- /);
+  assert.equal(await Deno.readTextFile(join(foreign, "f")), "x", "what could not go is still there");
+  await Deno.chmod(foreign, 0o755);
+});

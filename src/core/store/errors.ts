@@ -15,6 +15,8 @@ export const ExitCode = {
   invalidConfig: 65,
   toolMissing: 69,
   toolFailed: 70,
+  /** A removal could not take everything (another user's entry, a read-only file system); the message names it. */
+  cleanupFailed: 73,
   damagedJournal: 74,
   lockBusy: 75,
   keyMissing: 77,

@@ -7,6 +7,8 @@
  * @module
  */
 import { join } from "./path.ts";
+import { ExitCode, VirtdevError } from "./errors.ts";
+import { shellWord } from "./shell_quote.ts";
 
 /**
  * Removes `path` and everything below it. Each directory is first given
@@ -15,8 +17,9 @@ import { join } from "./path.ts";
  * entries that `lstat` says are directories are changed or entered. A
  * missing `path` is not an error.
  *
- * @throws the error of the removal when something still cannot go (e.g. a
- *   file system that is read-only, or an entry owned by another user).
+ * @throws {VirtdevError} exit 73, naming `path`, when something still
+ *   cannot go (a file system that is read-only, an entry owned by another
+ *   user).
  */
 export async function removeTree(path: string): Promise<void> {
   let info: Deno.FileInfo;
@@ -26,8 +29,20 @@ export async function removeTree(path: string): Promise<void> {
     if (error instanceof Deno.errors.NotFound) return;
     throw error;
   }
-  if (info.isDirectory) await _openUp(path, info);
-  await Deno.remove(path, { recursive: true });
+  try {
+    if (info.isDirectory) await _openUp(path, info);
+    await Deno.remove(path, { recursive: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw new VirtdevError(`Could not remove ${path} whole: ${error instanceof Error ? error.message : error}.`, {
+      exitCode: ExitCode.cleanupFailed,
+      hint: [
+        "Something in it belongs to another user, or its file system is read-only; what could go is gone.",
+        `Look, then remove the rest by hand (e.g. sudo rm -rf -- ${shellWord(path)}).`,
+      ],
+      cause: error,
+    });
+  }
 }
 
 async function _openUp(dir: string, info: Deno.FileInfo): Promise<void> {
