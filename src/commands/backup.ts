@@ -20,7 +20,7 @@ function _age(id: string, now: Date): string {
 export const backupCommand = defineCommand("backup", {
   brief: `Back up the paths in a project's manifest from its running VM; prints the snapshot id.`,
   description:
-    `Snapshots go to backups/<project>/<YYYY-MM-DD>/<HH-MM-SS> (UTC). Files unchanged since the previous snapshot are hard links to it, so an unchanged tree costs almost no disk. Permissions, symlinks, hard links and times are kept. --list and --latest work while the VM is stopped.`,
+    `Snapshots go to backups/<project>/<YYYY-MM-DD>/<HH-MM-SS> (UTC). Files unchanged since the previous snapshot are hard links to it, so an unchanged tree costs almost no disk. Permissions, symlinks, hard links and times are kept; owners are not (the files are yours, whatever uid the guest gave them). --list and --latest work while the VM is stopped.`,
   takesProject: true,
   options: {
     verbose: flagOption(["-v", "--verbose"], `Show each file rsync copies.`),
