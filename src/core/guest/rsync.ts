@@ -31,6 +31,9 @@ export const rsyncCopyOptions: readonly string[] = [
   // otherwise hand them to the host user of that uid), and in the guest dev owns what it is given.
   "--no-owner",
   "--no-group",
+  // Run as root, rsync would also write as root: a guest's 0555 directory would not get the write bit a user's rsync
+  // gives it while filling it, and a later cleanup by the user could not go through it.
+  "--no-super",
   "--recursive", // directories in --files-from are copied with their contents
   "--hard-links",
   "--no-devices",
