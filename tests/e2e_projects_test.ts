@@ -16,7 +16,9 @@ Deno.test({
 }, async (t) => {
   const sandbox = await copiedGuestSandbox();
   // Defaults that set must visibly override.
-  const env = { VIRTDEV_VM_CPUS: "2", VIRTDEV_VM_MEMORY: "1536" };
+  // One vCPU by default (under TCG two vCPUs on a busy two-core host once stalled a boot in the kernel's crypto
+  // self-test for minutes); set raises it for one project, visibly.
+  const env = { VIRTDEV_VM_CPUS: "1", VIRTDEV_VM_MEMORY: "1536" };
   const run = (...args: string[]) => virtdev(sandbox, args, { env });
   const ok = async (...args: string[]) => {
     const result = await run(...args);
@@ -55,11 +57,11 @@ Deno.test({
       await ok("snapshot", "--revert", "a", "s1");
     });
 
-    await t.step("clone a a2, then set a cpus=1 memory=1G and resize a home +1G", async () => {
+    await t.step("clone a a2, then set a cpus=2 memory=1G and resize a home +1G", async () => {
       const before = await sh("sha256sum", deltas("a"));
       await ok("clone", "a", "a2");
       assert.equal(await sh("sha256sum", deltas("a")), before, "the source is unchanged");
-      await ok("set", "a", "cpus=1", "memory=1G");
+      await ok("set", "a", "cpus=2", "memory=1G");
       await ok("resize", "a", "home", "+1G");
       const shrink = await run("resize", "a", "home", "1G");
       assert.equal(shrink.code, 6, shrink.stderr);
@@ -86,7 +88,7 @@ Deno.test({
         assert.equal(await guest("b", "hostname"), "b");
         assert.equal(await guest("b", "cat ~/work/data"), "hello", "the revert brought the file back");
         assert.equal(await guest("b", "test -e /etc/x && echo there || echo gone"), "gone");
-        assert.equal(await guest("b", "nproc"), "1");
+        assert.equal(await guest("b", "nproc"), "2");
         const memKiB = Number(await guest("b", "awk '/MemTotal/ {print $2}' /proc/meminfo"));
         assert.ok(memKiB > 0.8 * 1024 * 1024 && memKiB <= 1024 * 1024, `MemTotal ${memKiB} KiB`);
         const grown = Number(await guest("b", "df -B1 --output=size /home | tail -1")) - homeBytes;
@@ -94,7 +96,7 @@ Deno.test({
 
         assert.equal(await guest("a2", "hostname"), "a2");
         assert.equal(await guest("a2", "cat ~/work/data"), "hello");
-        assert.equal(await guest("a2", "nproc"), "2", "the clone keeps the defaults a2 was made with");
+        assert.equal(await guest("a2", "nproc"), "1", "the clone keeps the defaults a2 was made with");
         const cloneId = await guest("a2", "cat /etc/machine-id");
         assert.match(cloneId, /^[0-9a-f]{32}$/);
         assert.notEqual(cloneId, machineId, "a clone gets a machine-id of its own");
