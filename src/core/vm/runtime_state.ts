@@ -84,10 +84,15 @@ export function isOurQemu(args: string, pidFile: string): boolean {
 
 /** QEMU's PID when our QEMU for `paths` is alive. */
 export async function livePid(paths: ProjectPaths): Promise<number | undefined> {
-  const text = await readOptionalText(paths.runtime.pidFile);
-  const pid = Number(text?.trim());
-  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  const pid = _pidIn(await readOptionalText(paths.runtime.pidFile));
+  if (pid === undefined) return undefined;
   return await isProcessOurQemu(pid, paths.runtime.pidFile) ? pid : undefined;
+}
+
+/** The PID a pidfile's text names, if it is one. */
+function _pidIn(text: string | undefined): number | undefined {
+  const pid = Number(text?.trim());
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
 }
 
 /** Whether process `pid` is alive and is the QEMU that writes `pidFile`. */
@@ -129,13 +134,17 @@ export async function inspectVm(
   paths: ProjectPaths,
   options: { readonly foreign?: "locks" | "hints" } = {},
 ): Promise<VmStatus> {
-  const pid = await livePid(paths);
+  // One look at the process table for QEMU and its host agent: status and list run this for every project.
+  const recorded = _pidIn(await readOptionalText(paths.runtime.pidFile));
+  const agent = await readAgentState(paths);
+  const table = await findProcesses([recorded, agent?.pid].filter((value) => value !== undefined));
+  const qemu = recorded === undefined ? undefined : table.get(recorded);
+  const pid = qemu !== undefined && isOurQemu(qemu.args, paths.runtime.pidFile) ? recorded : undefined;
   if (pid === undefined) {
     // QEMU locks the images it opens, whoever started it.
     const look = options.foreign !== "hints" || await _originalToolSigns(paths);
     if (look && (await filesInUse([paths.systemImage, paths.homeImage, paths.nvram])).length > 0) {
-      const agent = await readAgentState(paths);
-      if (agent?.phase === "launching" && await isProcessAlive(agent.pid)) return { state: "starting", stale: false };
+      if (agent?.phase === "launching" && table.has(agent.pid)) return { state: "starting", stale: false };
       return { state: "running", stale: false, foreign: true };
     }
     let stale = false;
@@ -156,8 +165,7 @@ export async function inspectVm(
   if (Number.isSafeInteger(stopper) && stopper > 0 && await isProcessAlive(stopper)) {
     return { state: "stopping", pid, record, stale: false };
   }
-  const agent = await readAgentState(paths);
-  const gone = agent !== undefined && !await isProcessAlive(agent.pid) ? { agentGone: true } : {};
+  const gone = agent !== undefined && !table.has(agent.pid) ? { agentGone: true } : {};
   if (agent?.halt) return { state: "paused", pid, record, stale: false, halt: agent.halt, ...gone };
   if (agent?.network === "lost") return { state: "degraded", pid, record, stale: false, ...gone };
   const state = (agent?.readiness ?? "pending") === "pending" ? "starting" : "running";
