@@ -19,15 +19,12 @@ import { crashPoint } from "../store/crash_point.ts";
 import { ExitCode, VirtdevError } from "../store/errors.ts";
 import { syncDirectory } from "../store/atomic_write.ts";
 import { ensurePrivateDirectory } from "../store/file_modes.ts";
-import { readGeneration } from "../store/generation.ts";
+import { isBaseAt, readGeneration } from "../store/generation.ts";
 import { removeTree } from "../store/remove_tree.ts";
 import { allocatedBytes } from "../store/disk_usage.ts";
 import { baseFileNames, type BasePaths, pathExists, type Store } from "../store/store.ts";
-import { qcow2BackingFile } from "../vm/qcow2_overlay.ts";
+import { type DeltaBackings, deltaBackings } from "../vm/base_backing.ts";
 import { repointBacking } from "../vm/images.ts";
-
-/** A project's two deltas, as the backing links are concerned. */
-const _deltaNames = ["system.qcow2", "home.qcow2"] as const;
 
 /** A kept base generation, as `disk` and `list --json` show it. */
 export interface KeptGeneration {
@@ -52,7 +49,7 @@ export async function projectsOnBase(store: Store, generation: string): Promise<
     const paths = store.project(name);
     const found = await readGeneration(paths.generation);
     if (found.kind !== "number" || found.value !== generation) continue;
-    if (await _backsOnto(paths.dir, store.base)) users.push(name);
+    if (_backsOnto(await deltaBackings(paths), store.base)) users.push(name);
   }
   return users;
 }
@@ -72,7 +69,7 @@ export async function keepBaseFor(
   const kept = store.keptBase(generation);
   if (await pathExists(kept.dir) && !await _isLinkOf(kept, store.base)) {
     // A base installed again restarts at generation 1: an older base kept under that number is another one.
-    const users = await _users(store, kept);
+    const users = _usersOf(await _allBackings(store), kept);
     if (users.length > 0) {
       throw new VirtdevError(
         `Cannot keep the base at generation ${generation}: ${kept.dir} holds another base of that number, still used by ${
@@ -89,7 +86,7 @@ export async function keepBaseFor(
     }
     await removeTree(kept.dir);
   }
-  if (!await _isWhole(kept, generation)) {
+  if (!await isBaseAt(kept, generation)) {
     await ensurePrivateDirectory(store.generationsDir);
     // Built aside and renamed in whole, so a kept base is never half there.
     const building = join(store.generationsDir, `.keeping-${generation}`);
@@ -105,11 +102,16 @@ export async function keepBaseFor(
   }
   crashPoint("keep.linked");
   for (const name of projects) {
-    const dir = store.project(name).dir;
-    for (const delta of _deltaNames) {
-      const path = join(dir, delta);
-      if (await qcow2BackingFile(path) === join(store.base.dir, delta)) {
-        await repointBacking(path, join(kept.dir, delta));
+    const paths = store.project(name);
+    const backings = await deltaBackings(paths);
+    for (
+      const [backing, delta, current, keptFile] of [
+        [backings.system, paths.systemImage, store.base.systemImage, kept.systemImage],
+        [backings.home, paths.homeImage, store.base.homeImage, kept.homeImage],
+      ] as const
+    ) {
+      if (backing === current) {
+        await repointBacking(delta, keptFile);
         crashPoint("keep.repointed-one");
       }
     }
@@ -124,13 +126,14 @@ export async function keepBaseFor(
  */
 export async function collectGenerations(store: Store): Promise<string[]> {
   const removed: string[] = [];
+  const all = await _allBackings(store);
   for (const entry of await _entries(store.generationsDir)) {
     const dir = join(store.generationsDir, entry);
     if (!/^[0-9]+$/.test(entry)) {
       if (entry.startsWith(".keeping-")) await removeTree(dir);
       continue;
     }
-    if ((await _users(store, store.keptBase(entry))).length > 0) continue;
+    if (_usersOf(all, store.keptBase(entry)).length > 0) continue;
     await removeTree(dir);
     removed.push(entry);
   }
@@ -140,42 +143,45 @@ export async function collectGenerations(store: Store): Promise<string[]> {
 /** The kept generations, oldest first, with their users and size. */
 export async function listKeptGenerations(store: Store): Promise<KeptGeneration[]> {
   const kept: KeptGeneration[] = [];
-  for (const entry of await _entries(store.generationsDir)) {
-    if (!/^[0-9]+$/.test(entry)) continue;
+  const entries = (await _entries(store.generationsDir)).filter((entry) => /^[0-9]+$/.test(entry));
+  // Every project's backing links are read once, whatever the number of generations.
+  const all = entries.length === 0 ? [] : await _allBackings(store);
+  for (const entry of entries) {
     const base = store.keptBase(entry);
     kept.push({
       generation: entry,
       dir: base.dir,
-      projects: await _users(store, base),
+      projects: _usersOf(all, base),
       bytes: await allocatedBytes(base.dir),
     });
   }
   return kept.sort((a, b) => Number(a.generation) - Number(b.generation));
 }
 
-/** The projects (and hidden project directories being built) whose deltas use `base`. */
-async function _users(store: Store, base: BasePaths): Promise<string[]> {
-  const users: string[] = [];
-  // Hidden entries are projects being created, cloned or moved: keep their base too.
-  for (const entry of await _entries(store.projectsDir)) {
-    if (await _backsOnto(join(store.projectsDir, entry), base)) users.push(entry);
+/** Every project directory's backing links, hidden ones (projects being created, cloned or moved) included. */
+async function _allBackings(store: Store): Promise<{ readonly name: string; readonly backings: DeltaBackings }[]> {
+  const all = [];
+  for (const name of await _entries(store.projectsDir)) {
+    const dir = join(store.projectsDir, name);
+    all.push({
+      name,
+      backings: await deltaBackings({ systemImage: join(dir, "system.qcow2"), homeImage: join(dir, "home.qcow2") }),
+    });
   }
-  return users.sort();
+  return all;
 }
 
-/** Whether a delta in project directory `dir` has a backing link into `base`. */
-async function _backsOnto(dir: string, base: BasePaths): Promise<boolean> {
-  for (const delta of _deltaNames) {
-    let backing: string | undefined;
-    try {
-      backing = await qcow2BackingFile(join(dir, delta));
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.IsADirectory) continue;
-      throw error;
-    }
-    if (backing === join(base.dir, delta)) return true;
-  }
-  return false;
+/** The names among `all` with a delta written over `base`, sorted. */
+function _usersOf(
+  all: readonly { readonly name: string; readonly backings: DeltaBackings }[],
+  base: BasePaths,
+): string[] {
+  return all.filter(({ backings }) => _backsOnto(backings, base)).map(({ name }) => name).sort();
+}
+
+/** Whether either delta is written over `base`. */
+function _backsOnto(backings: DeltaBackings, base: BasePaths): boolean {
+  return backings.system === base.systemImage || backings.home === base.homeImage;
 }
 
 /** Whether every file of `kept` is the same file as `base`'s (a hard link, not a copy of another base). */
@@ -190,15 +196,6 @@ async function _isLinkOf(kept: BasePaths, base: BasePaths): Promise<boolean> {
     }
   }
   return true;
-}
-
-/** Whether `base` holds all its files at `generation`. */
-async function _isWhole(base: BasePaths, generation: string): Promise<boolean> {
-  for (const file of baseFileNames) {
-    if (!await pathExists(join(base.dir, file))) return false;
-  }
-  const found = await readGeneration(base.generation);
-  return found.kind === "number" && found.value === generation;
 }
 
 async function _entries(dir: string): Promise<string[]> {

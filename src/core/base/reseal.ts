@@ -30,9 +30,9 @@ import { syncDirectory, writeFileAtomic } from "../store/atomic_write.ts";
 import { crashPoint } from "../store/crash_point.ts";
 import { ExitCode, VirtdevError } from "../store/errors.ts";
 import { readOnlyFileMode } from "../store/file_modes.ts";
-import { readGeneration } from "../store/generation.ts";
+import { isBaseAt, readGeneration } from "../store/generation.ts";
 import { collectGenerations, keepBaseFor, projectsOnBase } from "./kept_generations.ts";
-import { baseFileNames, type BasePaths, pathExists, readOptionalText, type Store } from "../store/store.ts";
+import { baseFileNames, pathExists, readOptionalText, type Store } from "../store/store.ts";
 
 /** Exit codes of a reseal. */
 export const ResealExit = { generationCorrupt: 15, generationOverflow: 28 } as const;
@@ -120,10 +120,10 @@ export async function recoverReseal(store: Store): Promise<ResealRecovery> {
   }
   const journal = _parseJournal(journalText, store);
   let outcome: ResealRecovery;
-  if (await pathExists(store.base.dir) && await _isBaseAt(store.base, journal.to)) {
+  if (await pathExists(store.base.dir) && await isBaseAt(store.base, journal.to)) {
     // The new base is in place: only the commit was missing.
     outcome = "finished";
-  } else if (await _isBaseAt(store.maintenance, journal.to)) {
+  } else if (await isBaseAt(store.maintenance, journal.to)) {
     if (await pathExists(store.base.dir)) await Deno.rename(store.base.dir, old);
     await Deno.rename(store.maintenance.dir, store.base.dir);
     outcome = "finished";
@@ -165,15 +165,6 @@ function _parseJournal(text: string, store: Store): _Journal {
       `If not, and ${_oldBase(store)} does, put that back first: mv ${_oldBase(store)} ${store.base.dir}`,
     ],
   });
-}
-
-/** Whether `base` holds all its files at generation `generation`. */
-async function _isBaseAt(base: BasePaths, generation: string): Promise<boolean> {
-  for (const file of baseFileNames) {
-    if (!await pathExists(join(base.dir, file))) return false;
-  }
-  const found = await readGeneration(base.generation);
-  return found.kind === "number" && found.value === generation;
 }
 
 /** The message for a recovery, or `undefined` when there was nothing to do. */

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { readOptionalText } from "./store.ts";
+import { join } from "./path.ts";
+import { baseFileNames, type BasePaths, pathExists, readOptionalText } from "./store.ts";
 
 /** A generation file as read. */
 export type Generation =
@@ -53,4 +54,13 @@ export function isStale(project: Generation, base: Generation): boolean {
   if (project.kind === "detached") return false;
   if (project.kind !== "number" || base.kind !== "number") return true;
   return project.value !== base.value;
+}
+
+/** Whether `base` holds all its files, at generation `generation`. */
+export async function isBaseAt(base: BasePaths, generation: string): Promise<boolean> {
+  for (const file of baseFileNames) {
+    if (!await pathExists(join(base.dir, file))) return false;
+  }
+  const found = await readGeneration(base.generation);
+  return found.kind === "number" && found.value === generation;
 }

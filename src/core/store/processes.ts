@@ -10,23 +10,36 @@ import { runTool } from "./process.ts";
 /** One live process. */
 export interface ProcessEntry {
   readonly pid: number;
+  /** Its parent's PID. */
+  readonly ppid: number;
   /** The command line, its arguments joined by spaces. */
   readonly args: string;
 }
 
 /** The live (non-zombie) processes among `pids`. */
 export async function findProcesses(pids: readonly number[]): Promise<Map<number, ProcessEntry>> {
-  const found = new Map<number, ProcessEntry>();
   const valid = pids.filter((pid) => Number.isSafeInteger(pid) && pid > 0);
-  if (valid.length === 0) return found;
+  if (valid.length === 0) return new Map();
+  return await _ps(["-p", valid.join(",")]);
+}
+
+/** Every live (non-zombie) process, with its parent. */
+export async function processTable(): Promise<Map<number, ProcessEntry>> {
+  return await _ps(["-e"]);
+}
+
+async function _ps(select: readonly string[]): Promise<Map<number, ProcessEntry>> {
   // ps exits 1 when none of the PIDs exists.
-  const { stdout } = await runTool("ps", ["-ww", "-o", "pid=,stat=,args=", "-p", valid.join(",")], {
+  const { stdout } = await runTool("ps", ["-ww", ...select, "-o", "pid=,ppid=,stat=,args="], {
     allowFailure: true,
     missingHint: "Install procps (it provides ps).",
   });
+  const found = new Map<number, ProcessEntry>();
   for (const line of stdout.split("\n")) {
-    const match = /^\s*(\d+)\s+(\S+)\s+(.*)$/.exec(line);
-    if (match && !match[2].startsWith("Z")) found.set(Number(match[1]), { pid: Number(match[1]), args: match[3] });
+    const match = /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line);
+    if (match && !match[3].startsWith("Z")) {
+      found.set(Number(match[1]), { pid: Number(match[1]), ppid: Number(match[2]), args: match[4] });
+    }
   }
   return found;
 }

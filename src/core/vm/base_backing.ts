@@ -8,15 +8,21 @@ import { join } from "../store/path.ts";
 import type { BasePaths, ProjectPaths } from "../store/store.ts";
 import { qcow2BackingFile } from "./qcow2_overlay.ts";
 
-/** The backing links of a project's two deltas, as recorded (`undefined`: none, or no image). */
-export async function deltaBackings(
-  paths: Pick<ProjectPaths, "systemImage" | "homeImage">,
-): Promise<{ readonly system: string | undefined; readonly home: string | undefined }> {
+/** The backing links of a project's two deltas. */
+export interface DeltaBackings {
+  /** As recorded; `undefined`: none, or no image. */
+  readonly system: string | undefined;
+  readonly home: string | undefined;
+}
+
+/** The backing links of a project's two deltas, read from their headers. */
+export async function deltaBackings(paths: Pick<ProjectPaths, "systemImage" | "homeImage">): Promise<DeltaBackings> {
   const read = async (path: string) => {
     try {
       return await qcow2BackingFile(path);
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return undefined;
+      // A half-built project directory may hold neither image, or something else under its name.
+      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.IsADirectory) return undefined;
       throw error;
     }
   };

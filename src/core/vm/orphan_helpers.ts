@@ -7,8 +7,7 @@
  *
  * @module
  */
-import { runTool } from "../store/process.ts";
-import { findProcesses, signalProcess } from "../store/processes.ts";
+import { findProcesses, processTable, signalProcess } from "../store/processes.ts";
 import { hostAgentArgument, netFilterArgument } from "./host_agent_argument.ts";
 import type { Store } from "../store/store.ts";
 
@@ -28,15 +27,7 @@ export async function findOrphanHelpers(
   store: Pick<Store, "projectsDir">,
   options: { readonly project?: string } = {},
 ): Promise<OrphanHelper[]> {
-  const { stdout } = await runTool("ps", ["-ww", "-e", "-o", "pid=,ppid=,stat=,args="], {
-    allowFailure: true,
-    missingHint: "Install procps (it provides ps).",
-  });
-  const table = new Map<number, { ppid: number; args: string }>();
-  for (const line of stdout.split("\n")) {
-    const match = /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line);
-    if (match && !match[3].startsWith("Z")) table.set(Number(match[1]), { ppid: Number(match[2]), args: match[4] });
-  }
+  const table = await processTable();
   const prefix = `${store.projectsDir}/`;
   const orphans: OrphanHelper[] = [];
   for (const [pid, { ppid, args }] of table) {
