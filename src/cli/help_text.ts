@@ -51,7 +51,7 @@ export function renderCommandHelp(command: CommandSyntax): string {
 
 /** The synopsis as help shows it: `-y/--yes` rather than the man page's `-y|--yes`. */
 function _usage(command: CommandSyntax): string {
-  return synopsis(command).replace(/\[(-[^\] ]+(?:\|-[^\] ]+)+)/g, (whole) => whole.replaceAll("|", "/"));
+  return synopsis(command, { between: "/" });
 }
 
 function _optionLabel(spec: OptionSpec): string {

@@ -7,16 +7,21 @@
 import { brief, footer, programName } from "./program.ts";
 import { colorOption, type CommandSyntax, type OptionSpec, type PositionalSpec } from "./spec.ts";
 
-/** One command's synopsis: `virtdev backup [-v|--verbose] [--keep N] PROJECT`. */
-export function synopsis(command: CommandSyntax): string {
+/**
+ * One command's synopsis: `virtdev backup [-v|--verbose] [--keep N] PROJECT`;
+ * help joins an option's names with `/` instead.
+ */
+export function synopsis(command: CommandSyntax, options: { readonly between?: "|" | "/" } = {}): string {
   const words = [programName, command.name];
-  for (const spec of [...Object.values(command.options), colorOption]) words.push(`[${_optionUsage(spec)}]`);
+  for (const spec of [...Object.values(command.options), colorOption]) {
+    words.push(`[${_optionUsage(spec, options.between ?? "|")}]`);
+  }
   for (const spec of Object.values(command.positionals)) words.push(_positionalUsage(spec));
   return words.join(" ");
 }
 
-function _optionUsage(spec: OptionSpec): string {
-  const names = spec.names.join("|");
+function _optionUsage(spec: OptionSpec, between = "|"): string {
+  const names = spec.names.join(between);
   return spec.kind === "flag" ? names : `${names} ${spec.metavar}`;
 }
 
