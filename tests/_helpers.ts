@@ -253,3 +253,19 @@ export async function kvmRunsFirmwareHere(firmwareCode: string): Promise<boolean
   await child.status;
   return printed;
 }
+
+/**
+ * Runs one reseal swap (generation 1 to 2) on `sandbox`'s store in a child
+ * process (`tests/_reseal_child.ts`), killed at `crashAt` when given.
+ *
+ * @returns its exit code, 137 when it was killed.
+ */
+export async function runResealSwap(sandbox: Sandbox, crashAt?: string): Promise<number> {
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--frozen", "-A", join(repoRoot, "tests/_reseal_child.ts"), sandbox.virtdevHome],
+    env: crashAt ? { VIRTDEV_TEST_CRASH_AT: crashAt } : {},
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return child.signal === "SIGKILL" ? 137 : child.code;
+}

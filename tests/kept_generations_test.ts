@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { exists, killVms, repoRoot, type Sandbox, sealedSandbox, sh, virtdev } from "./_helpers.ts";
+import { exists, killVms, runResealSwap, type Sandbox, sealedSandbox, sh, virtdev } from "./_helpers.ts";
 
 /** A maintenance copy at generation 1 whose disks hold pattern 2 (the sealed base holds 7). */
 async function makeMaintenance(sandbox: Sandbox): Promise<void> {
@@ -19,16 +19,6 @@ async function makeMaintenance(sandbox: Sandbox): Promise<void> {
   }
   await Deno.copyFile(join(sandbox.virtdevHome, "system/nvram"), join(dir, "nvram"));
   await Deno.writeTextFile(join(dir, "generation"), "1\n");
-}
-
-async function swap(sandbox: Sandbox, crashAt?: string): Promise<number> {
-  const child = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--frozen", "-A", join(repoRoot, "tests/_reseal_child.ts"), sandbox.virtdevHome],
-    env: crashAt ? { VIRTDEV_TEST_CRASH_AT: crashAt } : {},
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  return child.signal === "SIGKILL" ? 137 : child.code;
 }
 
 /** Whether the image (through its backing chain) reads `pattern` over `length` bytes at `offset`. */
@@ -56,13 +46,13 @@ for (const crashAt of [undefined, "keep.linked", "keep.repointed-one"]) {
       await sh("qemu-io", ["-c", "write -P 9 2M 1M", join(home, "projects/p/system.qcow2")]);
       await makeMaintenance(sandbox);
       if (crashAt) {
-        assert.equal(await swap(sandbox, crashAt), 137, "killed");
+        assert.equal(await runResealSwap(sandbox, crashAt), 137, "killed");
         // Until the swap, both names hold the same base: p still starts on the current generation.
         assert.equal((await sh("cat", [join(home, "system/generation")])).trim(), "1");
         assert.ok(await reads(join(home, "projects/p/system.qcow2"), 9, "2M", "1M"));
         assert.ok(await reads(join(home, "projects/p/system.qcow2"), 7, "0", "1M"));
       }
-      assert.equal(await swap(sandbox), 0, "the reseal runs (again)");
+      assert.equal(await runResealSwap(sandbox), 0, "the reseal runs (again)");
       assert.equal((await sh("cat", [join(home, "system/generation")])).trim(), "2");
       assert.equal((await sh("cat", [join(kept, "generation")])).trim(), "1");
       for (const project of ["p", "q"]) {
@@ -86,7 +76,7 @@ Deno.test("stale projects on a kept base: start's hint, start --stale, list/disk
   try {
     await sh("qemu-io", ["-c", "write -P 9 2M 1M", join(home, "projects/p/system.qcow2")]);
     await makeMaintenance(sandbox);
-    assert.equal(await swap(sandbox), 0);
+    assert.equal(await runResealSwap(sandbox), 0);
 
     const start = await virtdev(sandbox, ["start", "p"]);
     assert.equal(start.code, 11, start.stderr);

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { exists, makeSandbox, repoRoot, type Sandbox, sh, virtdev } from "./_helpers.ts";
+import { exists, makeSandbox, runResealSwap, type Sandbox, sh, virtdev } from "./_helpers.ts";
 import { emptyProof, judgeShutdown, withEvent } from "../src/core/vm/shutdown_proof.ts";
 
 async function makeBase(dir: string, pattern: number, generation: string): Promise<void> {
@@ -44,16 +44,6 @@ async function assertConsistentBase(sandbox: Sandbox): Promise<number> {
   return generation;
 }
 
-async function runSwap(sandbox: Sandbox, crashAt?: string): Promise<number> {
-  const child = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--frozen", "-A", join(repoRoot, "tests/_reseal_child.ts"), sandbox.virtdevHome],
-    env: crashAt ? { VIRTDEV_TEST_CRASH_AT: crashAt } : {},
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  return child.signal === "SIGKILL" ? 137 : child.code;
-}
-
 const points: readonly { point: string; expect: number }[] = [
   { point: "reseal.prepared", expect: 1 },
   { point: "reseal.journal-written", expect: 2 },
@@ -69,7 +59,7 @@ for (const [index, { point, expect }] of points.entries()) {
     await using sandbox = await makeSandbox();
     await makeBase(join(sandbox.virtdevHome, "system"), 1, "1");
     await makeBase(join(sandbox.virtdevHome, "maintenance"), 2, "1");
-    assert.equal(await runSwap(sandbox, point), 137, "the swap was killed");
+    assert.equal(await runResealSwap(sandbox, point), 137, "the swap was killed");
     const next = via === "start"
       ? await virtdev(sandbox, ["start", "nosuch"])
       : await virtdev(sandbox, ["maintain", "-y"]);
@@ -87,7 +77,7 @@ Deno.test("a reseal whose new base is incomplete is rolled back: the old base re
   await using sandbox = await makeSandbox();
   await makeBase(join(sandbox.virtdevHome, "system"), 1, "1");
   await makeBase(join(sandbox.virtdevHome, "maintenance"), 2, "1");
-  assert.equal(await runSwap(sandbox, "reseal.old-moved"), 137);
+  assert.equal(await runResealSwap(sandbox, "reseal.old-moved"), 137);
   await Deno.remove(join(sandbox.virtdevHome, "maintenance/home.qcow2"));
   const next = await virtdev(sandbox, ["start", "nosuch"]);
   assert.equal(next.code, 3, next.stderr);
@@ -99,7 +89,7 @@ Deno.test("a damaged reseal journal: start, create and maintain exit 74 naming i
   await using sandbox = await makeSandbox();
   await makeBase(join(sandbox.virtdevHome, "system"), 1, "1");
   await makeBase(join(sandbox.virtdevHome, "maintenance"), 2, "1");
-  assert.equal(await runSwap(sandbox, "reseal.old-moved"), 137);
+  assert.equal(await runResealSwap(sandbox, "reseal.old-moved"), 137);
   const journal = join(sandbox.virtdevHome, "reseal.journal");
   assert.ok(await exists(journal), "the swap left its journal");
   await Deno.writeTextFile(journal, '{"from": "1", "to"');
@@ -123,7 +113,7 @@ Deno.test("a reseal that is not interrupted leaves generation 2 and nothing else
   await using sandbox = await makeSandbox();
   await makeBase(join(sandbox.virtdevHome, "system"), 1, "1");
   await makeBase(join(sandbox.virtdevHome, "maintenance"), 2, "1");
-  assert.equal(await runSwap(sandbox), 0);
+  assert.equal(await runResealSwap(sandbox), 0);
   assert.equal(await assertConsistentBase(sandbox), 2);
   assert.equal(await exists(join(sandbox.virtdevHome, "maintenance")), false);
   const mode = (await Deno.stat(join(sandbox.virtdevHome, "system/system.qcow2"))).mode! & 0o777;
