@@ -621,7 +621,8 @@ export async function stopProject(
   // The host agent outlives QEMU by a moment: it stops the filter and passt,
   // which write their last reports into run/. Cleared after it has gone.
   if (agentPid !== undefined) await _waitUntil(async () => !await isProcessAlive(agentPid), _agentExitMs);
-  await _endOrphans(paths, options.reporter);
+  // A live agent stops its own helpers; only one that died before the stop leaves any.
+  if (status.agentGone) await _endOrphans(paths, options.reporter);
   await clearRuntime(paths);
   await appendVmLog(paths, `stopped: ${how}`);
   return { how };
