@@ -29,7 +29,7 @@ export const destroyCommand = defineCommand("destroy", {
     validateProjectName(project, { legacy: true });
     await withLock(context, `destroy ${project}`, async () => {
       const paths = await requireProject(store, project, { legacy: true });
-      await requireStopped(store, project, DestroyExit.running);
+      await requireStopped(store, project, DestroyExit.running, { suspended: "allow" });
       ui.info("This will permanently delete:");
       ui.info(`  ${paths.dir}`);
       for (const file of await listProjectFiles(paths)) {

@@ -7,13 +7,14 @@ import { sshArguments } from "../core/guest/ssh.ts";
 import { requireProject } from "../core/projects/project_lookup.ts";
 import { inspectVm } from "../core/vm/runtime_state.ts";
 import { StartExit, startProject, stopProject } from "../core/vm/vm_lifecycle.ts";
+import { suspendProject } from "../core/vm/suspend.ts";
 
 /** `virtdev run [--ephemeral] <project> [--] command…`: boot, run one command, stop. */
 export const runCommand = defineCommand("run", {
   brief:
     `Run one command in a project VM: start it (disposable with --ephemeral), wait, run, stop; exits with the command's code.`,
   description:
-    `With --ephemeral every write of this boot goes to overlays that the stop drops: the project is byte for byte as it was, whatever the guest did. A VM that is already running is used as it is, and left running (--ephemeral refuses it). The command line reaches the guest's shell as ssh passes it (one word per argument, joined by spaces). The VM is stopped even when the command fails or is interrupted.`,
+    `With --ephemeral every write of this boot goes to overlays that the stop drops: the project is byte for byte as it was, whatever the guest did. A VM that is already running is used as it is, and left running (--ephemeral refuses it); a suspended one is resumed for the command and suspended again after it. The command line reaches the guest's shell as ssh passes it (one word per argument, joined by spaces). The VM is stopped even when the command fails or is interrupted.`,
   takesProject: true,
   options: {
     ephemeral: flagOption(["--ephemeral"], `Boot disposably: nothing the guest writes is kept.`),
@@ -31,7 +32,10 @@ export const runCommand = defineCommand("run", {
         hint: `e.g. 'virtdev run --ephemeral ${project} -- make test'.`,
       });
     }
-    const running = (await inspectVm(paths)).state !== "stopped";
+    const state = (await inspectVm(paths)).state;
+    // A suspended project is resumed for the command and suspended again after it.
+    const suspended = state === "suspended" && !ephemeral;
+    const running = state !== "stopped" && state !== "suspended";
     if (running && ephemeral) {
       throw new VirtdevError(`Project ${project} is running, so it cannot boot disposably.`, {
         exitCode: StartExit.running,
@@ -44,7 +48,7 @@ export const runCommand = defineCommand("run", {
     try {
       if (!running) {
         await withLock(context, `run ${project}`, async () => {
-          ui.info(`Starting ${project}${ephemeral ? " (disposable)" : ""}...`);
+          ui.info(`${suspended ? "Resuming" : "Starting"} ${project}${ephemeral ? " (disposable)" : ""}...`);
           await startProject(store, project, { config, env, reporter: ui, ephemeral });
         }, { waitSeconds: 60 });
       }
@@ -53,7 +57,12 @@ export const runCommand = defineCommand("run", {
         const { target } = await requireRunningGuest(store, project, { config, notRunningCode: 5 });
         return await runAttached("ssh", sshArguments(target, command));
       } finally {
-        if (!running) {
+        if (suspended) {
+          await withLock(context, `suspend ${project}`, async () => {
+            const result = await suspendProject(store, project, { config, reporter: ui });
+            ui.info(`Suspended ${project} again (${result.seconds.toFixed(1)}s).`);
+          }, { waitSeconds: 60 });
+        } else if (!running) {
           const stopped = await withLock(
             context,
             `stop ${project}`,

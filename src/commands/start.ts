@@ -9,7 +9,7 @@ import { refreshSshConfig } from "../core/projects/ssh_config.ts";
 export const startCommand = defineCommand("start", {
   brief: `Start a project VM in the background, with SSH on a loopback port.`,
   description:
-    `The port is kept per project: the first start takes the lowest free port from 2222 (or the one given), later starts reuse it while it is free. The command returns once QEMU runs and its port is bound; 'virtdev wait' waits for SSH.`,
+    `A suspended project ('virtdev suspend') is resumed from its saved memory, unless --cold. The port is kept per project: the first start takes the lowest free port from 2222 (or the one given), later starts reuse it while it is free. The command returns once QEMU runs and its port is bound; 'virtdev wait' waits for SSH.`,
   takesProject: true,
   options: {
     ephemeral: flagOption(
@@ -19,6 +19,10 @@ export const startCommand = defineCommand("start", {
     stale: flagOption(
       ["--stale"],
       `Boot a stale project on its kept base generation, to back it up, copy files out or recreate it.`,
+    ),
+    cold: flagOption(
+      ["--cold"],
+      `Boot a suspended project afresh: its saved memory is discarded (its processes end; its disks are kept).`,
     ),
     net: valueOption(
       ["--net"],
@@ -30,7 +34,7 @@ export const startCommand = defineCommand("start", {
     project: projectPositional,
     port: { metavar: "PORT", description: `SSH port on 127.0.0.1 (1024-65535).`, optional: true },
   },
-  async run({ project, port, net, ephemeral, stale }, context) {
+  async run({ project, port, net, ephemeral, stale, cold }, context) {
     const { ui, store, config, env } = context;
     validateProjectName(project);
     if (net !== undefined) await checkZoneName(config.configDir, net);
@@ -46,6 +50,7 @@ export const startCommand = defineCommand("start", {
         egress: net,
         ephemeral,
         stale,
+        cold,
       });
       // Its port is known now.
       await refreshSshConfig(store, { configDir: config.configDir, identity: config.sshKey });
@@ -53,6 +58,11 @@ export const startCommand = defineCommand("start", {
     }, { waitSeconds: 60 });
     if (result.resumed) {
       ui.success(`Resumed ${project}: its guest runs again.`);
+      return;
+    }
+    if (result.resumedState) {
+      ui.success(`Resuming ${project} from its suspended state (port ${result.port}).`);
+      ui.info(`'virtdev wait ${project}' returns once its clock is set and SSH answers.`);
       return;
     }
     if (result.cleanedStale) ui.info("Cleaned up after a VM that had ended without stopping (crash or reboot).");

@@ -4,6 +4,8 @@ import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { requireVmPaths } from "../core/projects/project_lookup.ts";
 import { describeRunState, inspectVm } from "../core/vm/runtime_state.ts";
 import { readHaltRecord } from "../core/vm/vm_halt.ts";
+import { readSuspendRecord } from "../core/vm/suspend_state.ts";
+import { formatSize } from "../core/store/size.ts";
 import { reportForwards } from "../core/vm/forward_control.ts";
 import { effectiveVmSize, readProjectSettings } from "../core/projects/settings.ts";
 import type { Config } from "../core/store/config.ts";
@@ -16,9 +18,9 @@ async function _size(paths: ProjectPaths, config: Config): Promise<{ cpus: numbe
 
 /** `virtdev status [--json] <project>`: the VM's run state. */
 export const statusCommand = defineCommand("status", {
-  brief: `Print a project VM's state: running, starting, stopping, degraded, paused or stopped.`,
+  brief: `Print a project VM's state: running, starting, stopping, degraded, paused, suspended or stopped.`,
   description:
-    `'running (started elsewhere)': a QEMU that virtdev did not start (the original virtdev, or one by hand) has the project's disks open. 'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has; 'degraded' that its network (passt) has died, so it cannot be reached until it is restarted; 'paused (why)' that QEMU stopped running the guest (a failed disk write, a pause through the monitor). 'stopped (why, when)' tells that QEMU ended the last boot itself (a kernel panic, a KVM internal error). With --json, also the PID, port, supervisor, network and forwards.`,
+    `'running (started elsewhere)': a QEMU that virtdev did not start (the original virtdev, or one by hand) has the project's disks open. 'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has; 'degraded' that its network (passt) has died, so it cannot be reached until it is restarted; 'paused (why)' that QEMU stopped running the guest (a failed disk write, a pause through the monitor); 'suspended (when, size)' that its memory is saved in the project ('virtdev suspend') and 'virtdev start' resumes it. 'stopped (why, when)' tells that QEMU ended the last boot itself (a kernel panic, a KVM internal error). With --json, also the PID, port, supervisor, network and forwards.`,
   takesProject: true,
   options: {
     json: flagOption(["--json"], `Print a JSON object.`),
@@ -32,10 +34,13 @@ export const statusCommand = defineCommand("status", {
     const status = await inspectVm(paths, { foreign: "hints" });
     // A boot that QEMU ended (a panic, a KVM error) is told until the next start.
     const lastHalt = status.state === "stopped" ? await readHaltRecord(paths) : undefined;
+    const saved = status.state === "suspended" ? await readSuspendRecord(paths) : undefined;
     if (!json) {
       ui.result(
         lastHalt
           ? `stopped (${lastHalt.reason}, ${lastHalt.at.slice(0, 19).replace("T", " ")} UTC)`
+          : saved
+          ? `suspended (${saved.savedAt.slice(0, 19).replace("T", " ")} UTC, ${formatSize(saved.memoryBytes)} of memory)`
           : describeRunState(status),
       );
       return;
@@ -55,6 +60,7 @@ export const statusCommand = defineCommand("status", {
       net: await _net(paths),
       forwards: await reportForwards(paths),
       halt: status.halt ?? lastHalt ?? null,
+      suspended: saved ? { savedAt: saved.savedAt, memoryBytes: saved.memoryBytes } : null,
     }));
   },
 });

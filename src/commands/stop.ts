@@ -2,10 +2,13 @@ import { defineCommand, projectPositional } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
 import { maintenanceVmName, validateProjectName } from "../core/store/store.ts";
 import { stopProject } from "../core/vm/vm_lifecycle.ts";
+import { inspectVm } from "../core/vm/runtime_state.ts";
 
 /** `virtdev stop <project>`: shuts a project's VM down cleanly. */
 export const stopCommand = defineCommand("stop", {
   brief: `Shut a project VM down (ACPI power-off; SIGTERM after VIRTDEV_STOP_TIMEOUT).`,
+  description:
+    `For a suspended project, stop discards its saved memory: its processes end, and its disks keep what the guest had written by the suspend (the suspend syncs them). The next start boots afresh.`,
   takesProject: true,
   positionals: {
     project: projectPositional,
@@ -21,9 +24,17 @@ export const stopCommand = defineCommand("stop", {
       return;
     }
     const result = await withLock(context, `stop ${project}`, async () => {
-      ui.info(`Sending ACPI power-off to ${project}...`);
+      if ((await inspectVm(store.project(project))).state !== "suspended") {
+        ui.info(`Sending ACPI power-off to ${project}...`);
+      }
       return await stopProject(store, project, { stopTimeout: config.stopTimeout, reporter: ui });
     }, { waitSeconds: 60 });
+    if (result.how === "discarded its suspended state") {
+      ui.success(
+        `Discarded ${project}'s suspended state: its processes are gone; its disks hold what was synced at the suspend.`,
+      );
+      return;
+    }
     ui.success(`Project virtual machine stopped: ${project} (${result.how}).`);
   },
 });

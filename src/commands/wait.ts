@@ -14,7 +14,12 @@ export const waitCommand = defineCommand("wait", {
   async run({ project }, { ui, store, config }) {
     validateProjectName(project);
     ui.info(`Waiting for ${project} (timeout ${config.waitTimeout}s)...`);
-    const { port, seconds } = await waitForGuest(store, project, { config });
+    const { port, seconds, clock } = await waitForGuest(store, project, { config });
+    if (clock && !clock.set) {
+      ui.warn(
+        `could not set ${project}'s clock after its resume (${clock.detail}); it is behind by the time it was suspended. The guest contract's passwordless sudo for dev is needed.`,
+      );
+    }
     ui.success(`SSH is up: ${project} port ${port} (${seconds.toFixed(1)}s).`);
   },
 });

@@ -25,6 +25,7 @@ import { isReadableFile, runProvision } from "../guest/provision.ts";
 import { sshArguments } from "../guest/ssh.ts";
 import { requireKey } from "../guest/ssh_key.ts";
 import { checkImage } from "../vm/images.ts";
+import { suspendedProjectsError } from "../vm/suspended_error.ts";
 import { inspectVm } from "../vm/runtime_state.ts";
 import { judgeShutdown, readShutdownProof, type ShutdownVerdict } from "../vm/shutdown_proof.ts";
 import { haltHints, readHaltRecord } from "../vm/vm_halt.ts";
@@ -237,9 +238,14 @@ async function _preflight(store: Store, config: Config): Promise<void> {
     });
   }
   const running: string[] = [];
+  const suspended: string[] = [];
   for (const name of await store.listProjects()) {
-    if ((await inspectVm(store.project(name))).state !== "stopped") running.push(name);
+    const state = (await inspectVm(store.project(name))).state;
+    if (state === "suspended") suspended.push(name);
+    else if (state !== "stopped") running.push(name);
   }
+  // A reseal leaves them on a kept base with rewritten headers: their memory would no longer fit their disks.
+  if (suspended.length) throw suspendedProjectsError(suspended, "maintain the base");
   if (running.length) {
     throw new VirtdevError(`Project VMs are running: ${running.join(", ")}.`, {
       exitCode: MaintainExit.projectsRunning,

@@ -81,9 +81,9 @@ export async function requireRunningVm(store: Store, name: string, notRunningCod
   const paths = await requireVmPaths(store, name);
   const status = await inspectVm(paths);
   if (status.pid === undefined || status.record === undefined) {
-    throw new VirtdevError(`Project ${name} is not running.`, {
+    throw new VirtdevError(`Project ${name} is ${status.state === "suspended" ? "suspended" : "not running"}.`, {
       exitCode: notRunningCode,
-      hint: `Start it with 'virtdev start ${name}', then 'virtdev wait ${name}'.`,
+      hint: `${status.state === "suspended" ? "Resume" : "Start"} it with 'virtdev start ${name}', then 'virtdev wait ${name}'.`,
     });
   }
   return { paths, status: { ...status, pid: status.pid }, record: status.record };
@@ -108,7 +108,12 @@ export async function waitForGuest(
   store: Store,
   name: string,
   options: { readonly config: Pick<Config, "sshKey" | "waitTimeout"> },
-): Promise<{ readonly port: number; readonly seconds: number }> {
+): Promise<{
+  readonly port: number;
+  readonly seconds: number;
+  /** After a resume: whether the guest's clock was set from the host's. */
+  readonly clock?: { readonly set: boolean; readonly detail?: string };
+}> {
   const started = performance.now();
   const guest = await requireRunningGuest(store, name, { config: options.config, notRunningCode: WaitExit.exited })
     .catch(async (error) => {
@@ -216,7 +221,8 @@ export async function waitForGuest(
   } finally {
     watcher.close();
   }
-  return { port: guest.target.port, seconds: (performance.now() - started) / 1000 };
+  const clock = (await readAgentState(guest.paths))?.clock;
+  return { port: guest.target.port, seconds: (performance.now() - started) / 1000, ...(clock ? { clock } : {}) };
 }
 
 /** How often `wait` looks at a booting VM when nothing in run/ changed. */

@@ -51,7 +51,7 @@ export async function cloneProject(
 ): Promise<ProjectPaths> {
   validateNewProjectName(target);
   const from = await requireProject(store, source);
-  await requireStopped(store, source, CloneExit.running);
+  await requireStopped(store, source, CloneExit.running, { what: "clone it" });
   await finishInterruptedRevert(from);
   const paths = store.project(target);
   await removeAbandonedWork(store);

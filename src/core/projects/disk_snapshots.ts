@@ -158,7 +158,7 @@ async function _applySnapshot(paths: ProjectPaths, name: string): Promise<void> 
 
 async function _stoppedProject(store: Store, name: string): Promise<ProjectPaths> {
   const paths = await requireProject(store, name);
-  await requireStopped(store, name, SnapshotExit.running);
+  await requireStopped(store, name, SnapshotExit.running, { what: "take, revert or delete its snapshots" });
   await recoverDiskSnapshots(paths);
   return paths;
 }

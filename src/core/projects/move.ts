@@ -47,7 +47,7 @@ export async function moveProject(
   validateProjectName(from, { legacy: true });
   validateNewProjectName(to);
   await requireProject(store, from, { legacy: true });
-  await requireStopped(store, from, MoveExit.running);
+  await requireStopped(store, from, MoveExit.running, { what: "move it" });
   for (
     const [what, path] of [
       ["A project", store.project(to).dir],

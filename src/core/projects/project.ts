@@ -276,7 +276,7 @@ async function _requireOwnBase(
  */
 export async function planDetach(store: Store, name: string): Promise<DetachPlan & { recovered?: string }> {
   const paths = await requireProject(store, name);
-  await requireStopped(store, name, DetachExit.running);
+  await requireStopped(store, name, DetachExit.running, { what: "detach it" });
   const recovered = await recoverInterruptedDetach(paths);
   const generation = await readGeneration(paths.generation);
   if (generation.kind === "detached") {

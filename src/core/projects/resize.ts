@@ -55,7 +55,7 @@ export async function resizeProjectDisk(
   options: { readonly disk: (typeof resizableDisks)[number]; readonly size: string },
 ): Promise<ResizeResult> {
   const paths = await requireProject(store, name);
-  await requireStopped(store, name, ResizeExit.running);
+  await requireStopped(store, name, ResizeExit.running, { what: "resize it" });
   const image = options.disk === "home" ? paths.homeImage : paths.systemImage;
   const before = (await imageInfo(image)).virtualSize;
   const after = targetSize(options.size, before);

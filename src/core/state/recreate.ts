@@ -18,6 +18,7 @@ import { restoreSettings, saveSettings } from "../projects/setting_files.ts";
 import { defaultProvisionPath, isReadableFile, runProvision } from "../guest/provision.ts";
 import type { Reporter } from "../store/reporter.ts";
 import { restoreProject } from "./restore.ts";
+import { suspendedError } from "../vm/suspended_error.ts";
 import { inspectVm } from "../vm/runtime_state.ts";
 import { latestSnapshot, listSnapshots, validateSnapshotId } from "./snapshots.ts";
 import { pathExists, type Store, validateProjectName } from "../store/store.ts";
@@ -101,8 +102,11 @@ export async function planRecreate(
   // Resuming after destroy may find no project: that is what create makes.
   if (fromIndex <= recreateSteps.indexOf("destroy")) await requireProject(store, project);
 
-  const running = await pathExists(store.project(project).dir) &&
-    (await inspectVm(store.project(project))).state !== "stopped";
+  const state = await pathExists(store.project(project).dir)
+    ? (await inspectVm(store.project(project))).state
+    : "stopped";
+  if (state === "suspended") throw suspendedError(project, "recreate it", { resumeFirst: true });
+  const running = state !== "stopped";
   const runsBackup = !request.noBackup && !before("backup");
   if (runsBackup) {
     if (!running) {

@@ -14,6 +14,8 @@ import type { Config } from "../store/config.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { describeGeneration, readGeneration } from "../store/generation.ts";
 import { requireRunningGuest } from "../guest/guest_access.ts";
+import { projectRunState } from "../vm/runtime_state.ts";
+import { suspendedError } from "../vm/suspended_error.ts";
 import { parseManifest } from "./manifest.ts";
 import { copyManifestPaths, requireSafeRsync, type RsyncStats } from "../guest/rsync.ts";
 import type { Reporter } from "../store/reporter.ts";
@@ -83,6 +85,9 @@ export async function restoreProject(
   },
 ): Promise<RestoreResult> {
   if (options.snapshot !== undefined) validateSnapshotId(options.snapshot);
+  if (await projectRunState(store, name) === "suspended") {
+    throw suspendedError(name, "restore into it", { resumeFirst: true });
+  }
   const guest = await requireRunningGuest(store, name, {
     config: options.config,
     notRunningCode: RestoreExit.notRunning,

@@ -15,6 +15,7 @@ import { defaultProvisionPath, isReadableFile } from "../guest/provision.ts";
 import { backupProject } from "./backup.ts";
 import { loadManifest } from "./manifest.ts";
 import { planRecreate, type RecreateProgress, runRecreate } from "./recreate.ts";
+import { suspendedProjectsError } from "../vm/suspended_error.ts";
 import { inspectVm } from "../vm/runtime_state.ts";
 import { startProject, stopProject } from "../vm/vm_lifecycle.ts";
 import type { MaintainResult } from "../base/maintain.ts";
@@ -103,6 +104,13 @@ export async function planUpgrade(
       });
     }
   }
+
+  // The reseal moves every project's base: a suspended one's memory would no longer fit its disks.
+  const suspended: string[] = [];
+  for (const name of projects) {
+    if ((await inspectVm(store.project(name))).state === "suspended") suspended.push(name);
+  }
+  if (suspended.length) throw suspendedProjectsError(suspended, "upgrade the base");
 
   const excluded: Exclusion[] = [];
   const warnings: string[] = [];

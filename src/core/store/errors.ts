@@ -19,6 +19,8 @@ export const ExitCode = {
   cleanupFailed: 73,
   damagedJournal: 74,
   lockBusy: 75,
+  /** The project is suspended: the command would change disks its saved memory belongs to. */
+  suspended: 76,
   keyMissing: 77,
   keyPermissions: 78,
   invalidSnapshot: 79,

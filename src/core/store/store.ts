@@ -106,6 +106,8 @@ export interface RuntimePaths {
   readonly qmpWatchSocket: string;
   /** A disposable boot's overlays over the project's disks and its nvram copy, dropped at stop. */
   readonly ephemeral: string;
+  /** Present while a suspend writes the VM's state: its PID and token, for the host agent's guard. */
+  readonly suspending: string;
 }
 
 /** Paths of one project's files: the base's shape plus its own. */
@@ -140,6 +142,8 @@ export interface ProjectPaths extends BasePaths {
   readonly shutdownProof: string;
   /** Why the last boot stopped running, when QEMU stopped it (a panic, a KVM error): `halt.json`, cleared by the next start. */
   readonly haltRecord: string;
+  /** A suspended VM's memory and device state, with what it belongs to (`suspend`); consumed by the resume. */
+  readonly suspended: string;
   /** The directory of the runtime files. */
   readonly runDir: string;
   /** Runtime files. */
@@ -233,6 +237,7 @@ export class Store {
       vmLog: join(dir, "vm.log"),
       shutdownProof: join(dir, "shutdown.json"),
       haltRecord: join(dir, "halt.json"),
+      suspended: join(dir, "suspended"),
       runDir: run,
       runtime: {
         monitorSocket: join(run, "monitor.sock"),
@@ -245,6 +250,7 @@ export class Store {
         network: join(run, "net"),
         qmpWatchSocket: join(run, "qmp-watch.sock"),
         ephemeral: join(run, "ephemeral"),
+        suspending: join(run, "suspending"),
       },
     };
   }

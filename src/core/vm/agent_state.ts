@@ -33,6 +33,8 @@ export interface AgentState {
   readonly qemuStartedAt?: number;
   /** Why the guest is not running although QEMU lives (QEMU's run state after a STOP). */
   readonly halt?: VmHalt;
+  /** After a resume: whether the guest's clock was set from the host's, and if not, why. */
+  readonly clock?: { readonly set: boolean; readonly detail?: string };
 }
 
 /** Reads the agent's state, if there is a readable one. */

@@ -36,7 +36,7 @@ export interface ForwardReport extends Forward {
 export async function reportForwards(paths: ProjectPaths): Promise<ForwardReport[]> {
   const kept = await readForwards(paths);
   const vm = await inspectVm(paths);
-  if (vm.state === "stopped") return kept.map((forward) => ({ ...forward, state: "stopped" }));
+  if (vm.state === "stopped" || vm.state === "suspended") return kept.map((forward) => ({ ...forward, state: "stopped" }));
   const agent = (await readAgentState(paths))?.forwards ?? [];
   return kept.map((forward) => {
     const live = agent.find((state) => state.host === forward.host && state.guest === forward.guest);
@@ -142,7 +142,7 @@ async function _awaitForward<T>(
  */
 async function _tellAgent(paths: ProjectPaths): Promise<boolean> {
   const vm = await inspectVm(paths);
-  if (vm.state === "stopped") return false;
+  if (vm.state === "stopped" || vm.state === "suspended") return false;
   const pid = (await readAgentState(paths))?.pid;
   const entry = pid === undefined ? undefined : (await findProcesses([pid])).get(pid);
   if (!entry || !entry.args.includes(hostAgentArgument) || !entry.args.includes(` ${paths.dir} `)) {

@@ -41,6 +41,13 @@ import {
 } from "./shutdown_proof.ts";
 import { readForwards } from "./forwards.ts";
 import { consoleMilestones, formatTimeline } from "./boot_timeline.ts";
+import {
+  finishIncoming,
+  guardSuspend,
+  setGuestClock,
+  suspendedStateLoadFailure,
+  suspendInProgress,
+} from "./resume_agent.ts";
 
 export { hostAgentArgument } from "./host_agent_argument.ts";
 export { type AgentState, readAgentState, type Readiness } from "./agent_state.ts";
@@ -187,6 +194,31 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   };
   Deno.addSignalListener("SIGUSR1", onForwardsChanged);
 
+  // A resumed guest's clock stood still while it was suspended: it is set
+  // before the guest counts as ready, so that 'wait' returns with it right.
+  let clockPending = record.resume !== undefined && record.ssh !== undefined;
+  const publishReadiness = async (readiness: Readiness) => {
+    if (readiness === "ready" && clockPending && record.ssh) {
+      clockPending = false;
+      const clock = await setGuestClock({
+        project: paths.name,
+        port: record.port,
+        identity: record.ssh.identity,
+        knownHosts: paths.knownHosts,
+      });
+      await appendVmLog(
+        paths,
+        clock.set
+          ? "host agent: set the resumed guest's clock from the host's"
+          : `host agent: could not set the resumed guest's clock: ${clock.detail}`,
+      );
+      await setState({ clock }, { now: true });
+    }
+    await setState({ readiness }, { now: readiness === "ready" });
+    ready = readiness === "ready";
+    if (ready) reconcileForwards();
+  };
+
   // Where this boot spends its time, logged once the guest says it is ready.
   const milestones: { name: string; seconds: number }[] = [];
   const milestone = (name: string): void => {
@@ -216,14 +248,16 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
       }
     },
     onReadiness: (readiness) => {
-      setState({ readiness });
-      ready = readiness === "ready";
-      if (ready) reconcileForwards();
+      publishReadiness(readiness);
     },
   });
   const status = child.status;
 
-  const launched = await _waitForQmp(paths, status);
+  let launched = await _waitForQmp(paths, status);
+  let failure: string | undefined;
+  if (launched && record.resume) launched = await _loadSuspendedState(paths);
+  // Whatever kept a resume from running (QEMU's own exit included), start then boots cold.
+  if (!launched && record.resume) failure = suspendedStateLoadFailure;
   let server: _ConsoleServer | undefined;
   let watching: Promise<ShutdownProof | undefined> | undefined;
   if (launched) {
@@ -240,6 +274,8 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
     });
     milestone("qmp");
     await setState({ phase: "running", qemuStartedAt }, { now: true });
+    // A resumed guest does not print its readiness again: it said it before the suspend.
+    if (record.resume?.readiness === "ready") publishReadiness("ready");
   } else {
     forward();
   }
@@ -266,7 +302,8 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
     stateWriter.cancel();
     await appendVmLog(paths, `QEMU exited (${exit.signal ?? `exit ${exit.code}`})`);
   } else {
-    const error = complaint || `QEMU exited (${exit.signal ?? `exit ${exit.code}`}) before it was ready.`;
+    const exited = `QEMU exited (${exit.signal ?? `exit ${exit.code}`}) before it was ready.`;
+    const error = [failure, complaint || (failure ? "" : exited)].filter(Boolean).join(": ");
     await setState({ phase: "failed", error }, { now: true });
   }
   Deno.removeSignalListener("SIGTERM", forward);
@@ -317,6 +354,11 @@ async function _watchEvents(
         }
       }
       if (event.event === "STOP") {
+        // A pause for a suspend is not a halt; the guard sees it through.
+        if (await suspendInProgress(paths)) {
+          await guardSuspend(client, paths);
+          continue;
+        }
         const halt = await haltAfterStop(client);
         if (halt === undefined || halt.state === halted?.state) continue;
         halted = halt;
@@ -339,6 +381,27 @@ async function _watchEvents(
     client.close();
   }
   return proof;
+}
+
+/** How long QEMU may take to load a suspended state. */
+const _loadTimeoutMs = 300_000;
+
+/** Lets QEMU load the suspended state, then consumes it and lets the guest run. */
+async function _loadSuspendedState(paths: ProjectPaths): Promise<boolean> {
+  let client: QmpClient;
+  try {
+    client = await QmpClient.connect(paths.runtime.qmpSocket);
+  } catch {
+    return false;
+  }
+  try {
+    return await finishIncoming(client, paths, { timeoutMs: _loadTimeoutMs });
+  } catch (error) {
+    await appendVmLog(paths, `host agent: resuming: ${error instanceof Error ? error.message : String(error)}`);
+    return false;
+  } finally {
+    client.close();
+  }
 }
 
 /** Waits until QEMU answers QMP (it has initialised) or exits first. */

@@ -40,7 +40,7 @@ export interface RunningNet {
 /** The running VM's zone and blocked count, or `undefined` when it has no filter running. */
 export async function runningNet(paths: ProjectPaths): Promise<RunningNet | undefined> {
   const vm = await inspectVm(paths);
-  if (vm.state === "stopped" || !vm.record?.network) return undefined;
+  if (vm.state === "stopped" || vm.state === "suspended" || !vm.record?.network) return undefined;
   if (!vm.record.filter) return { zone: vm.record.network.egress, blocked: 0 };
   const report = await readFilterReport(vm.record.filter.netDir);
   return { zone: report?.zone ?? vm.record.network.egress, blocked: report?.blocked ?? 0, report };
@@ -58,7 +58,7 @@ export async function applyNet(
   options: { readonly configDir: string; readonly zone?: string; readonly dnsUpstream?: readonly string[] },
 ): Promise<Applied> {
   const vm = await inspectVm(paths);
-  if (vm.state === "stopped" || !vm.record) return "stopped";
+  if (vm.state === "stopped" || vm.state === "suspended" || !vm.record) return "stopped";
   const filter = vm.record.filter;
   if (!filter) return "next-start";
   const now = await readPolicyFile(filter.netDir).catch(() => undefined);

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { shellQuote } from "../store/shell_quote.ts";
 
 /** The longest path a unix socket can have (sun_path holds 108 bytes with the NUL). */
 export const maxSocketPath = 107;
@@ -54,6 +55,12 @@ export interface VmSpec {
    * exits.
    */
   readonly pauseOnPowerOff?: boolean;
+  /**
+   * A suspended state to load (`suspend.ts`) instead of booting: QEMU
+   * reads it through `/bin/sh` (`exec:`; QEMU 7.2 has no `file:`), and
+   * waits, paused, for `cont` once it is loaded.
+   */
+  readonly incoming?: string;
 }
 
 /** One fw_cfg item. */
@@ -140,6 +147,8 @@ export function qemuArguments(spec: VmSpec): string[] {
     const value = "string" in item ? `string=${e(item.string)}` : `file=${e(item.file)}`;
     args.push("-fw_cfg", `name=opt/virtdev/${e(item.name)},${value}`);
   }
+  // The path reaches a shell: quoted, never bare.
+  if (spec.incoming !== undefined) args.push("-S", "-incoming", `exec:cat ${shellQuote(spec.incoming)}`);
   if (spec.smbiosSerial !== undefined) args.push("-smbios", `type=1,serial=${e(spec.smbiosSerial)}`);
   return args;
 }

@@ -14,12 +14,15 @@ import type { VmHalt } from "./vm_halt.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
 import { filesInUse } from "./disk_locks.ts";
 import { readOptionalText } from "../store/store.ts";
+import { hasSuspendedState } from "./suspend_state.ts";
 
 /**
  * The run state of a project VM. `degraded`: QEMU runs, but its network
  * (passt) has died, so the guest cannot be reached until a restart.
+ * `suspended`: no QEMU runs, and the project holds its saved state
+ * (`suspend.ts`), which the next start resumes.
  */
-export type RunState = "running" | "starting" | "stopping" | "degraded" | "paused" | "stopped";
+export type RunState = "running" | "starting" | "stopping" | "degraded" | "paused" | "suspended" | "stopped";
 
 /** How a running VM was launched; written by `start` before QEMU runs. */
 export interface RuntimeRecord {
@@ -47,6 +50,12 @@ export interface RuntimeRecord {
   readonly shutdownWatch?: ShutdownWatch;
   /** A disposable boot: every write went to overlays in run/, dropped at stop. */
   readonly ephemeral?: boolean;
+  /**
+   * A resume from the project's suspended state (QEMU loads it with
+   * `-incoming`): the host agent consumes the state before the guest runs,
+   * sets its clock, and takes its readiness from the suspend.
+   */
+  readonly resume?: { readonly readiness: Readiness };
 }
 
 /** What is known of a project's VM. */
@@ -158,7 +167,7 @@ export async function inspectVm(
         if (!(error instanceof Deno.errors.NotFound)) throw error;
       }
     }
-    return { state: "stopped", stale };
+    return { state: await hasSuspendedState(paths) ? "suspended" : "stopped", stale };
   }
   const record = await readRuntimeRecord(paths);
   const stopper = Number((await readOptionalText(paths.runtime.stopping))?.trim());

@@ -23,6 +23,12 @@ import { appendVmLog } from "./vm_log.ts";
 /** The QEMU binary. */
 export const qemuProgram = "qemu-system-x86_64";
 
+/** QEMU's `--version` first line: a migration stream is only sure to load into the QEMU that wrote it. */
+export async function qemuVersionLine(): Promise<string> {
+  const result = await runTool(qemuProgram, ["--version"]);
+  return result.stdout.split("\n", 1)[0].trim();
+}
+
 /** How to install QEMU, for hints. */
 export const qemuInstallHint = "Install QEMU: 'pacman -S qemu-base' (Arch) or 'apt install qemu-system-x86' (Debian).";
 

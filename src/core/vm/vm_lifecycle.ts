@@ -40,6 +40,7 @@ import {
   LaunchExit,
   netFilterCommand,
   qemuProgram,
+  qemuVersionLine,
   supervisorFor,
 } from "./supervisor.ts";
 import { policyFileOf, writePolicyFile } from "./egress/policy_file.ts";
@@ -53,6 +54,16 @@ import {
   planNetwork,
 } from "./network.ts";
 import { appendVmLog } from "./vm_log.ts";
+import {
+  discardSuspendState,
+  fingerprintDifferences,
+  fingerprintOf,
+  readSuspendRecord,
+  suspendFiles,
+  type SuspendRecord,
+} from "./suspend_state.ts";
+import { suspendedError } from "./suspended_error.ts";
+import { suspendedStateLoadFailure } from "./resume_agent.ts";
 import { backsOntoOneOf } from "./base_backing.ts";
 import { endOrphanHelpers, findOrphanHelpers } from "./orphan_helpers.ts";
 import { effectiveVmSize, readProjectSettings } from "../projects/settings.ts";
@@ -218,7 +229,7 @@ export async function checkGenerationGate(
  * a SIGKILL or a host reboot).
  */
 export async function cleanStaleRuntime(paths: ProjectPaths, status: VmStatus): Promise<boolean> {
-  if (status.state !== "stopped" || !status.stale) return false;
+  if ((status.state !== "stopped" && status.state !== "suspended") || !status.stale) return false;
   await _endOrphans(paths);
   await clearRuntime(paths);
   await appendVmLog(paths, "found the VM gone with its runtime files left behind; cleaned them");
@@ -243,6 +254,8 @@ export interface StartResult {
   readonly network: { readonly backend: NetBackend; readonly egress: Egress };
   /** A VM QEMU had paused (a failed disk write) was resumed, not started. */
   readonly resumed?: boolean;
+  /** The VM was resumed from its suspended state. */
+  readonly resumedState?: boolean;
 }
 
 /** Starts project `name`'s VM. Call under the store lock. */
@@ -260,6 +273,8 @@ export async function startProject(
     readonly ephemeral?: boolean;
     /** Boot a stale project on its kept base generation. */
     readonly stale?: boolean;
+    /** Boot a suspended project afresh: its suspended state is discarded. */
+    readonly cold?: boolean;
   },
 ): Promise<StartResult> {
   const explicit = options.port === undefined ? undefined : parsePort(options.port);
@@ -299,20 +314,62 @@ export async function startProject(
       resumed: true,
     };
   }
-  if (status.state !== "stopped") {
+  if (status.state !== "stopped" && status.state !== "suspended") {
     throw new VirtdevError(`Project ${name} is already running (PID ${status.pid}).`, {
       exitCode: StartExit.running,
       hint: `Connect with 'virtdev ssh ${name}', or stop it with 'virtdev stop ${name}'.`,
     });
   }
   const cleanedStale = await cleanStaleRuntime(paths, status);
+  const resume = status.state === "suspended" ? await _suspendedStateToResume(paths, options) : undefined;
   await clearHaltRecord(paths);
   _checkRuntimePaths(paths);
   await ensureHostKey(paths);
   await ensureInstanceId(paths);
   if (await finishInterruptedRevert(paths)) options.reporter.warn("finished a snapshot revert that was interrupted.");
-  const launched = await _launchVm(store, paths, { ...options, explicit });
-  return { ...launched, cleanedStale };
+  try {
+    const launched = await _launchVm(store, paths, { ...options, explicit, resume });
+    return { ...launched, cleanedStale, ...(resume ? { resumedState: true } : {}) };
+  } catch (error) {
+    const why = error instanceof _StateMismatch
+      ? error.message
+      : error instanceof VirtdevError && error.message.includes(suspendedStateLoadFailure)
+      ? error.message
+      : undefined;
+    if (!resume || why === undefined) throw error;
+    await discardSuspendState(paths);
+    options.reporter.warn(`${name}'s suspended state cannot be resumed: ${why} It is discarded; booting cold.`);
+    await appendVmLog(paths, `discarded the suspended state, which could not be resumed: ${why}`);
+    const launched = await _launchVm(store, paths, { ...options, explicit });
+    return { ...launched, cleanedStale };
+  }
+}
+
+/** A saved state that does not belong to the machine as it is now. */
+class _StateMismatch extends Error {
+  constructor(differences: readonly string[]) {
+    super(`${differences.join("; ")}.`);
+    this.name = "_StateMismatch";
+  }
+}
+
+/**
+ * The suspended state `start` resumes, or `undefined` when it boots cold:
+ * asked to (`--cold`), or the state is unreadable. A state not resumed is
+ * discarded, and said so.
+ */
+async function _suspendedStateToResume(
+  paths: ProjectPaths,
+  options: { readonly reporter: Reporter; readonly cold?: boolean; readonly ephemeral?: boolean },
+): Promise<SuspendRecord | undefined> {
+  if (options.ephemeral) throw suspendedError(paths.name, "boot disposably");
+  const record = await readSuspendRecord(paths);
+  if (record !== undefined && !options.cold) return record;
+  await discardSuspendState(paths);
+  const why = options.cold ? "start --cold" : "it is unreadable";
+  options.reporter.warn(`Discarded ${paths.name}'s suspended state (${why}); booting cold.`);
+  await appendVmLog(paths, `discarded the suspended state (${why})`);
+  return undefined;
 }
 
 /**
@@ -376,6 +433,8 @@ async function _launchVm(
     readonly ephemeral?: boolean;
     /** For the maintenance VM: record how the boot ends. */
     readonly shutdownWatch?: ShutdownWatch;
+    /** Resume from this suspended state instead of booting. */
+    readonly resume?: SuspendRecord;
   },
 ): Promise<Omit<StartResult, "cleanedStale">> {
   const { explicit } = options;
@@ -456,7 +515,17 @@ async function _launchOnPort(
     netdev: network.netdev,
     instance: !options.shutdownWatch,
   });
-  const vm: VmSpec = options.shutdownWatch ? { ...spec, pauseOnPowerOff: true } : spec;
+  const machine: VmSpec = options.shutdownWatch ? { ...spec, pauseOnPowerOff: true } : spec;
+  if (options.resume) {
+    const now = await fingerprintOf(paths, {
+      args: qemuArguments(machine),
+      firmwareCode: firmware.code,
+      qemuVersion: await qemuVersionLine(),
+    });
+    const differences = fingerprintDifferences(options.resume.fingerprint, now);
+    if (differences.length > 0) throw new _StateMismatch(differences);
+  }
+  const vm: VmSpec = options.resume ? { ...machine, incoming: suspendFiles(paths).memory } : machine;
   const record: RuntimeRecord = {
     supervisor: supervisor.kind,
     unit: supervisor.unitFor(name),
@@ -472,6 +541,7 @@ async function _launchOnPort(
     ssh: { identity: options.config.sshKey },
     shutdownWatch: options.shutdownWatch,
     ...(options.ephemeral ? { ephemeral: true } : {}),
+    ...(options.resume ? { resume: { readiness: options.resume.readiness } } : {}),
   };
   await writeFileAtomic(paths.runtime.record, `${JSON.stringify(record)}\n`);
   try {
@@ -488,14 +558,16 @@ async function _launchOnPort(
     const pid = await livePid(paths);
     if (pid !== undefined) {
       await supervisor.terminate(paths, pid, record);
-      await _waitForExit(paths.runtime.pidFile, pid, 10_000);
+      await waitForQemuExit(paths.runtime.pidFile, pid, 10_000);
     }
     await clearRuntime(paths);
     throw error;
   }
   await appendVmLog(
     paths,
-    `started: port ${choice.port}, ${accel}, supervisor ${supervisor.kind}, network ${network.backend} (egress ${network.egress})`,
+    `${
+      options.resume ? "resumed from its suspended state" : "started"
+    }: port ${choice.port}, ${accel}, supervisor ${supervisor.kind}, network ${network.backend} (egress ${network.egress})`,
   );
   return { port: choice.port, supervisor: supervisor.kind, network: record.network! };
 }
@@ -560,7 +632,7 @@ async function _resume(paths: ProjectPaths, halt: VmHalt): Promise<void> {
 /** What a stop did. */
 export interface StopResult {
   /** How the VM ended. */
-  readonly how: "powered off" | "terminated" | "killed";
+  readonly how: "powered off" | "terminated" | "killed" | "discarded its suspended state";
 }
 
 /**
@@ -578,6 +650,11 @@ export async function stopProject(
   if (status.foreign) return await _stopForeign(paths, options);
   if (status.pid === undefined) {
     await cleanStaleRuntime(paths, status);
+    if (status.state === "suspended") {
+      await discardSuspendState(paths);
+      await appendVmLog(paths, "stopped: discarded the suspended state");
+      return { how: "discarded its suspended state" };
+    }
     throw new VirtdevError(`Project ${name} is not running.`, {
       exitCode: StopExit.notRunning,
       hint: `Start it with 'virtdev start ${name}'.`,
@@ -600,7 +677,7 @@ export async function stopProject(
     await supervisor.terminate(paths, pid, status.record);
     // A short VIRTDEV_STOP_TIMEOUT is for the guest; QEMU's own exit on a
     // busy host (TCG, 2 cores, a disk flushing gigabytes) can take seconds.
-    exited = await _waitForExit(paths.runtime.pidFile, pid, Math.max(options.stopTimeout, _sigtermGraceSeconds) * 1000);
+    exited = await waitForQemuExit(paths.runtime.pidFile, pid, Math.max(options.stopTimeout, _sigtermGraceSeconds) * 1000);
   }
   if (!exited) {
     // The guest is already gone for good: what is left is a QEMU that will
@@ -608,7 +685,7 @@ export async function stopProject(
     options.reporter.warn(`QEMU (PID ${pid}) did not exit after SIGTERM; sending SIGKILL.`);
     how = "killed";
     await supervisor.kill(pid, status.record);
-    exited = await _waitForExit(paths.runtime.pidFile, pid, _sigtermGraceSeconds * 1000);
+    exited = await waitForQemuExit(paths.runtime.pidFile, pid, _sigtermGraceSeconds * 1000);
   }
   if (!exited) {
     await Deno.remove(paths.runtime.stopping).catch(() => {});
@@ -617,15 +694,28 @@ export async function stopProject(
       hint: `It may be stuck in the kernel (state D in 'ps -o stat= -p ${pid}'); look at 'virtdev log ${name}'.`,
     });
   }
-  await supervisor.release(status.record);
+  await settleEndedVm(paths, status, { agentPid, reporter: options.reporter });
+  await appendVmLog(paths, `stopped: ${how}`);
+  return { how };
+}
+
+/**
+ * What follows QEMU's exit, for stop and suspend: the supervisor lets go,
+ * the host agent finishes, helpers it left are ended, run/ is cleared.
+ */
+export async function settleEndedVm(
+  paths: ProjectPaths,
+  status: VmStatus,
+  options: { readonly agentPid: number | undefined; readonly reporter: Reporter },
+): Promise<void> {
+  await supervisorFor(status.record).release(status.record);
   // The host agent outlives QEMU by a moment: it stops the filter and passt,
   // which write their last reports into run/. Cleared after it has gone.
+  const agentPid = options.agentPid;
   if (agentPid !== undefined) await _waitUntil(async () => !await isProcessAlive(agentPid), _agentExitMs);
   // A live agent stops its own helpers; only one that died before the stop leaves any.
   if (status.agentGone) await _endOrphans(paths, options.reporter);
   await clearRuntime(paths);
-  await appendVmLog(paths, `stopped: ${how}`);
-  return { how };
 }
 
 /** How long a stop waits for the host agent to finish after QEMU. */
@@ -732,7 +822,7 @@ async function _powerDown(paths: ProjectPaths, pid: number, timeoutMs: number): 
   } finally {
     client.close();
   }
-  return await _waitForExit(paths.runtime.pidFile, pid, Math.max(deadline - Date.now(), 1000));
+  return await waitForQemuExit(paths.runtime.pidFile, pid, Math.max(deadline - Date.now(), 1000));
 }
 
 /** Whether `error` says the QMP peer is not there or went away. */
@@ -742,8 +832,8 @@ function _isConnectionFailure(error: unknown): boolean {
     error instanceof QmpClosedError;
 }
 
-/** Waits for `pid` to be gone; QEMU exits right after closing its sockets. */
-async function _waitForExit(pidFile: string, pid: number, timeoutMs: number): Promise<boolean> {
+/** Waits for QEMU `pid` (of `pidFile`) to be gone; QEMU exits right after closing its sockets. */
+export async function waitForQemuExit(pidFile: string, pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   let delay = 5;
   while (await isProcessOurQemu(pid, pidFile)) {

@@ -1,0 +1,145 @@
+/**
+ * The host agent's share of suspend and resume (see `suspend.ts`):
+ *
+ * - it guards a suspend: once the guest is paused for one, a suspend that
+ *   dies (its lock on `run/suspending` comes free) is finished if its state
+ *   was committed (QEMU is ended), and undone otherwise (the guest runs
+ *   again and the partial state goes);
+ * - it completes a resume: it waits until QEMU has loaded the state,
+ *   consumes the state before the guest runs, and lets it run;
+ * - it sets a resumed guest's clock from the host's, over the pinned SSH.
+ *
+ * @module
+ */
+import { type ProjectPaths, readOptionalText } from "../store/store.ts";
+import { runTool } from "../store/process.ts";
+import { sshArguments, type SshTarget } from "../guest/ssh.ts";
+import { stripTerminalControls } from "../guest/terminal_text.ts";
+import type { QmpClient } from "./qmp.ts";
+import { discardSuspendState, readSuspendRecord, removePartialSuspend } from "./suspend_state.ts";
+import { appendVmLog } from "./vm_log.ts";
+
+/** What a failed resume's launch error says, so that start knows to boot cold instead. */
+export const suspendedStateLoadFailure = "QEMU could not load the suspended state";
+
+/** How often a guarded suspend is looked at. */
+const _guardIntervalMs = 200;
+
+/** Whether a suspend has paused the guest (its marker is in run/). */
+export async function suspendInProgress(paths: ProjectPaths): Promise<boolean> {
+  return await readOptionalText(paths.runtime.suspending) !== undefined;
+}
+
+/**
+ * Watches a suspend until it ends: the marker goes (the suspend cleared
+ * run/), the guest runs again (the suspend gave up), QEMU goes, or the
+ * suspend dies, which this then finishes or undoes.
+ */
+export async function guardSuspend(client: QmpClient, paths: ProjectPaths): Promise<void> {
+  for (;;) {
+    let marker: Deno.FsFile;
+    try {
+      marker = await Deno.open(paths.runtime.suspending, { read: true, write: true });
+    } catch {
+      return;
+    }
+    try {
+      if (await marker.tryLock(true)) {
+        await _afterDeadSuspend(client, paths);
+        return;
+      }
+    } finally {
+      marker.close();
+    }
+    const status = await client.execute("query-status").catch(() => undefined) as { status?: string } | undefined;
+    if (status === undefined || status.status === "running") return;
+    await new Promise((resolve) => setTimeout(resolve, _guardIntervalMs));
+  }
+}
+
+async function _afterDeadSuspend(client: QmpClient, paths: ProjectPaths): Promise<void> {
+  let token: unknown;
+  try {
+    token = JSON.parse(await readOptionalText(paths.runtime.suspending) ?? "{}")?.token;
+  } catch {
+    token = undefined;
+  }
+  const committed = await readSuspendRecord(paths);
+  if (committed !== undefined && committed.token === token) {
+    await appendVmLog(paths, "host agent: the suspend died after saving the state; ending QEMU as it would have");
+    await client.execute("quit").catch(() => {});
+    return;
+  }
+  await client.execute("migrate_cancel").catch(() => {});
+  for (let i = 0; i < 100; i++) {
+    const info = await client.execute("query-migrate").catch(() => undefined) as { status?: string } | undefined;
+    if (info?.status !== "active" && info?.status !== "setup" && info?.status !== "cancelling") break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await removePartialSuspend(paths);
+  await Deno.remove(paths.runtime.suspending).catch(() => {});
+  await client.execute("cont").catch(() => {});
+  await appendVmLog(paths, "host agent: a suspend died before its state was saved; the guest runs again");
+}
+
+/**
+ * Waits until QEMU has loaded the suspended state (it waits paused, `-S`),
+ * consumes the state and lets the guest run.
+ *
+ * @returns false when QEMU ended or did not load it in time.
+ */
+export async function finishIncoming(
+  client: QmpClient,
+  paths: ProjectPaths,
+  options: { readonly timeoutMs: number },
+): Promise<boolean> {
+  const deadline = Date.now() + options.timeoutMs;
+  let delay = 5;
+  for (;;) {
+    const status = await client.execute("query-status").catch(() => undefined) as { status?: string } | undefined;
+    if (status === undefined) return false;
+    if (status.status === "paused" || status.status === "prelaunch") break;
+    if (status.status !== "inmigrate") {
+      await appendVmLog(paths, `host agent: QEMU's run state was ${status.status} while loading the saved state`);
+      return false;
+    }
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 50);
+  }
+  // Gone before the guest can write a byte: a state is never resumed twice.
+  await discardSuspendState(paths);
+  await client.execute("cont");
+  return true;
+}
+
+/** The outcome of setting a resumed guest's clock. */
+export interface ClockOutcome {
+  readonly set: boolean;
+  readonly detail?: string;
+}
+
+/**
+ * Sets the guest's clock from the host's: it stood still while the VM was
+ * suspended. Over the pinned SSH, with the passwordless sudo of the guest
+ * contract.
+ */
+export async function setGuestClock(target: SshTarget): Promise<ClockOutcome> {
+  let last = "";
+  const deadline = Date.now() + 20_000;
+  for (let attempt = 1; Date.now() < deadline; attempt++) {
+    const seconds = (Date.now() / 1000).toFixed(3);
+    const result = await runTool(
+      "ssh",
+      sshArguments(target, ["sudo", "-n", "date", "-u", "-s", `@${seconds}`], { batch: true }),
+      { allowFailure: true, timeoutMs: 15_000, maxCapture: 2048 },
+    ).catch((error) => ({ code: 255, stdout: "", stderr: String(error) }));
+    if (result.code === 0) return { set: true };
+    // The guest's words, shown to people: no control sequences, one short line.
+    last = stripTerminalControls(result.stderr).trim().split("\n").at(-1)?.slice(0, 200) ?? "";
+    // ssh's own failures (the network coming back) are retried; a refusal by sudo is final.
+    if (result.code !== 255) break;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 1000)));
+  }
+  return { set: false, detail: last || "ssh failed" };
+}

@@ -1,0 +1,250 @@
+/**
+ * Suspending a project's VM: the guest is paused, QEMU writes its memory
+ * and device state (a migration stream, in which zero pages are a flag
+ * each) into the project, and QEMU and its helpers end. `start` resumes it
+ * (see `vm_lifecycle.ts` and the host agent).
+ *
+ * Why a migration to `exec:cat > FILE` rather than `savevm`: it works on
+ * QEMU 7.2 (no `file:` URI there), it needs no change to the project's
+ * formats (`savevm` needs every writable disk in qcow2, and the nvram is
+ * raw pflash), and the state is one file beside the deltas, which is easy
+ * to fingerprint and to delete once consumed.
+ *
+ * A suspend killed half way is undone by the host agent, which guards the
+ * pause (see `host_agent.ts`): before the state is committed the guest is
+ * let run again, after it QEMU is ended. Never is a partial state used.
+ *
+ * @module
+ */
+import { ensurePrivateDirectory, privateFileMode } from "../store/file_modes.ts";
+import { VirtdevError } from "../store/errors.ts";
+import { runTool } from "../store/process.ts";
+import type { Reporter } from "../store/reporter.ts";
+import { shellQuote } from "../store/shell_quote.ts";
+import type { ProjectPaths, Store } from "../store/store.ts";
+import { crashPoint } from "../store/crash_point.ts";
+import { requireProject } from "../projects/project_lookup.ts";
+import { sshArguments } from "../guest/ssh.ts";
+import { readAgentState } from "./agent_state.ts";
+import { QmpClient } from "./qmp.ts";
+import { inspectVm, type VmStatus } from "./runtime_state.ts";
+import { resolveFirmware, type Config } from "../store/config.ts";
+import {
+  commitSuspendState,
+  fingerprintOf,
+  hasSuspendedState,
+  partialSuspendFiles,
+  removePartialSuspend,
+  suspendFiles,
+  type SuspendRecord,
+} from "./suspend_state.ts";
+import { settleEndedVm, waitForQemuExit } from "./vm_lifecycle.ts";
+import { qemuVersionLine } from "./supervisor.ts";
+import { appendVmLog } from "./vm_log.ts";
+
+/** Exit codes of `suspend`. */
+export const SuspendExit = {
+  notRunning: 4,
+  /** A VM that cannot be suspended as it is: disposable, paused by QEMU, started elsewhere, still launching. */
+  cannotSuspend: 5,
+  /** QEMU could not write the state; the guest runs on. */
+  failed: 7,
+} as const;
+
+/** What a suspend did. */
+export interface SuspendResult {
+  readonly seconds: number;
+  readonly memoryBytes: number;
+  readonly guestUsedBytes?: number;
+  /** Already suspended: nothing was done. */
+  readonly already?: boolean;
+}
+
+/** Migration's default cap (128 MiB/s on QEMU 7.2) is meant for a live move over a network, not a local file. */
+const _unlimitedBandwidth = 64 * 1024 ** 3;
+/** How long the state may take to write before the suspend gives up and lets the guest run again. */
+const _writeTimeoutMs = 300_000;
+
+/** Suspends project `name`'s VM. Call under the store lock. */
+export async function suspendProject(
+  store: Store,
+  name: string,
+  options: { readonly config: Pick<Config, "sshKey" | "ovmfCode" | "ovmfVars">; readonly reporter: Reporter },
+): Promise<SuspendResult> {
+  const started = performance.now();
+  const paths = await requireProject(store, name);
+  const status = await inspectVm(paths);
+  if (status.state === "suspended") return { seconds: 0, memoryBytes: 0, already: true };
+  _checkSuspendable(paths, status);
+  if (await hasSuspendedState(paths)) {
+    // A state beside a running VM is older than what the disks hold now.
+    throw new VirtdevError(`Project ${name} runs, but an old suspended state is still in ${paths.suspended}.`, {
+      exitCode: SuspendExit.cannotSuspend,
+      hint: `Remove it by hand (rm -r ${shellQuote(paths.suspended)}); it can no longer be resumed.`,
+    });
+  }
+  const pid = status.pid!;
+  const record = status.record!;
+  const agent = await readAgentState(paths);
+  const readiness = agent?.readiness ?? "pending";
+  // Writes the guest still holds reach its disks first, so a state thrown away later costs only memory.
+  const guestUsedBytes = readiness === "ready"
+    ? await _syncGuest(paths, { port: record.port, identity: options.config.sshKey })
+    : undefined;
+
+  const partial = partialSuspendFiles(paths);
+  await removePartialSuspend(paths);
+  await ensurePrivateDirectory(partial.dir);
+  // Made here with its mode: QEMU's `cat >` keeps it.
+  (await Deno.open(partial.memory, { write: true, createNew: true, mode: privateFileMode })).close();
+  const token = crypto.randomUUID();
+  // Held locked for as long as this process lives: the host agent takes a
+  // free lock for a suspend that died, and finishes or undoes it.
+  using _marker = await _holdMarker(paths, token);
+
+  const client = await QmpClient.connect(paths.runtime.qmpSocket);
+  try {
+    await client.execute("stop");
+    crashPoint("suspend.stopped");
+    await client.execute("migrate-set-parameters", { "max-bandwidth": _unlimitedBandwidth });
+    // QEMU runs this through /bin/sh: the path goes in quoted.
+    await client.execute("migrate", { uri: `exec:cat > ${shellQuote(partial.memory)}` });
+    crashPoint("suspend.writing");
+    const outcome = await _awaitMigration(client);
+    if (outcome !== "completed") {
+      await client.execute("migrate_cancel").catch(() => {});
+      await client.execute("cont").catch(() => {});
+      await removePartialSuspend(paths);
+      await Deno.remove(paths.runtime.suspending).catch(() => {});
+      throw new VirtdevError(`QEMU could not write ${name}'s state (${outcome}); the guest runs on.`, {
+        exitCode: SuspendExit.failed,
+        hint: `See 'virtdev log ${name}'; is there room for its memory in ${paths.dir}?`,
+      });
+    }
+    crashPoint("suspend.written");
+    const memoryBytes = (await Deno.stat(partial.memory)).size;
+    const state: SuspendRecord = {
+      version: 1,
+      token,
+      savedAt: new Date().toISOString(),
+      port: record.port,
+      readiness,
+      memoryBytes,
+      ...(guestUsedBytes === undefined ? {} : { guestUsedBytes }),
+      fingerprint: await fingerprintOf(paths, {
+        args: record.qemu?.args ?? [],
+        firmwareCode: resolveFirmware(options.config).code,
+        qemuVersion: await qemuVersionLine(),
+      }),
+    };
+    await commitSuspendState(paths, state);
+    crashPoint("suspend.committed");
+    await client.execute("quit").catch(() => {});
+  } finally {
+    client.close();
+  }
+  await waitForQemuExit(paths.runtime.pidFile, pid, 30_000);
+  await settleEndedVm(paths, status, { agentPid: agent?.pid, reporter: options.reporter });
+  const seconds = (performance.now() - started) / 1000;
+  const memoryBytes = (await Deno.stat(suspendFiles(paths).memory)).size;
+  await appendVmLog(paths, `suspended: ${memoryBytes} bytes of state in ${seconds.toFixed(2)}s`);
+  return { seconds, memoryBytes, ...(guestUsedBytes === undefined ? {} : { guestUsedBytes }) };
+}
+
+/** Writes the suspend marker and locks it (flock, released by the kernel however this process ends). */
+async function _holdMarker(paths: ProjectPaths, token: string): Promise<Deno.FsFile> {
+  const file = await Deno.open(paths.runtime.suspending, {
+    read: true,
+    write: true,
+    create: true,
+    truncate: true,
+    mode: privateFileMode,
+  });
+  try {
+    await file.lock(true);
+    const bytes = new TextEncoder().encode(`${JSON.stringify({ pid: Deno.pid, token })}\n`);
+    for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
+    await file.sync();
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+  return file;
+}
+
+function _checkSuspendable(paths: ProjectPaths, status: VmStatus): void {
+  const name = paths.name;
+  if (status.foreign) {
+    throw new VirtdevError(`Project ${name} runs, but virtdev did not start it, so it cannot suspend it.`, {
+      exitCode: SuspendExit.cannotSuspend,
+      hint: `Stop it with 'virtdev stop ${name}'.`,
+    });
+  }
+  if (status.pid === undefined || status.record?.qemu === undefined || status.state === "stopped") {
+    throw new VirtdevError(`Project ${name} is not running.`, {
+      exitCode: SuspendExit.notRunning,
+      hint: `Start it with 'virtdev start ${name}'.`,
+    });
+  }
+  if (status.record.ephemeral) {
+    throw new VirtdevError(`Project ${name} runs disposably (--ephemeral); its writes end with it.`, {
+      exitCode: SuspendExit.cannotSuspend,
+      hint: `Stop it with 'virtdev stop ${name}'.`,
+    });
+  }
+  if (status.state === "paused" || status.state === "stopping") {
+    throw new VirtdevError(
+      `Project ${name} is ${status.state}${status.halt ? ` (${status.halt.reason})` : ""}; it cannot be suspended now.`,
+      {
+        exitCode: SuspendExit.cannotSuspend,
+        hint: status.state === "paused" ? `'virtdev start ${name}' resumes it first.` : "Wait for the stop to finish.",
+      },
+    );
+  }
+  if (status.agentGone) {
+    throw new VirtdevError(`Project ${name}'s host agent is gone, so nothing would guard its suspend.`, {
+      exitCode: SuspendExit.cannotSuspend,
+      hint: `Stop it and start it again: virtdev stop ${name} && virtdev start ${name}`,
+    });
+  }
+}
+
+/**
+ * Has the guest write what it holds to its disks, and asks how much memory
+ * it uses. Best effort: a guest that does not answer is suspended as it is.
+ */
+async function _syncGuest(
+  paths: ProjectPaths,
+  target: { readonly port: number; readonly identity: string },
+): Promise<number | undefined> {
+  const result = await runTool(
+    "ssh",
+    sshArguments(
+      { project: paths.name, port: target.port, identity: target.identity, knownHosts: paths.knownHosts },
+      ["sync; grep -E '^(MemTotal|MemFree):' /proc/meminfo"],
+      { batch: true },
+    ),
+    { allowFailure: true, timeoutMs: 20_000, maxCapture: 4096 },
+  ).catch(() => undefined);
+  if (result?.code !== 0) return undefined;
+  // The guest's words: numbers or nothing.
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d{1,15}) kB$`, "m").exec(result.stdout)?.[1]);
+  const used = (field("MemTotal") - field("MemFree")) * 1024;
+  return Number.isSafeInteger(used) && used > 0 ? used : undefined;
+}
+
+/** Polls the migration until it ends; its status, or `timeout`. */
+async function _awaitMigration(client: QmpClient): Promise<string> {
+  const deadline = Date.now() + _writeTimeoutMs;
+  let delay = 10;
+  while (Date.now() < deadline) {
+    const info = await client.execute("query-migrate") as { status?: string; "error-desc"?: string };
+    if (info.status === "completed") return "completed";
+    if (info.status === "failed" || info.status === "cancelled") {
+      return info["error-desc"] ? `${info.status}: ${info["error-desc"]}` : String(info.status);
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 100);
+  }
+  return "timeout";
+}

@@ -1,0 +1,219 @@
+/**
+ * A suspended VM's saved state: its memory and device state (QEMU's
+ * migration stream) in `suspended/memory`, and in `suspended/state.json`
+ * what it belongs to. A state is resumed only onto exactly the machine it
+ * was taken from: the same disks, untouched since (inode, size, mtime),
+ * the same generation, QEMU and firmware, and the same QEMU command line.
+ * Anything else would give a running kernel disks that changed under it,
+ * which corrupts them; such a state is discarded and the VM boots cold.
+ *
+ * The directory is written as `suspended.partial/` and renamed into place
+ * whole, so a state is either complete or absent. A resume renames it away
+ * before the guest runs a single instruction, so it is never used twice.
+ *
+ * @module
+ */
+import { syncDirectory, writeFileAtomic } from "../store/atomic_write.ts";
+import { privateFileMode } from "../store/file_modes.ts";
+import { join } from "../store/path.ts";
+import { type ProjectPaths, readOptionalText } from "../store/store.ts";
+import type { Readiness } from "./agent_state.ts";
+
+/** What a saved state must match to be resumed. */
+export interface SuspendFingerprint {
+  /** Each disk and the nvram: inode, size and modification time once QEMU had stopped writing. */
+  readonly disks: Readonly<Record<string, _FileStamp>>;
+  /** The project's generation file, as text. */
+  readonly generation: string;
+  /** QEMU's `--version` first line. */
+  readonly qemu: string;
+  /** The UEFI code the firmware was loaded from. */
+  readonly firmware: _FileStamp;
+  /** QEMU's command line, the network backend's value left out (the port may move). */
+  readonly machine: readonly string[];
+  /** The network the guest was configured on (its addresses come from it). */
+  readonly network: string;
+}
+
+interface _FileStamp {
+  readonly path: string;
+  readonly ino: number | null;
+  readonly size: number;
+  readonly mtime: number | null;
+}
+
+/** `suspended/state.json`. */
+export interface SuspendRecord {
+  readonly version: 1;
+  /** Which suspend wrote it (the agent's guard compares it). */
+  readonly token: string;
+  /** When (ISO 8601). */
+  readonly savedAt: string;
+  /** The SSH port the VM had. */
+  readonly port: number;
+  /** What the guest had said of its readiness: a resumed guest does not say it again. */
+  readonly readiness: Readiness;
+  /** The memory file's size in bytes. */
+  readonly memoryBytes: number;
+  /** Memory the guest used (MemTotal − MemFree), when it could be asked. */
+  readonly guestUsedBytes?: number;
+  readonly fingerprint: SuspendFingerprint;
+}
+
+/** The files of a suspended state. */
+export interface SuspendFiles {
+  readonly dir: string;
+  readonly memory: string;
+  readonly record: string;
+}
+
+/** Where `paths`' committed state lives. */
+export function suspendFiles(paths: Pick<ProjectPaths, "suspended">): SuspendFiles {
+  return _filesIn(paths.suspended);
+}
+
+/** Where a suspend writes before it commits. */
+export function partialSuspendFiles(paths: Pick<ProjectPaths, "suspended">): SuspendFiles {
+  return _filesIn(`${paths.suspended}.partial`);
+}
+
+function _filesIn(dir: string): SuspendFiles {
+  return { dir, memory: join(dir, "memory"), record: join(dir, "state.json") };
+}
+
+/** The committed state of `paths`, if there is a readable one. */
+export async function readSuspendRecord(paths: Pick<ProjectPaths, "suspended">): Promise<SuspendRecord | undefined> {
+  const text = await readOptionalText(suspendFiles(paths).record);
+  if (text === undefined) return undefined;
+  try {
+    const value = JSON.parse(text) as SuspendRecord;
+    return value?.version === 1 && typeof value.token === "string" && typeof value.fingerprint === "object"
+      ? value
+      : undefined;
+  } catch (error) {
+    if (error instanceof SyntaxError) return undefined;
+    throw error;
+  }
+}
+
+/** Whether `paths` holds a suspended state, readable or not (an unreadable one is still the user's to discard). */
+export async function hasSuspendedState(paths: Pick<ProjectPaths, "suspended">): Promise<boolean> {
+  try {
+    await Deno.lstat(paths.suspended);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** QEMU's command line with the network backend's value replaced, for comparing machines. */
+export function machineOf(args: readonly string[]): string[] {
+  const machine: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    // How this boot began (a resume's own load) is not the machine.
+    if (args[i] === "-S") continue;
+    if (args[i] === "-incoming") {
+      i++;
+      continue;
+    }
+    machine.push(args[i - 1] === "-netdev" ? "<netdev>" : args[i]);
+  }
+  return machine;
+}
+
+/** The network backend a QEMU command line names (its `-netdev` value up to the first comma, and its socket). */
+export function networkOf(args: readonly string[]): string {
+  const value = args[args.indexOf("-netdev") + 1] ?? "";
+  // The port is in slirp's hostfwd only; the socket path (passt or the filter) says which sits in between.
+  return value.replace(/hostfwd=[^,]*/g, "hostfwd");
+}
+
+/** The fingerprint of `paths`' machine now, for a QEMU command line `args`. */
+export async function fingerprintOf(
+  paths: Pick<ProjectPaths, "systemImage" | "homeImage" | "nvram" | "generation">,
+  options: { readonly args: readonly string[]; readonly firmwareCode: string; readonly qemuVersion: string },
+): Promise<SuspendFingerprint> {
+  const disks: Record<string, _FileStamp> = {};
+  for (const [name, path] of Object.entries({ system: paths.systemImage, home: paths.homeImage, nvram: paths.nvram })) {
+    disks[name] = await _stamp(path);
+  }
+  return {
+    disks,
+    generation: (await readOptionalText(paths.generation))?.trim() ?? "",
+    qemu: options.qemuVersion,
+    firmware: await _stamp(options.firmwareCode),
+    machine: machineOf(options.args),
+    network: networkOf(options.args),
+  };
+}
+
+/** What differs between a saved fingerprint and the machine now, in words; empty when they match. */
+export function fingerprintDifferences(saved: SuspendFingerprint, now: SuspendFingerprint): string[] {
+  const differences: string[] = [];
+  for (const [name, stamp] of Object.entries(now.disks)) {
+    const was = saved.disks?.[name];
+    if (!was || was.path !== stamp.path || was.ino !== stamp.ino || was.size !== stamp.size || was.mtime !== stamp.mtime) {
+      differences.push(`its ${name === "nvram" ? "firmware variables" : `${name} disk`} changed since the suspend`);
+    }
+  }
+  if (saved.generation !== now.generation) differences.push("its base generation changed");
+  if (saved.qemu !== now.qemu) differences.push(`QEMU changed (${saved.qemu} then, ${now.qemu} now)`);
+  const firmware = saved.firmware;
+  if (
+    !firmware || firmware.path !== now.firmware.path || firmware.size !== now.firmware.size ||
+    firmware.mtime !== now.firmware.mtime
+  ) differences.push("the UEFI firmware changed");
+  if (JSON.stringify(saved.machine) !== JSON.stringify(now.machine)) {
+    differences.push("its machine changed (memory, CPUs, accelerator or devices)");
+  }
+  if (saved.network !== now.network) differences.push("its network backend or zone filter changed");
+  return differences;
+}
+
+async function _stamp(path: string): Promise<_FileStamp> {
+  const info = await Deno.stat(path);
+  return { path, ino: info.ino, size: info.size, mtime: info.mtime?.getTime() ?? null };
+}
+
+/** Writes the record into the partial directory, then renames the directory into place. */
+export async function commitSuspendState(paths: Pick<ProjectPaths, "suspended" | "dir">, record: SuspendRecord) {
+  const partial = partialSuspendFiles(paths);
+  await writeFileAtomic(partial.record, `${JSON.stringify(record)}\n`, { mode: privateFileMode });
+  await _fsyncFile(partial.memory);
+  await Deno.rename(partial.dir, paths.suspended);
+  await syncDirectory(paths.dir);
+}
+
+/**
+ * Removes a saved state: renamed aside first, so that a crash half way
+ * never leaves a state that looks whole.
+ *
+ * @returns whether there was one.
+ */
+export async function discardSuspendState(paths: Pick<ProjectPaths, "suspended">): Promise<boolean> {
+  const aside = `${paths.suspended}.discarded`;
+  let had = true;
+  try {
+    await Deno.rename(paths.suspended, aside);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    had = false;
+  }
+  await Deno.remove(aside, { recursive: true }).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
+  return had;
+}
+
+/** Removes what an unfinished suspend wrote. */
+export async function removePartialSuspend(paths: Pick<ProjectPaths, "suspended">): Promise<void> {
+  await Deno.remove(partialSuspendFiles(paths).dir, { recursive: true }).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
+}
+
+async function _fsyncFile(path: string): Promise<void> {
+  using file = await Deno.open(path, { read: true });
+  await file.sync();
+}

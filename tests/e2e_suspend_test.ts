@@ -1,0 +1,202 @@
+/**
+ * End to end on the real guest: suspend and resume. One cold boot carries
+ * the suspends, resumes, refusals and crashes; a forged fingerprint costs
+ * the second boot. Runs when VIRTDEV_E2E=1.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { copiedGuestSandbox, e2eEnabled } from "./_guest.ts";
+import { killVms, spawnVirtdev, virtdev } from "./_helpers.ts";
+
+const project = "sus";
+
+Deno.test({
+  name: "e2e: suspend and resume keep RAM, disk and processes; refusals, forged states and crashes (real guest, TCG)",
+  ignore: !e2eEnabled,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  const sandbox = await copiedGuestSandbox();
+  const run = (args: string[], env?: Record<string, string>) => virtdev(sandbox, args, env ? { env } : {});
+  const ok = async (...args: string[]) => {
+    const result = await run(args);
+    assert.equal(result.code, 0, `virtdev ${args.join(" ")} → ${result.code}\n${result.stderr}`);
+    return result;
+  };
+  const guest = async (command: string) => (await ok("ssh", project, "--", command)).stdout.trim();
+  const dir = join(sandbox.virtdevHome, "projects", project);
+  const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
+  const status = async () => (await ok("status", project)).stdout.trim();
+  const until = async (what: string, test: () => Promise<boolean>, seconds: number) => {
+    const deadline = Date.now() + seconds * 1000;
+    while (!await test()) {
+      assert.ok(Date.now() < deadline, `not within ${seconds} s: ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  };
+  const counter = async () => Number(await guest("cat /tmp/c"));
+  /** How far the guest's clock is from the host's, in seconds (the SSH round trip is split). */
+  const clockSkew = async () => {
+    const before = Date.now();
+    const guestSeconds = Number(await guest("date +%s.%N"));
+    const after = Date.now();
+    return Math.abs(guestSeconds - (before + after) / 2000);
+  };
+  const resume = async () => {
+    const started = await ok("start", project);
+    assert.match(started.stderr, /Resuming sus from its suspended state/);
+    await ok("wait", project);
+  };
+
+  try {
+    await ok("create", project);
+    await ok("start", project);
+    await ok("wait", project);
+    await guest(
+      "head -c 4M /dev/urandom > /dev/shm/ram && sha256sum < /dev/shm/ram > /home/dev/ram.sum && " +
+        "head -c 1M /dev/urandom > /home/dev/disk && sha256sum < /home/dev/disk > /home/dev/disk.sum",
+    );
+    const ramSum = await guest("cat /home/dev/ram.sum");
+    await guest(
+      "setsid nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 1; done' > /dev/null 2>&1 < /dev/null &",
+    );
+    await until("the counter counts", async () => await counter() >= 2, 30);
+
+    await t.step("suspend saves the state (0600) and ends QEMU; status and list say suspended", async () => {
+      const before = await counter();
+      const suspended = await ok("suspend", project);
+      assert.match(suspended.stderr, /Suspended sus in/);
+      assert.match(await status(), /^suspended \(/);
+      const json = JSON.parse((await ok("status", "--json", project)).stdout);
+      assert.equal(json.state, "suspended");
+      assert.equal(json.pid, null);
+      assert.ok(json.suspended.memoryBytes > 0);
+      const list = JSON.parse((await ok("list", "--json")).stdout);
+      assert.equal(list.find((p: { name: string }) => p.name === project).status, "suspended");
+      const memory = await Deno.stat(join(dir, "suspended", "memory"));
+      assert.equal(memory.mode! & 0o777, 0o600);
+      assert.equal(memory.size, json.suspended.memoryBytes);
+      assert.ok(!await exists(join(dir, "run")), "run/ is cleared");
+      assert.equal((await run(["pid", project])).code === 0, false);
+      // Ten seconds pass for the guest's clock to fall behind.
+      await new Promise((resolve) => setTimeout(resolve, 10_000));
+      await resume();
+      assert.equal(await guest("sha256sum < /dev/shm/ram"), ramSum, "the file in RAM survived");
+      assert.equal(await guest("sha256sum < /home/dev/disk"), await guest("cat /home/dev/disk.sum"));
+      const after = await counter();
+      assert.ok(after >= before && after < before + 8, `the counter went on from ${before}: ${after}`);
+      await until("the counter goes on", async () => await counter() > after, 10);
+      const skew = await clockSkew();
+      assert.ok(skew < 2, `the guest clock is ${skew.toFixed(2)} s off`);
+      assert.ok(!await exists(join(dir, "suspended")), "the state is consumed");
+      assert.equal(await status(), "running");
+    });
+
+    await t.step("a second suspend and resume work too", async () => {
+      const before = await counter();
+      await ok("suspend", project);
+      await resume();
+      assert.ok(await counter() >= before);
+      assert.equal(await guest("sha256sum < /dev/shm/ram"), ramSum);
+    });
+
+    await t.step("commands that change the disks refuse a suspended project (exit 76)", async () => {
+      await ok("suspend", project);
+      const refusals: string[][] = [
+        ["resize", project, "home", "+1G"],
+        ["snapshot", project, "s1"],
+        ["snapshot", "--revert", project, "s1"],
+        ["detach", "-y", project],
+        ["move", project, "moved"],
+        ["clone", project, "cloned"],
+        ["recreate", "-y", "--no-backup", project],
+        ["restore", project],
+        ["upgrade", "-y"],
+        ["maintain", "-y"],
+        ["start", "--ephemeral", project],
+        ["run", "--ephemeral", project, "--", "true"],
+      ];
+      for (const args of refusals) {
+        const result = await run(args);
+        assert.equal(result.code, 76, `virtdev ${args.join(" ")} → ${result.code}\n${result.stderr}`);
+        assert.match(result.stderr, /suspended/);
+      }
+      assert.match(await status(), /^suspended/);
+      await resume();
+      assert.equal(await guest("sha256sum < /dev/shm/ram"), ramSum, "still the same memory after the refusals");
+    });
+
+    await t.step("a suspend killed while it writes, or after it committed, leaves the VM running or suspended", async () => {
+      for (const point of ["suspend.stopped", "suspend.writing", "suspend.written"]) {
+        const killed = await run(["suspend", project], { VIRTDEV_TEST_CRASH_AT: point });
+        assert.equal(killed.code, 137, `${point}: ${killed.stderr}`);
+        await until(`${point}: the guest runs again`, async () => (await status()) === "running", 30);
+        assert.ok(!await exists(join(dir, "suspended")), `${point}: no state`);
+        assert.ok(!await exists(join(dir, "suspended.partial")), `${point}: no partial state`);
+        const now = await counter();
+        await until(`${point}: the counter goes on`, async () => await counter() > now, 10);
+      }
+      const committed = await run(["suspend", project], { VIRTDEV_TEST_CRASH_AT: "suspend.committed" });
+      assert.equal(committed.code, 137, committed.stderr);
+      await until("the agent ends QEMU", async () => /^suspended/.test(await status()), 30);
+      await resume();
+      assert.equal(await guest("sha256sum < /dev/shm/ram"), ramSum);
+    });
+
+    await t.step("a start killed while it resumes leaves the VM running or suspended, never a used state", async () => {
+      await ok("suspend", project);
+      const child = spawnVirtdev(sandbox, ["start", project]);
+      await child.stdin.close();
+      await until("the host agent starts", () => exists(join(dir, "run", "agent.json")), 30);
+      child.kill("SIGKILL");
+      await child.status;
+      await until("settled", async () => /^(running|suspended)/.test(await status()), 60);
+      if (/^suspended/.test(await status())) await ok("start", project);
+      await ok("wait", project);
+      assert.ok(!await exists(join(dir, "suspended")));
+      assert.equal(await guest("sha256sum < /dev/shm/ram"), ramSum);
+    });
+
+    await t.step("run on a suspended project resumes it for the command and suspends it again", async () => {
+      await ok("suspend", project);
+      const result = await ok("run", project, "--", "cat", "/tmp/c");
+      assert.ok(Number(result.stdout.trim()) > 0);
+      assert.match(await status(), /^suspended/);
+      await resume();
+    });
+
+    await t.step("a forged fingerprint is discarded with a cold boot, never resumed", async () => {
+      await ok("suspend", project);
+      const path = join(dir, "suspended", "state.json");
+      const state = JSON.parse(await Deno.readTextFile(path));
+      state.fingerprint.disks.home.mtime -= 1000;
+      await Deno.writeTextFile(path, JSON.stringify(state));
+      const started = await ok("start", project);
+      assert.match(started.stderr, /cannot be resumed: its home disk changed since the suspend.*booting cold/s);
+      await ok("wait", project);
+      assert.equal(await guest("test -e /dev/shm/ram && echo yes || echo no"), "no", "a cold boot: RAM is empty");
+      assert.equal(await guest("sha256sum < /home/dev/disk"), await guest("cat /home/dev/disk.sum"));
+      assert.ok(!await exists(join(dir, "suspended")));
+    });
+
+    await t.step("stop of a suspended project discards its state and says so; start --cold too", async () => {
+      await ok("suspend", project);
+      const record = await Deno.readTextFile(join(dir, "suspended", "state.json"));
+      const stopped = await ok("stop", project);
+      assert.match(stopped.stderr, /Discarded sus's suspended state/);
+      assert.equal(await status(), "stopped");
+      assert.ok(!await exists(join(dir, "suspended")));
+      // A state put back by hand: --cold discards it and boots afresh.
+      await Deno.mkdir(join(dir, "suspended"), { mode: 0o700 });
+      await Deno.writeTextFile(join(dir, "suspended", "state.json"), record);
+      assert.match(await status(), /^suspended/);
+      const cold = await ok("start", "--cold", project);
+      assert.match(cold.stderr, /Discarded sus's suspended state \(start --cold\); booting cold/);
+      assert.ok(!await exists(join(dir, "suspended")));
+      await run(["stop", project], { VIRTDEV_STOP_TIMEOUT: "1" });
+    });
+  } finally {
+    await run(["stop", project]);
+    await killVms(sandbox, [project]);
+  }
+});
