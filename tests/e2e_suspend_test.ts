@@ -130,6 +130,8 @@ Deno.test({
       for (const point of ["suspend.stopped", "suspend.writing", "suspend.written"]) {
         const killed = await run(["suspend", project], { VIRTDEV_TEST_CRASH_AT: point });
         assert.equal(killed.code, 137, `${point}: ${killed.stderr}`);
+        // The host agent undoes it: the marker goes last, just before the guest runs again.
+        await until(`${point}: undone`, async () => !await exists(join(dir, "run", "suspending")), 30);
         await until(`${point}: the guest runs again`, async () => (await status()) === "running", 30);
         assert.ok(!await exists(join(dir, "suspended")), `${point}: no state`);
         assert.ok(!await exists(join(dir, "suspended.partial")), `${point}: no partial state`);

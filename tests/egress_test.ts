@@ -223,6 +223,24 @@ Deno.test("request names: TLS server name (over several segments) and HTTP Host"
   assert.deepEqual(requestName(new TextEncoder().encode("SSH-2.0-OpenSSH_9\r\n")), { kind: "other" });
 });
 
+Deno.test("ARP and QEMU's reverse-ARP announcements reach passt (it learns the guest's MAC from them) in every zone; other link types do not", () => {
+  const frameOf = (etherType: number) => {
+    const frame = new Uint8Array(60);
+    frame.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56], 0);
+    new DataView(frame.buffer).setUint16(12, etherType);
+    return frame;
+  };
+  for (const zone of ["none", "allow", "wan", "lan", "full"] as const) {
+    const filter = new EgressFilter(policy(zone, []), host);
+    assert.equal(filter.fromGuest(frameOf(0x0806)).toPasst.length, 1, `${zone}: ARP`);
+    assert.equal(filter.fromGuest(frameOf(0x8035)).toPasst.length, 1, `${zone}: RARP`);
+    for (const other of [0x88cc, 0x8100, 0x88b5]) {
+      assert.equal(filter.fromGuest(frameOf(other)).toPasst.length, 0, `${zone}: ${other.toString(16)}`);
+    }
+  }
+  assert.deepEqual(parseFrame(frameOf(0x8035)), { kind: "rarp" });
+});
+
 Deno.test("a hostile guest's crafted frames: nothing reaches the host's loopback or itself, in any zone", () => {
   const targets = [
     "127.0.0.1",

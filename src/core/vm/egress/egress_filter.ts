@@ -158,7 +158,11 @@ export class EgressFilter {
   }
 
   #judge(packet: Frame, frame: Uint8Array): GuestFrameOutcome {
-    if (packet.kind === "arp") return { toPasst: [frame], toGuest: [] };
+    // ARP and reverse ARP reach passt only, which answers ARP and drops the rest; each frame tells it the
+    // guest's MAC. A resumed guest says nothing until spoken to, and passt, new after a resume, sends to the
+    // broadcast MAC until it learns the guest's, which TCP in the guest discards: QEMU's reverse-ARP
+    // announcements after the load are what teach it.
+    if (packet.kind === "arp" || packet.kind === "rarp") return { toPasst: [frame], toGuest: [] };
     if (packet.kind !== "ip") return _none;
     if (_isControl(packet)) return { toPasst: [frame], toGuest: [] };
     const isTcp = packet.protocol === IpProtocol.tcp;

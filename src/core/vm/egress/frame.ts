@@ -39,6 +39,8 @@ export interface IpPacket {
 export type Frame =
   | IpPacket
   | { readonly kind: "arp" }
+  /** QEMU's own announcement of the guest's MAC after a resume (reverse ARP). */
+  | { readonly kind: "rarp" }
   | { readonly kind: "other"; readonly etherType: number }
   | { readonly kind: "malformed"; readonly reason: string };
 
@@ -50,6 +52,7 @@ export function parseFrame(frame: Uint8Array): Frame {
   const dstMac = frame.subarray(0, 6);
   const srcMac = frame.subarray(6, 12);
   if (etherType === 0x0806) return { kind: "arp" };
+  if (etherType === 0x8035) return { kind: "rarp" };
   if (etherType === 0x0800) return _ipv4(frame, view, srcMac, dstMac);
   if (etherType === 0x86dd) return _ipv6(frame, view, srcMac, dstMac);
   return { kind: "other", etherType };
