@@ -32,19 +32,29 @@ export function secondsPerFile(xml: string): Map<string, number> {
   return files;
 }
 
-/** A CI wrapper log read: guest boots by VM name, and the other QEMU runs. */
-export function qemuRuns(log: string): { readonly boots: Map<string, number>; readonly other: number } {
+/**
+ * A CI wrapper log read: guest boots by VM name, resumes from a suspended
+ * state (`resume`: no boot, a few seconds each), and the other QEMU runs.
+ */
+export function qemuRuns(
+  log: string,
+): { readonly boots: Map<string, number>; readonly resumes: number; readonly other: number } {
   const boots = new Map<string, number>();
   let other = 0;
+  let resumes = 0;
   for (const line of log.split("\n")) {
-    const match = /^(\d+) (boot|install|other) (.*)$/.exec(line.trim());
+    const match = /^(\d+) (boot|install|resume|other) (.*)$/.exec(line.trim());
     if (!match) continue;
+    if (match[2] === "resume") {
+      resumes++;
+      continue;
+    }
     const seconds = Number(match[1]);
     const isBoot = match[2] === "boot" || (match[2] === "install" && seconds >= installBootSeconds);
     if (isBoot) boots.set(match[3], (boots.get(match[3]) ?? 0) + 1);
     else other++;
   }
-  return { boots, other };
+  return { boots, resumes, other };
 }
 
 if (import.meta.main) {
@@ -81,7 +91,7 @@ if (import.meta.main) {
     lines.push(
       `ci: guest boots (VMs on a real base, and installs): ${boots}${
         maxBoots === undefined ? "" : ` (at most ${maxBoots})`
-      }; other QEMU runs: ${runs.other}`,
+      }; resumes: ${runs.resumes}; other QEMU runs: ${runs.other}`,
     );
     lines.push(`ci:   by VM name: ${byName.join(", ") || "none"}`);
   }

@@ -12,10 +12,12 @@ Deno.test("ci report: a file's seconds are its tests', not its steps' again", ()
   assert.deepEqual([...secondsPerFile(xml)], [["./tests/a_test.ts", 12], ["./tests/b_test.ts", 2]]);
 });
 
-Deno.test("ci report: boots are VMs on a real base and installs of 30 s or more; the rest are other runs", () => {
+Deno.test("ci report: boots are VMs on a real base and installs of 30 s or more; resumes apart; the rest are other runs", () => {
   const runs = qemuRuns(
-    "44 install virtdev-install\n20 install virtdev-install\n21 boot demo\n3 boot a\n9 other a\n1 other (unnamed)\nnoise\n",
+    "44 install virtdev-install\n20 install virtdev-install\n21 boot demo\n3 boot a\n9 other a\n1 other (unnamed)\nnoise\n" +
+      "4 resume sus\n5 resume sus\n",
   );
   assert.deepEqual([...runs.boots], [["virtdev-install", 1], ["demo", 1], ["a", 1]]);
+  assert.equal(runs.resumes, 2);
   assert.equal(runs.other, 3);
 });
