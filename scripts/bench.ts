@@ -12,6 +12,9 @@
  *               one boot of each comes first and is not counted
  *   clone       vs copying the deltas and nvram and making a host key
  *   stop        vs QMP system_powerdown + waitpid
+ *   suspend     of the running project (4 GiB configured), its state file
+ *               against the memory the guest used, and the resume's
+ *               start→wait against the same project's cold start→wait
  *   list        with 200 projects, vs list with 22
  *
  * Environment: VIRTDEV_BENCH_ROUNDS (boot rounds, default 3), VIRTDEV_ACCEL
@@ -190,11 +193,13 @@ async function mustWith(
 }
 
 const image = (await sh("bash", [join(repoRoot, "scripts/build_test_guest.sh")])).trim().split("\n").pop()!;
+/** Every VM's memory, the floor's too: the suspend goal is stated for 4 GiB (memory a guest never touches costs nothing). */
+const benchMemoryMiB = 4096;
 await using sandbox = await makeSandbox({
   VIRTDEV_ACCEL: accel,
   VIRTDEV_SUPERVISOR: "process",
   VIRTDEV_VM_CPUS: "2",
-  VIRTDEV_VM_MEMORY: "1024",
+  VIRTDEV_VM_MEMORY: String(benchMemoryMiB),
   VIRTDEV_SYSTEM_DISK_SIZE: "4G",
   VIRTDEV_HOME_DISK_SIZE: "2G",
   VIRTDEV_WAIT_TIMEOUT: String(bootDeadlineMs / 1000),
@@ -250,7 +255,7 @@ async function _floorRound(): Promise<void> {
   const port = 2299;
   const args = qemuArguments(
     projectVmSpec(paths, {
-      config: { vmMemoryMiB: 1024, vmCpus: 2 },
+      config: { vmMemoryMiB: benchMemoryMiB, vmCpus: 2 },
       accel,
       firmwareCode: firmware.code,
       netdev: `user,id=net0,hostfwd=tcp:127.0.0.1:${port}-:22`,
@@ -386,6 +391,7 @@ async function oursRound(withSlirp: boolean, measureNet = false): Promise<void> 
     }))[0],
   );
   if (measureNet) await step("ours: network measurement", netRound, 300_000);
+  await step("ours: suspend and resume", suspendRound, 300_000);
   oursStop.push((await timed(() => step("ours: stop", () => must(sandbox, "stop", "bench"))))[0]);
   // After the stop: a getty that came after the login is in by then.
   timelines.push(lastBootTimeline(await Deno.readTextFile(store.project("bench").vmLog)));
@@ -398,6 +404,28 @@ async function oursRound(withSlirp: boolean, measureNet = false): Promise<void> 
     }))[0],
   );
   await step("ours on SLIRP: stop", () => must(sandbox, "stop", "bench"));
+}
+
+const suspendSeconds: number[] = [];
+const resumeReady: number[] = [];
+const stateBytes: number[] = [];
+const guestUsedBytes: number[] = [];
+const clockSkews: number[] = [];
+/** Suspends the running 'bench' and resumes it: start→wait, with the clock set. */
+async function suspendRound(): Promise<void> {
+  suspendSeconds.push((await timed(() => must(sandbox, "suspend", "bench")))[0]);
+  const saved = JSON.parse(await Deno.readTextFile(join(store.project("bench").suspended, "state.json")));
+  stateBytes.push(saved.memoryBytes);
+  if (typeof saved.guestUsedBytes === "number") guestUsedBytes.push(saved.guestUsedBytes);
+  resumeReady.push(
+    (await timed(async () => {
+      await must(sandbox, "start", "bench");
+      await must(sandbox, "wait", "bench");
+    }))[0],
+  );
+  const before = Date.now();
+  const guestNow = await virtdev(sandbox, ["ssh", "bench", "--", "date +%s.%N"]);
+  clockSkews.push(Math.abs(Number(guestNow.stdout.trim()) - (before + Date.now()) / 2000));
 }
 
 /** CPU ticks used so far by each process on the host, with its command line: what else ran during the boots. */
@@ -427,7 +455,10 @@ if (!smoke) {
   log("bench: warm-up boots (not counted)...");
   await floorRound();
   await oursRound(false);
-  for (const kept of [floorReady, floorBanner, floorStop, oursReady, oursStop, timelines]) kept.length = 0;
+  for (
+    const kept of [floorReady, floorBanner, floorStop, oursReady, oursStop, timelines, suspendSeconds, resumeReady]
+  ) kept.length = 0;
+  for (const kept of [stateBytes, guestUsedBytes, clockSkews]) kept.length = 0;
 }
 for (let round = 0; round < rounds; round++) {
   log(`bench: boot round ${round + 1}/${rounds}...`);
@@ -624,6 +655,26 @@ if (netDownload.wan.length > 0) {
 for (const line of netRows) print(line);
 print(filterRow());
 print(row("stop", oursStop, floorStop));
+if (resumeReady.length > 0) {
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+  print(row("resume start→wait vs cold", resumeReady, oursReady));
+  print(
+    `  resume ${seconds(resumeReady)} (goal ≤ 2 s and ≤ 0.1x); cold ${seconds(oursReady)}; guest clock off by ${
+      clockSkews.map((v) => `${v.toFixed(2)} s`).join(", ")
+    } after the resume`,
+  );
+  print(`${"suspend (4 GiB configured)".padEnd(30)} ${seconds(suspendSeconds).padStart(8)}  (goal ≤ 3 s)`);
+  if (guestUsedBytes.length > 0) {
+    ratios.push({ label: "state file / guest used", value: median(stateBytes) / median(guestUsedBytes) });
+  }
+  print(
+    `  state file ${stateBytes.map(mib).join(", ")}; the guest used (MemTotal − MemFree) ${
+      guestUsedBytes.map(mib).join(", ") || "-"
+    }; ratio ${
+      guestUsedBytes.length ? (median(stateBytes) / median(guestUsedBytes)).toFixed(2) : "-"
+    }x (goal ≤ 1.10x)`,
+  );
+}
 print(row(`list (${count} vs ${fewCount} projects)`, listFull, listEmpty));
 
 // The smoke run's checks: each boot round reached a login, and no ratio is empty or infinite.
@@ -633,6 +684,7 @@ for (
     ["our boots that reached a login", oursReady, rounds],
     ["floor boots that reached a login", floorReady, rounds],
     ["SLIRP boots that reached a login", slirpReady, smoke ? 0 : Math.ceil(rounds / 2)],
+    ["resumes that reached a login", resumeReady, rounds],
   ] as const
 ) {
   if (values.length !== expected || !values.every((v) => Number.isFinite(v) && v > 0)) {
