@@ -670,9 +670,7 @@ if (resumeReady.length > 0) {
   print(
     `  state file ${stateBytes.map(mib).join(", ")}; the guest used (MemTotal − MemFree) ${
       guestUsedBytes.map(mib).join(", ") || "-"
-    }; ratio ${
-      guestUsedBytes.length ? (median(stateBytes) / median(guestUsedBytes)).toFixed(2) : "-"
-    }x (goal ≤ 1.10x)`,
+    }; ratio ${guestUsedBytes.length ? (median(stateBytes) / median(guestUsedBytes)).toFixed(2) : "-"}x (goal ≤ 1.10x)`,
   );
 }
 print(row(`list (${count} vs ${fewCount} projects)`, listFull, listEmpty));

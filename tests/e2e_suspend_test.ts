@@ -126,24 +126,27 @@ Deno.test({
       assert.equal(await guest("sha256sum < /dev/shm/ram"), ramSum, "still the same memory after the refusals");
     });
 
-    await t.step("a suspend killed while it writes, or after it committed, leaves the VM running or suspended", async () => {
-      for (const point of ["suspend.stopped", "suspend.writing", "suspend.written"]) {
-        const killed = await run(["suspend", project], { VIRTDEV_TEST_CRASH_AT: point });
-        assert.equal(killed.code, 137, `${point}: ${killed.stderr}`);
-        // The host agent undoes it: the marker goes last, just before the guest runs again.
-        await until(`${point}: undone`, async () => !await exists(join(dir, "run", "suspending")), 30);
-        await until(`${point}: the guest runs again`, async () => (await status()) === "running", 30);
-        assert.ok(!await exists(join(dir, "suspended")), `${point}: no state`);
-        assert.ok(!await exists(join(dir, "suspended.partial")), `${point}: no partial state`);
-        const now = await counter();
-        await until(`${point}: the counter goes on`, async () => await counter() > now, 10);
-      }
-      const committed = await run(["suspend", project], { VIRTDEV_TEST_CRASH_AT: "suspend.committed" });
-      assert.equal(committed.code, 137, committed.stderr);
-      await until("the agent ends QEMU", async () => /^suspended/.test(await status()), 30);
-      await resume();
-      assert.equal(await guest("sha256sum < /dev/shm/ram"), ramSum);
-    });
+    await t.step(
+      "a suspend killed while it writes, or after it committed, leaves the VM running or suspended",
+      async () => {
+        for (const point of ["suspend.stopped", "suspend.writing", "suspend.written"]) {
+          const killed = await run(["suspend", project], { VIRTDEV_TEST_CRASH_AT: point });
+          assert.equal(killed.code, 137, `${point}: ${killed.stderr}`);
+          // The host agent undoes it: the marker goes last, just before the guest runs again.
+          await until(`${point}: undone`, async () => !await exists(join(dir, "run", "suspending")), 30);
+          await until(`${point}: the guest runs again`, async () => (await status()) === "running", 30);
+          assert.ok(!await exists(join(dir, "suspended")), `${point}: no state`);
+          assert.ok(!await exists(join(dir, "suspended.partial")), `${point}: no partial state`);
+          const now = await counter();
+          await until(`${point}: the counter goes on`, async () => await counter() > now, 10);
+        }
+        const committed = await run(["suspend", project], { VIRTDEV_TEST_CRASH_AT: "suspend.committed" });
+        assert.equal(committed.code, 137, committed.stderr);
+        await until("the agent ends QEMU", async () => /^suspended/.test(await status()), 30);
+        await resume();
+        assert.equal(await guest("sha256sum < /dev/shm/ram"), ramSum);
+      },
+    );
 
     await t.step("a start killed while it resumes leaves the VM running or suspended, never a used state", async () => {
       await ok("suspend", project);

@@ -41,7 +41,10 @@ Deno.test("the machine leaves out the network backend's value; the network keeps
   const on2300 = qemuArguments({ ...spec, netdev: "user,id=net0,hostfwd=tcp:127.0.0.1:2300-:22" });
   assert.deepEqual(machineOf(on2222), machineOf(on2300));
   assert.equal(networkOf(on2222), networkOf(on2300));
-  const passt = qemuArguments({ ...spec, netdev: "stream,id=net0,server=off,addr.type=unix,addr.path=/p/run/net/vm.sock" });
+  const passt = qemuArguments({
+    ...spec,
+    netdev: "stream,id=net0,server=off,addr.type=unix,addr.path=/p/run/net/vm.sock",
+  });
   assert.notEqual(networkOf(passt), networkOf(on2222));
   assert.notDeepEqual(machineOf(qemuArguments({ ...spec, memoryMiB: 2048 })), machineOf(on2222));
 });

@@ -38,12 +38,14 @@ export const diskCommand = defineCommand("disk", {
       });
     }
     const total = await allocatedBytes(paths.dir);
+    // The cost of being suspended: the saved memory, beside the deltas.
+    const suspended = await pathExists(paths.suspended) ? await allocatedBytes(paths.suspended) : null;
     const kept = (await listKeptGenerations(store)).find((generation) => generation.projects.includes(project));
     const keptBase = kept
       ? { generation: kept.generation, dir: kept.dir, bytes: kept.bytes, projects: kept.projects }
       : null;
     if (json) {
-      ui.result(JSON.stringify({ project, mode: detached ? "detached" : "delta", disks, total, keptBase }));
+      ui.result(JSON.stringify({ project, mode: detached ? "detached" : "delta", disks, total, keptBase, suspended }));
       return;
     }
     ui.info(project, "bold");
@@ -60,6 +62,7 @@ export const diskCommand = defineCommand("disk", {
         } ${basename(disk.path)}${backing}`,
       );
     }
+    if (suspended !== null) ui.result(`  suspended ${formatSize(suspended).padStart(7)}   saved memory (suspended/)`);
     ui.info(`  total: ${formatSize(total)}`);
     if (keptBase) {
       ui.info(

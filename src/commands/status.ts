@@ -40,7 +40,9 @@ export const statusCommand = defineCommand("status", {
         lastHalt
           ? `stopped (${lastHalt.reason}, ${lastHalt.at.slice(0, 19).replace("T", " ")} UTC)`
           : saved
-          ? `suspended (${saved.savedAt.slice(0, 19).replace("T", " ")} UTC, ${formatSize(saved.memoryBytes)} of memory)`
+          ? `suspended (${saved.savedAt.slice(0, 19).replace("T", " ")} UTC, ${
+            formatSize(saved.memoryBytes)
+          } of memory)`
           : describeRunState(status),
       );
       return;

@@ -83,7 +83,9 @@ export async function requireRunningVm(store: Store, name: string, notRunningCod
   if (status.pid === undefined || status.record === undefined) {
     throw new VirtdevError(`Project ${name} is ${status.state === "suspended" ? "suspended" : "not running"}.`, {
       exitCode: notRunningCode,
-      hint: `${status.state === "suspended" ? "Resume" : "Start"} it with 'virtdev start ${name}', then 'virtdev wait ${name}'.`,
+      hint: `${
+        status.state === "suspended" ? "Resume" : "Start"
+      } it with 'virtdev start ${name}', then 'virtdev wait ${name}'.`,
     });
   }
   return { paths, status: { ...status, pid: status.pid }, record: status.record };

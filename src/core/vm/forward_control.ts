@@ -36,7 +36,9 @@ export interface ForwardReport extends Forward {
 export async function reportForwards(paths: ProjectPaths): Promise<ForwardReport[]> {
   const kept = await readForwards(paths);
   const vm = await inspectVm(paths);
-  if (vm.state === "stopped" || vm.state === "suspended") return kept.map((forward) => ({ ...forward, state: "stopped" }));
+  if (vm.state === "stopped" || vm.state === "suspended") {
+    return kept.map((forward) => ({ ...forward, state: "stopped" }));
+  }
   const agent = (await readAgentState(paths))?.forwards ?? [];
   return kept.map((forward) => {
     const live = agent.find((state) => state.host === forward.host && state.guest === forward.guest);

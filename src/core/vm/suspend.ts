@@ -28,7 +28,7 @@ import { sshArguments } from "../guest/ssh.ts";
 import { readAgentState } from "./agent_state.ts";
 import { QmpClient } from "./qmp.ts";
 import { inspectVm, type VmStatus } from "./runtime_state.ts";
-import { resolveFirmware, type Config } from "../store/config.ts";
+import { type Config, resolveFirmware } from "../store/config.ts";
 import {
   commitSuspendState,
   fingerprintOf,

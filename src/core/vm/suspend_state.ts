@@ -153,7 +153,9 @@ export function fingerprintDifferences(saved: SuspendFingerprint, now: SuspendFi
   const differences: string[] = [];
   for (const [name, stamp] of Object.entries(now.disks)) {
     const was = saved.disks?.[name];
-    if (!was || was.path !== stamp.path || was.ino !== stamp.ino || was.size !== stamp.size || was.mtime !== stamp.mtime) {
+    if (
+      !was || was.path !== stamp.path || was.ino !== stamp.ino || was.size !== stamp.size || was.mtime !== stamp.mtime
+    ) {
       differences.push(`its ${name === "nvram" ? "firmware variables" : `${name} disk`} changed since the suspend`);
     }
   }

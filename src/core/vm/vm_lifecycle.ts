@@ -677,7 +677,11 @@ export async function stopProject(
     await supervisor.terminate(paths, pid, status.record);
     // A short VIRTDEV_STOP_TIMEOUT is for the guest; QEMU's own exit on a
     // busy host (TCG, 2 cores, a disk flushing gigabytes) can take seconds.
-    exited = await waitForQemuExit(paths.runtime.pidFile, pid, Math.max(options.stopTimeout, _sigtermGraceSeconds) * 1000);
+    exited = await waitForQemuExit(
+      paths.runtime.pidFile,
+      pid,
+      Math.max(options.stopTimeout, _sigtermGraceSeconds) * 1000,
+    );
   }
   if (!exited) {
     // The guest is already gone for good: what is left is a QEMU that will
