@@ -12,7 +12,7 @@
  * @module
  */
 import { type ProjectPaths, readOptionalText } from "../store/store.ts";
-import { runTool } from "../store/process.ts";
+import { exitCodeOf, spawnTool } from "../store/process.ts";
 import { sshArguments, type SshTarget } from "../guest/ssh.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
 import type { QmpClient } from "./qmp.ts";
@@ -122,18 +122,15 @@ export interface ClockOutcome {
 /**
  * Sets the guest's clock from the host's: it stood still while the VM was
  * suspended. Over the pinned SSH, with the passwordless sudo of the guest
- * contract.
+ * contract. The guest asks for the time once the session is up, so the
+ * time it gets is late by the one-way trip of a line, not by SSH's
+ * handshake (about a second under TCG).
  */
 export async function setGuestClock(target: SshTarget): Promise<ClockOutcome> {
   let last = "";
   const deadline = Date.now() + 20_000;
   for (let attempt = 1; Date.now() < deadline; attempt++) {
-    const seconds = (Date.now() / 1000).toFixed(3);
-    const result = await runTool(
-      "ssh",
-      sshArguments(target, ["sudo", "-n", "date", "-u", "-s", `@${seconds}`], { batch: true }),
-      { allowFailure: true, timeoutMs: 15_000, maxCapture: 2048 },
-    ).catch((error) => ({ code: 255, stdout: "", stderr: String(error) }));
+    const result = await _clockSession(target).catch((error) => ({ code: 255, stderr: String(error) }));
     if (result.code === 0) return { set: true };
     // The guest's words, shown to people: no control sequences, one short line.
     last = stripTerminalControls(result.stderr).trim().split("\n").at(-1)?.slice(0, 200) ?? "";
@@ -142,4 +139,66 @@ export async function setGuestClock(target: SshTarget): Promise<ClockOutcome> {
     await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 1000)));
   }
   return { set: false, detail: last || "ssh failed" };
+}
+
+/** The guest's side: say it is ready, read the time, set it. */
+const _clockScript = `sudo -n sh -c 'echo ready; read t; exec date -u -s "@$t" > /dev/null'`;
+/** The most the guest may say before its `ready` (its motd, a shell's noise) and of errors, in bytes. */
+const _maxGuestBytes = 4096;
+
+async function _clockSession(target: SshTarget): Promise<{ code: number; stderr: string }> {
+  const child = spawnTool("ssh", sshArguments(target, [_clockScript], { batch: true }), { stdin: true });
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Gone.
+    }
+  }, 15_000);
+  const stderr = _boundedText(child.stderr);
+  const writer = child.stdin.getWriter();
+  try {
+    if (await _waitForLine(child.stdout, "ready")) {
+      await writer.write(new TextEncoder().encode(`${(Date.now() / 1000).toFixed(3)}\n`));
+    }
+    await writer.close().catch(() => {});
+    const status = await child.status;
+    return { code: exitCodeOf(status), stderr: await stderr };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Reads `stream` until a line `word` (true), its end or too many bytes (false); the rest is drained unread. */
+async function _waitForLine(stream: ReadableStream<Uint8Array>, word: string): Promise<boolean> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let seen = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return false;
+    seen = (seen + decoder.decode(value, { stream: true })).slice(-_maxGuestBytes);
+    if (!seen.split("\n").slice(0, -1).some((line) => line.trim() === word)) continue;
+    // The rest is drained in the background, so that ssh never blocks on a full pipe.
+    (async () => {
+      try {
+        while (!(await reader.read()).done) { /* drained */ }
+      } catch {
+        // Closed.
+      }
+    })();
+    return true;
+  }
+}
+
+/** The last `_maxGuestBytes` of a stream, as text. */
+async function _boundedText(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    for await (const chunk of stream) text = (text + decoder.decode(chunk, { stream: true })).slice(-_maxGuestBytes);
+  } catch {
+    // Closed.
+  }
+  return text;
 }

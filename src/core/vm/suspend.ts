@@ -88,9 +88,10 @@ export async function suspendProject(
   const agent = await readAgentState(paths);
   const readiness = agent?.readiness ?? "pending";
   // Writes the guest still holds reach its disks first, so a state thrown away later costs only memory.
-  const guestUsedBytes = readiness === "ready"
+  const guestMemory = readiness === "ready"
     ? await _syncGuest(paths, { port: record.port, identity: options.config.sshKey })
     : undefined;
+  const guestUsedBytes = guestMemory?.used;
 
   const partial = partialSuspendFiles(paths);
   await removePartialSuspend(paths);
@@ -130,7 +131,7 @@ export async function suspendProject(
       port: record.port,
       readiness,
       memoryBytes,
-      ...(guestUsedBytes === undefined ? {} : { guestUsedBytes }),
+      ...(guestMemory === undefined ? {} : { guestUsedBytes: guestMemory.used, guestFreeBytes: guestMemory.free }),
       fingerprint: await fingerprintOf(paths, {
         args: record.qemu?.args ?? [],
         firmwareCode: resolveFirmware(options.config).code,
@@ -216,7 +217,7 @@ function _checkSuspendable(paths: ProjectPaths, status: VmStatus): void {
 async function _syncGuest(
   paths: ProjectPaths,
   target: { readonly port: number; readonly identity: string },
-): Promise<number | undefined> {
+): Promise<{ readonly used: number; readonly free: number } | undefined> {
   const result = await runTool(
     "ssh",
     sshArguments(
@@ -230,7 +231,8 @@ async function _syncGuest(
   // The guest's words: numbers or nothing.
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d{1,15}) kB$`, "m").exec(result.stdout)?.[1]);
   const used = (field("MemTotal") - field("MemFree")) * 1024;
-  return Number.isSafeInteger(used) && used > 0 ? used : undefined;
+  const free = field("MemFree") * 1024;
+  return Number.isSafeInteger(used) && used > 0 && Number.isSafeInteger(free) ? { used, free } : undefined;
 }
 
 /** Polls the migration until it ends; its status, or `timeout`. */

@@ -57,6 +57,8 @@ export interface SuspendRecord {
   readonly memoryBytes: number;
   /** Memory the guest used (MemTotal − MemFree), when it could be asked. */
   readonly guestUsedBytes?: number;
+  /** Memory the guest had free (MemFree): the rest of its RAM, its kernel's own reservations included, it held. */
+  readonly guestFreeBytes?: number;
   readonly fingerprint: SuspendFingerprint;
 }
 

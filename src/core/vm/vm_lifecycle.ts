@@ -59,6 +59,7 @@ import {
   fingerprintDifferences,
   fingerprintOf,
   readSuspendRecord,
+  removePartialSuspend,
   suspendFiles,
   type SuspendRecord,
 } from "./suspend_state.ts";
@@ -321,6 +322,8 @@ export async function startProject(
     });
   }
   const cleanedStale = await cleanStaleRuntime(paths, status);
+  // What a suspend left when it and its host agent both died (a host crash): never a state.
+  await removePartialSuspend(paths);
   const resume = status.state === "suspended" ? await _suspendedStateToResume(paths, options) : undefined;
   await clearHaltRecord(paths);
   _checkRuntimePaths(paths);
