@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { copiedGuestSandbox, e2eEnabled } from "./_guest.ts";
-import { killVms, spawnVirtdev, virtdev } from "./_helpers.ts";
+import { killVms, sh, spawnVirtdev, virtdev } from "./_helpers.ts";
 
 const project = "sus";
 
@@ -200,6 +200,62 @@ Deno.test({
       assert.ok(!await exists(join(dir, "suspended")));
       await run(["stop", project], { VIRTDEV_STOP_TIMEOUT: "1" });
     });
+
+    await t.step(
+      "disposable runs resume from a warm image; they never see each other's writes; the project stays",
+      async () => {
+        const files = ["system.qcow2", "home.qcow2", "nvram"].map((file) => join(dir, file));
+        const hashes = () => sh("sha256sum", files);
+        const resumedRuns = async () =>
+          (await Deno.readTextFile(join(dir, "vm.log"))).split("\n").filter((line) =>
+            line.includes("resumed a disposable run from its warm image")
+          ).length;
+        const before = await hashes();
+        const first = await ok("run", "--ephemeral", project, "--", "true");
+        assert.match(first.stderr, /Saved a warm image of sus/);
+        assert.ok(await exists(join(dir, "template", "memory")));
+        assert.equal((await Deno.stat(join(dir, "template", "memory"))).mode! & 0o777, 0o600);
+        const runs = await resumedRuns();
+        const a = await ok(
+          "run",
+          "--ephemeral",
+          project,
+          "--",
+          "echo a > /home/dev/eph-a; ls /home/dev | grep '^eph-' | tr '\\n' ' '",
+        );
+        const b = await ok(
+          "run",
+          "--ephemeral",
+          project,
+          "--",
+          "echo b > /home/dev/eph-b; ls /home/dev | grep '^eph-' | tr '\\n' ' '",
+        );
+        assert.equal(a.stdout.trim(), "eph-a");
+        assert.equal(b.stdout.trim(), "eph-b", "the second run does not see the first one's file");
+        assert.equal(await resumedRuns(), runs + 2, "both runs resumed from the warm image");
+        assert.equal(await hashes(), before, "the project's disks are byte-identical");
+        assert.equal(await status(), "stopped");
+
+        // A save of the warm image killed while it writes: the disposable VM runs on, the image before stays.
+        await ok("start", "--ephemeral", project);
+        await ok("wait", project);
+        const saved = await Deno.readTextFile(join(dir, "template", "state.json"));
+        const killed = await run(["suspend", "--template", project], { VIRTDEV_TEST_CRASH_AT: "suspend.writing" });
+        assert.equal(killed.code, 137, killed.stderr);
+        await until("undone", async () => !await exists(join(dir, "run", "suspending")), 30);
+        assert.equal(await guest("echo alive"), "alive");
+        assert.ok(!await exists(join(dir, "template.partial")));
+        assert.equal(await Deno.readTextFile(join(dir, "template", "state.json")), saved);
+        await ok("stop", project);
+
+        // A project whose disks changed: its image is dropped, and the disposable boot is a cold one.
+        await ok("resize", project, "home", "+64M");
+        const cold = await ok("start", "--ephemeral", project);
+        assert.match(cold.stderr, /warm image for disposable runs cannot be resumed: its home disk changed/);
+        assert.ok(!await exists(join(dir, "template")));
+        await ok("stop", project);
+      },
+    );
   } finally {
     await run(["stop", project]);
     await killVms(sandbox, [project]);

@@ -59,6 +59,7 @@ Deno.test("a fingerprint names every difference: a disk written, a generation, Q
       nvram: join(dir, "nvram"),
       generation: join(dir, "generation"),
       suspended: join(dir, "suspended"),
+      template: join(dir, "template"),
     };
     for (const file of [paths.systemImage, paths.homeImage, paths.nvram]) await Deno.writeTextFile(file, "x");
     await Deno.writeTextFile(paths.generation, "3\n");

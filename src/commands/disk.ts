@@ -40,12 +40,15 @@ export const diskCommand = defineCommand("disk", {
     const total = await allocatedBytes(paths.dir);
     // The cost of being suspended: the saved memory, beside the deltas.
     const suspended = await pathExists(paths.suspended) ? await allocatedBytes(paths.suspended) : null;
+    const template = await pathExists(paths.template) ? await allocatedBytes(paths.template) : null;
     const kept = (await listKeptGenerations(store)).find((generation) => generation.projects.includes(project));
     const keptBase = kept
       ? { generation: kept.generation, dir: kept.dir, bytes: kept.bytes, projects: kept.projects }
       : null;
     if (json) {
-      ui.result(JSON.stringify({ project, mode: detached ? "detached" : "delta", disks, total, keptBase, suspended }));
+      ui.result(
+        JSON.stringify({ project, mode: detached ? "detached" : "delta", disks, total, keptBase, suspended, template }),
+      );
       return;
     }
     ui.info(project, "bold");
@@ -63,6 +66,9 @@ export const diskCommand = defineCommand("disk", {
       );
     }
     if (suspended !== null) ui.result(`  suspended ${formatSize(suspended).padStart(7)}   saved memory (suspended/)`);
+    if (template !== null) {
+      ui.result(`  template  ${formatSize(template).padStart(7)}   the warm image of disposable runs (template/)`);
+    }
     ui.info(`  total: ${formatSize(total)}`);
     if (keptBase) {
       ui.info(

@@ -7,14 +7,16 @@ import { sshArguments } from "../core/guest/ssh.ts";
 import { requireProject } from "../core/projects/project_lookup.ts";
 import { inspectVm } from "../core/vm/runtime_state.ts";
 import { StartExit, startProject, stopProject } from "../core/vm/vm_lifecycle.ts";
-import { suspendProject } from "../core/vm/suspend.ts";
+import { saveTemplate, suspendProject } from "../core/vm/suspend.ts";
+import { formatSize } from "../core/store/size.ts";
+import type { Context } from "../cli/context.ts";
 
 /** `virtdev run [--ephemeral] <project> [--] command…`: boot, run one command, stop. */
 export const runCommand = defineCommand("run", {
   brief:
     `Run one command in a project VM: start it (disposable with --ephemeral), wait, run, stop; exits with the command's code.`,
   description:
-    `With --ephemeral every write of this boot goes to overlays that the stop drops: the project is byte for byte as it was, whatever the guest did. A VM that is already running is used as it is, and left running (--ephemeral refuses it); a suspended one is resumed for the command and suspended again after it. The command line reaches the guest's shell as ssh passes it (one word per argument, joined by spaces). The VM is stopped even when the command fails or is interrupted.`,
+    `With --ephemeral every write of this boot goes to overlays that the stop drops: the project is byte for byte as it was, whatever the guest did. A VM that is already running is used as it is, and left running (--ephemeral refuses it); a suspended one is resumed for the command and suspended again after it. The command line reaches the guest's shell as ssh passes it (one word per argument, joined by spaces). The VM is stopped even when the command fails or is interrupted. A disposable run resumes from the project's warm image when it has a current one (about two seconds instead of a boot); the first one after the project changed boots, and saves that image once the guest is ready.`,
   takesProject: true,
   options: {
     ephemeral: flagOption(["--ephemeral"], `Boot disposably: nothing the guest writes is kept.`),
@@ -46,14 +48,18 @@ export const runCommand = defineCommand("run", {
     const ignore = (): void => {};
     Deno.addSignalListener("SIGINT", ignore);
     try {
+      let warm = false;
       if (!running) {
         await withLock(context, `run ${project}`, async () => {
           ui.info(`${suspended ? "Resuming" : "Starting"} ${project}${ephemeral ? " (disposable)" : ""}...`);
-          await startProject(store, project, { config, env, reporter: ui, ephemeral });
+          warm = (await startProject(store, project, { config, env, reporter: ui, ephemeral })).resumedState ===
+            "template";
         }, { waitSeconds: 60 });
       }
       try {
         if (!running) await waitForGuest(store, project, { config });
+        // The first disposable run after the project changed leaves a warm image for the next ones.
+        if (ephemeral && !warm) await _saveWarmImage(context, project);
         const { target } = await requireRunningGuest(store, project, { config, notRunningCode: 5 });
         return await runAttached("ssh", sshArguments(target, command));
       } finally {
@@ -77,3 +83,21 @@ export const runCommand = defineCommand("run", {
     }
   },
 });
+
+/** Saves the warm image of a disposable run that booted cold; a failure costs the next run a boot, not this one. */
+async function _saveWarmImage(context: Context, project: string): Promise<void> {
+  const { store, config, ui } = context;
+  try {
+    await withLock(context, `suspend --template ${project}`, async () => {
+      const saved = await saveTemplate(store, project, { config, reporter: ui });
+      ui.info(
+        `Saved a warm image of ${project} (${formatSize(saved.memoryBytes)} of memory, ${
+          saved.seconds.toFixed(1)
+        }s): its next disposable runs resume from it.`,
+      );
+    }, { waitSeconds: 60 });
+  } catch (error) {
+    if (!(error instanceof VirtdevError)) throw error;
+    ui.warn(`could not save a warm image of ${project}: ${error.message}`);
+  }
+}

@@ -61,7 +61,11 @@ export const startCommand = defineCommand("start", {
       return;
     }
     if (result.resumedState) {
-      ui.success(`Resuming ${project} from its suspended state (port ${result.port}).`);
+      ui.success(
+        result.resumedState === "template"
+          ? `Resuming a disposable run of ${project} from its warm image (port ${result.port}); its writes are dropped at stop.`
+          : `Resuming ${project} from its suspended state (port ${result.port}).`,
+      );
       ui.info(`'virtdev wait ${project}' returns once its clock is set and SSH answers.`);
       return;
     }

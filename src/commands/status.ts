@@ -63,6 +63,7 @@ export const statusCommand = defineCommand("status", {
       forwards: await reportForwards(paths),
       halt: status.halt ?? lastHalt ?? null,
       suspended: saved ? { savedAt: saved.savedAt, memoryBytes: saved.memoryBytes } : null,
+      template: await _template(paths),
     }));
   },
 });
@@ -74,4 +75,10 @@ async function _net(
   const running = await runningNet(paths);
   const zone = paths.name === maintenanceVmName ? null : await readProjectZone(paths).catch(() => null);
   return { zone, running: running?.zone ?? null, blocked: running?.report ? running.blocked : null };
+}
+
+/** The warm image disposable runs resume from, if the project has one. */
+async function _template(paths: ProjectPaths): Promise<{ savedAt: string; memoryBytes: number } | null> {
+  const record = await readSuspendRecord(paths, { kind: "template" });
+  return record ? { savedAt: record.savedAt, memoryBytes: record.memoryBytes } : null;
 }

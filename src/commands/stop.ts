@@ -8,7 +8,7 @@ import { inspectVm } from "../core/vm/runtime_state.ts";
 export const stopCommand = defineCommand("stop", {
   brief: `Shut a project VM down (ACPI power-off; SIGTERM after VIRTDEV_STOP_TIMEOUT).`,
   description:
-    `For a suspended project, stop discards its saved memory: its processes end, and its disks keep what the guest had written by the suspend (the suspend syncs them). The next start boots afresh.`,
+    `A disposable boot (--ephemeral) is ended at once: nothing of it is kept. For a suspended project, stop discards its saved memory: its processes end, and its disks keep what the guest had written by the suspend (the suspend syncs them). The next start boots afresh.`,
   takesProject: true,
   positionals: {
     project: projectPositional,
@@ -24,9 +24,9 @@ export const stopCommand = defineCommand("stop", {
       return;
     }
     const result = await withLock(context, `stop ${project}`, async () => {
-      if ((await inspectVm(store.project(project))).state !== "suspended") {
-        ui.info(`Sending ACPI power-off to ${project}...`);
-      }
+      const status = await inspectVm(store.project(project));
+      if (status.record?.ephemeral) ui.info(`Ending ${project}'s disposable boot (nothing of it is kept)...`);
+      else if (status.state !== "suspended") ui.info(`Sending ACPI power-off to ${project}...`);
       return await stopProject(store, project, { stopTimeout: config.stopTimeout, reporter: ui });
     }, { waitSeconds: 60 });
     if (result.how === "discarded its suspended state") {

@@ -144,6 +144,8 @@ export interface ProjectPaths extends BasePaths {
   readonly haltRecord: string;
   /** A suspended VM's memory and device state, with what it belongs to (`suspend`); consumed by the resume. */
   readonly suspended: string;
+  /** The warm image disposable runs resume from: a ready disposable boot's state and overlays (kept). */
+  readonly template: string;
   /** The directory of the runtime files. */
   readonly runDir: string;
   /** Runtime files. */
@@ -238,6 +240,7 @@ export class Store {
       shutdownProof: join(dir, "shutdown.json"),
       haltRecord: join(dir, "halt.json"),
       suspended: join(dir, "suspended"),
+      template: join(dir, "template"),
       runDir: run,
       runtime: {
         monitorSocket: join(run, "monitor.sock"),

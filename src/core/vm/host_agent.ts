@@ -255,7 +255,7 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
 
   let launched = await _waitForQmp(paths, status);
   let failure: string | undefined;
-  if (launched && record.resume) launched = await _loadSuspendedState(paths);
+  if (launched && record.resume) launched = await _loadSuspendedState(paths, { keep: record.resume.keep });
   // Whatever kept a resume from running (QEMU's own exit included), start then boots cold.
   if (!launched && record.resume) failure = suspendedStateLoadFailure;
   let server: _ConsoleServer | undefined;
@@ -387,7 +387,7 @@ async function _watchEvents(
 const _loadTimeoutMs = 300_000;
 
 /** Lets QEMU load the suspended state, then consumes it and lets the guest run. */
-async function _loadSuspendedState(paths: ProjectPaths): Promise<boolean> {
+async function _loadSuspendedState(paths: ProjectPaths, options: { readonly keep?: boolean }): Promise<boolean> {
   let client: QmpClient;
   try {
     client = await QmpClient.connect(paths.runtime.qmpSocket);
@@ -395,7 +395,7 @@ async function _loadSuspendedState(paths: ProjectPaths): Promise<boolean> {
     return false;
   }
   try {
-    return await finishIncoming(client, paths, { timeoutMs: _loadTimeoutMs });
+    return await finishIncoming(client, paths, { timeoutMs: _loadTimeoutMs, keep: options.keep });
   } catch (error) {
     await appendVmLog(paths, `host agent: resuming: ${error instanceof Error ? error.message : String(error)}`);
     return false;

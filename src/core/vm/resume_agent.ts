@@ -58,14 +58,16 @@ export async function guardSuspend(client: QmpClient, paths: ProjectPaths): Prom
 }
 
 async function _afterDeadSuspend(client: QmpClient, paths: ProjectPaths): Promise<void> {
-  let token: unknown;
+  let marker: { token?: unknown; kind?: unknown } = {};
   try {
-    token = JSON.parse(await readOptionalText(paths.runtime.suspending) ?? "{}")?.token;
+    marker = JSON.parse(await readOptionalText(paths.runtime.suspending) ?? "{}") ?? {};
   } catch {
-    token = undefined;
+    // Unreadable: undone below, the safe way.
   }
-  const committed = await readSuspendRecord(paths);
-  if (committed !== undefined && committed.token === token) {
+  // A warm image's save lets the VM run on however far it got; a suspend that committed is finished.
+  const kind = marker.kind === "template" ? "template" : "suspended";
+  const committed = kind === "suspended" ? await readSuspendRecord(paths) : undefined;
+  if (committed !== undefined && committed.token === marker.token) {
     await appendVmLog(paths, "host agent: the suspend died after saving the state; ending QEMU as it would have");
     await client.execute("quit").catch(() => {});
     return;
@@ -76,10 +78,15 @@ async function _afterDeadSuspend(client: QmpClient, paths: ProjectPaths): Promis
     if (info?.status !== "active" && info?.status !== "setup" && info?.status !== "cancelling") break;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  await removePartialSuspend(paths);
+  await removePartialSuspend(paths, { kind });
   await Deno.remove(paths.runtime.suspending).catch(() => {});
   await client.execute("cont").catch(() => {});
-  await appendVmLog(paths, "host agent: a suspend died before its state was saved; the guest runs again");
+  await appendVmLog(
+    paths,
+    kind === "template"
+      ? "host agent: saving a warm image died; the guest runs on"
+      : "host agent: a suspend died before its state was saved; the guest runs again",
+  );
 }
 
 /**
@@ -91,7 +98,7 @@ async function _afterDeadSuspend(client: QmpClient, paths: ProjectPaths): Promis
 export async function finishIncoming(
   client: QmpClient,
   paths: ProjectPaths,
-  options: { readonly timeoutMs: number },
+  options: { readonly timeoutMs: number; readonly keep?: boolean },
 ): Promise<boolean> {
   const deadline = Date.now() + options.timeoutMs;
   let delay = 5;
@@ -107,8 +114,9 @@ export async function finishIncoming(
     await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(delay * 2, 50);
   }
-  // Gone before the guest can write a byte: a state is never resumed twice.
-  await discardSuspendState(paths);
+  // Gone before the guest can write a byte: a state is never resumed twice. A warm image is kept: each
+  // disposable run writes only to its own copies of the overlays.
+  if (!options.keep) await discardSuspendState(paths);
   await client.execute("cont");
   return true;
 }

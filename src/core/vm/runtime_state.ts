@@ -55,7 +55,11 @@ export interface RuntimeRecord {
    * `-incoming`): the host agent consumes the state before the guest runs,
    * sets its clock, and takes its readiness from the suspend.
    */
-  readonly resume?: { readonly readiness: Readiness };
+  readonly resume?: {
+    readonly readiness: Readiness;
+    /** A disposable run from the project's warm image: the image is kept, not consumed. */
+    readonly keep?: boolean;
+  };
 }
 
 /** What is known of a project's VM. */

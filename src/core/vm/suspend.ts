@@ -35,9 +35,12 @@ import {
   hasSuspendedState,
   partialSuspendFiles,
   removePartialSuspend,
+  type SavedKind,
+  type SuspendFiles,
   suspendFiles,
   type SuspendRecord,
 } from "./suspend_state.ts";
+import { join } from "../store/path.ts";
 import { settleEndedVm, waitForQemuExit } from "./vm_lifecycle.ts";
 import { qemuVersionLine } from "./supervisor.ts";
 import { appendVmLog } from "./vm_log.ts";
@@ -93,16 +96,124 @@ export async function suspendProject(
     : undefined;
   const guestUsedBytes = guestMemory?.used;
 
-  const partial = partialSuspendFiles(paths);
-  await removePartialSuspend(paths);
+  const firmwareCode = resolveFirmware(options.config).code;
+  await _saveState(paths, {
+    kind: "suspended",
+    record: (token, memoryBytes) => ({
+      version: 1,
+      token,
+      savedAt: new Date().toISOString(),
+      port: record.port,
+      readiness,
+      memoryBytes,
+      ...(guestMemory === undefined ? {} : { guestUsedBytes: guestMemory.used, guestFreeBytes: guestMemory.free }),
+    }),
+    fingerprint: async () =>
+      await fingerprintOf(paths, { args: record.qemu?.args ?? [], firmwareCode, qemuVersion: await qemuVersionLine() }),
+    // Committed: QEMU has nothing left to do.
+    after: async (client) => await client.execute("quit").catch(() => {}),
+  });
+  await waitForQemuExit(paths.runtime.pidFile, pid, 30_000);
+  await settleEndedVm(paths, status, { agentPid: agent?.pid, reporter: options.reporter });
+  const seconds = (performance.now() - started) / 1000;
+  const memoryBytes = (await Deno.stat(suspendFiles(paths).memory)).size;
+  await appendVmLog(paths, `suspended: ${memoryBytes} bytes of state in ${seconds.toFixed(2)}s`);
+  return { seconds, memoryBytes, ...(guestUsedBytes === undefined ? {} : { guestUsedBytes }) };
+}
+
+/**
+ * Makes project `name`'s warm image: the state of its running disposable
+ * boot, once ready, with copies of that boot's overlays and nvram, in
+ * `template/` (replacing the one before). The VM runs on afterwards.
+ * Disposable runs then resume from it (see `vm_lifecycle.ts`) until the
+ * project's disks change. Call under the store lock.
+ */
+export async function saveTemplate(
+  store: Store,
+  name: string,
+  options: { readonly config: Pick<Config, "ovmfCode" | "ovmfVars">; readonly reporter: Reporter },
+): Promise<SuspendResult> {
+  const started = performance.now();
+  const paths = await requireProject(store, name);
+  const status = await inspectVm(paths);
+  _checkSuspendable(paths, status, { template: true });
+  const record = status.record!;
+  if ((await readAgentState(paths))?.readiness !== "ready") {
+    throw new VirtdevError(`Project ${name}'s disposable boot is not ready yet.`, {
+      exitCode: SuspendExit.cannotSuspend,
+      hint: `Wait for it first: virtdev wait ${name}`,
+    });
+  }
+  const firmwareCode = resolveFirmware(options.config).code;
+  const overlays = paths.runtime.ephemeral;
+  const memoryBytes = await _saveState(paths, {
+    kind: "template",
+    record: (token, memoryBytes) => ({
+      version: 1,
+      token,
+      savedAt: new Date().toISOString(),
+      port: record.port,
+      readiness: "ready",
+      memoryBytes,
+    }),
+    // The project's own disks: the overlays lie over them, and a template is good while they are unchanged.
+    fingerprint: async () =>
+      await fingerprintOf(paths, { args: record.qemu?.args ?? [], firmwareCode, qemuVersion: await qemuVersionLine() }),
+    // QEMU flushed the overlays and let go of them as the migration completed: copied as the state saw them.
+    beforeCommit: async (files) => {
+      for (
+        const [from, to] of [["system.qcow2", files.systemImage], ["home.qcow2", files.homeImage], [
+          "nvram",
+          files.nvram,
+        ]]
+      ) {
+        await Deno.copyFile(join(overlays, from), to);
+        await Deno.chmod(to, privateFileMode);
+      }
+    },
+    after: async (client) => {
+      crashPoint("template.committed");
+      await Deno.remove(paths.runtime.suspending).catch(() => {});
+      await client.execute("cont");
+    },
+  });
+  const seconds = (performance.now() - started) / 1000;
+  await appendVmLog(
+    paths,
+    `saved a warm image for disposable runs: ${memoryBytes} bytes of state in ${seconds.toFixed(2)}s`,
+  );
+  return { seconds, memoryBytes };
+}
+
+/**
+ * Pauses the guest and has QEMU write its state into a partial directory,
+ * which is committed whole; `after` then ends QEMU or lets the guest run.
+ * A failure before the commit lets the guest run again and removes the
+ * partial state. The marker in run/ is locked throughout, for the host
+ * agent's guard.
+ *
+ * @returns the state file's size.
+ */
+async function _saveState(
+  paths: ProjectPaths,
+  steps: {
+    readonly kind: SavedKind;
+    readonly record: (token: string, memoryBytes: number) => Omit<SuspendRecord, "fingerprint">;
+    readonly fingerprint: () => Promise<SuspendRecord["fingerprint"]>;
+    readonly beforeCommit?: (files: SuspendFiles) => Promise<void>;
+    readonly after: (client: QmpClient) => Promise<unknown>;
+  },
+): Promise<number> {
+  const kind = { kind: steps.kind };
+  const partial = partialSuspendFiles(paths, kind);
+  await removePartialSuspend(paths, kind);
   await ensurePrivateDirectory(partial.dir);
   // Made here with its mode: QEMU's `cat >` keeps it.
   (await Deno.open(partial.memory, { write: true, createNew: true, mode: privateFileMode })).close();
   const token = crypto.randomUUID();
   // Held locked for as long as this process lives: the host agent takes a
-  // free lock for a suspend that died, and finishes or undoes it.
-  using _marker = await _holdMarker(paths, token);
-
+  // free lock for a save that died, and finishes or undoes it.
+  using _marker = await _holdMarker(paths, token, steps.kind);
   const client = await QmpClient.connect(paths.runtime.qmpSocket);
   try {
     await client.execute("stop");
@@ -115,45 +226,35 @@ export async function suspendProject(
     if (outcome !== "completed") {
       await client.execute("migrate_cancel").catch(() => {});
       await client.execute("cont").catch(() => {});
-      await removePartialSuspend(paths);
+      await removePartialSuspend(paths, kind);
       await Deno.remove(paths.runtime.suspending).catch(() => {});
-      throw new VirtdevError(`QEMU could not write ${name}'s state (${outcome}); the guest runs on.`, {
+      throw new VirtdevError(`QEMU could not write ${paths.name}'s state (${outcome}); the guest runs on.`, {
         exitCode: SuspendExit.failed,
-        hint: `See 'virtdev log ${name}'; is there room for its memory in ${paths.dir}?`,
+        hint: `See 'virtdev log ${paths.name}'; is there room for its memory in ${paths.dir}?`,
       });
     }
     crashPoint("suspend.written");
     const memoryBytes = (await Deno.stat(partial.memory)).size;
-    const state: SuspendRecord = {
-      version: 1,
-      token,
-      savedAt: new Date().toISOString(),
-      port: record.port,
-      readiness,
-      memoryBytes,
-      ...(guestMemory === undefined ? {} : { guestUsedBytes: guestMemory.used, guestFreeBytes: guestMemory.free }),
-      fingerprint: await fingerprintOf(paths, {
-        args: record.qemu?.args ?? [],
-        firmwareCode: resolveFirmware(options.config).code,
-        qemuVersion: await qemuVersionLine(),
-      }),
-    };
-    await commitSuspendState(paths, state);
+    try {
+      await steps.beforeCommit?.(partial);
+      const record: SuspendRecord = { ...steps.record(token, memoryBytes), fingerprint: await steps.fingerprint() };
+      await commitSuspendState(paths, record, kind);
+    } catch (error) {
+      await client.execute("cont").catch(() => {});
+      await removePartialSuspend(paths, kind);
+      await Deno.remove(paths.runtime.suspending).catch(() => {});
+      throw error;
+    }
     crashPoint("suspend.committed");
-    await client.execute("quit").catch(() => {});
+    await steps.after(client);
+    return memoryBytes;
   } finally {
     client.close();
   }
-  await waitForQemuExit(paths.runtime.pidFile, pid, 30_000);
-  await settleEndedVm(paths, status, { agentPid: agent?.pid, reporter: options.reporter });
-  const seconds = (performance.now() - started) / 1000;
-  const memoryBytes = (await Deno.stat(suspendFiles(paths).memory)).size;
-  await appendVmLog(paths, `suspended: ${memoryBytes} bytes of state in ${seconds.toFixed(2)}s`);
-  return { seconds, memoryBytes, ...(guestUsedBytes === undefined ? {} : { guestUsedBytes }) };
 }
 
 /** Writes the suspend marker and locks it (flock, released by the kernel however this process ends). */
-async function _holdMarker(paths: ProjectPaths, token: string): Promise<Deno.FsFile> {
+async function _holdMarker(paths: ProjectPaths, token: string, kind: SavedKind): Promise<Deno.FsFile> {
   const file = await Deno.open(paths.runtime.suspending, {
     read: true,
     write: true,
@@ -163,7 +264,7 @@ async function _holdMarker(paths: ProjectPaths, token: string): Promise<Deno.FsF
   });
   try {
     await file.lock(true);
-    const bytes = new TextEncoder().encode(`${JSON.stringify({ pid: Deno.pid, token })}\n`);
+    const bytes = new TextEncoder().encode(`${JSON.stringify({ pid: Deno.pid, token, kind })}\n`);
     for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
     await file.sync();
   } catch (error) {
@@ -173,7 +274,7 @@ async function _holdMarker(paths: ProjectPaths, token: string): Promise<Deno.FsF
   return file;
 }
 
-function _checkSuspendable(paths: ProjectPaths, status: VmStatus): void {
+function _checkSuspendable(paths: ProjectPaths, status: VmStatus, options: { readonly template?: boolean } = {}): void {
   const name = paths.name;
   if (status.foreign) {
     throw new VirtdevError(`Project ${name} runs, but virtdev did not start it, so it cannot suspend it.`, {
@@ -187,10 +288,17 @@ function _checkSuspendable(paths: ProjectPaths, status: VmStatus): void {
       hint: `Start it with 'virtdev start ${name}'.`,
     });
   }
-  if (status.record.ephemeral) {
+  if (status.record.ephemeral && !options.template) {
     throw new VirtdevError(`Project ${name} runs disposably (--ephemeral); its writes end with it.`, {
       exitCode: SuspendExit.cannotSuspend,
-      hint: `Stop it with 'virtdev stop ${name}'.`,
+      hint:
+        `Stop it with 'virtdev stop ${name}', or keep it as the warm image of its disposable runs: virtdev suspend --template ${name}`,
+    });
+  }
+  if (!status.record.ephemeral && options.template) {
+    throw new VirtdevError(`Project ${name} runs on its own disks; a warm image is taken of a disposable boot.`, {
+      exitCode: SuspendExit.cannotSuspend,
+      hint: `Stop it first (virtdev stop ${name}), then: virtdev suspend --template ${name}`,
     });
   }
   if (status.state === "paused" || status.state === "stopping") {

@@ -62,30 +62,62 @@ export interface SuspendRecord {
   readonly fingerprint: SuspendFingerprint;
 }
 
-/** The files of a suspended state. */
+/**
+ * What a saved state is: a suspended VM's (`suspended/`, consumed by the
+ * resume), or a project's warm image for disposable runs (`template/`,
+ * kept, with the overlays of the disposable boot it was taken from).
+ */
+export type SavedKind = "suspended" | "template";
+
+/** Which saved state a call is about; a suspended VM's unless said. */
+export interface KindOption {
+  readonly kind?: SavedKind;
+}
+
+/** The files of a saved state. */
 export interface SuspendFiles {
   readonly dir: string;
   readonly memory: string;
   readonly record: string;
+  /** A template's copies of the disposable boot's overlays and nvram, as they were at the save. */
+  readonly systemImage: string;
+  readonly homeImage: string;
+  readonly nvram: string;
 }
 
-/** Where `paths`' committed state lives. */
-export function suspendFiles(paths: Pick<ProjectPaths, "suspended">): SuspendFiles {
-  return _filesIn(paths.suspended);
+type _StatePaths = Pick<ProjectPaths, "suspended" | "template">;
+
+/** Where `paths`' committed state of `kind` lives. */
+export function suspendFiles(paths: _StatePaths, options: KindOption = {}): SuspendFiles {
+  return _filesIn(_dirOf(paths, options));
 }
 
-/** Where a suspend writes before it commits. */
-export function partialSuspendFiles(paths: Pick<ProjectPaths, "suspended">): SuspendFiles {
-  return _filesIn(`${paths.suspended}.partial`);
+/** Where a save writes before it commits. */
+export function partialSuspendFiles(paths: _StatePaths, options: KindOption = {}): SuspendFiles {
+  return _filesIn(`${_dirOf(paths, options)}.partial`);
+}
+
+function _dirOf(paths: _StatePaths, options: KindOption): string {
+  return options.kind === "template" ? paths.template : paths.suspended;
 }
 
 function _filesIn(dir: string): SuspendFiles {
-  return { dir, memory: join(dir, "memory"), record: join(dir, "state.json") };
+  return {
+    dir,
+    memory: join(dir, "memory"),
+    record: join(dir, "state.json"),
+    systemImage: join(dir, "system.qcow2"),
+    homeImage: join(dir, "home.qcow2"),
+    nvram: join(dir, "nvram"),
+  };
 }
 
 /** The committed state of `paths`, if there is a readable one. */
-export async function readSuspendRecord(paths: Pick<ProjectPaths, "suspended">): Promise<SuspendRecord | undefined> {
-  const text = await readOptionalText(suspendFiles(paths).record);
+export async function readSuspendRecord(
+  paths: _StatePaths,
+  options: KindOption = {},
+): Promise<SuspendRecord | undefined> {
+  const text = await readOptionalText(suspendFiles(paths, options).record);
   if (text === undefined) return undefined;
   try {
     const value = JSON.parse(text) as SuspendRecord;
@@ -180,12 +212,22 @@ async function _stamp(path: string): Promise<_FileStamp> {
   return { path, ino: info.ino, size: info.size, mtime: info.mtime?.getTime() ?? null };
 }
 
-/** Writes the record into the partial directory, then renames the directory into place. */
-export async function commitSuspendState(paths: Pick<ProjectPaths, "suspended" | "dir">, record: SuspendRecord) {
-  const partial = partialSuspendFiles(paths);
+/**
+ * Writes the record into the partial directory, then renames the directory
+ * into place. A template replaces the one before it: that is renamed
+ * aside first, so a crash leaves one whole template or none.
+ */
+export async function commitSuspendState(
+  paths: _StatePaths & Pick<ProjectPaths, "dir">,
+  record: SuspendRecord,
+  options: KindOption = {},
+): Promise<void> {
+  const partial = partialSuspendFiles(paths, options);
+  const target = _dirOf(paths, options);
   await writeFileAtomic(partial.record, `${JSON.stringify(record)}\n`, { mode: privateFileMode });
   await _fsyncFile(partial.memory);
-  await Deno.rename(partial.dir, paths.suspended);
+  if (options.kind === "template") await discardSuspendState(paths, options);
+  await Deno.rename(partial.dir, target);
   await syncDirectory(paths.dir);
 }
 
@@ -195,11 +237,12 @@ export async function commitSuspendState(paths: Pick<ProjectPaths, "suspended" |
  *
  * @returns whether there was one.
  */
-export async function discardSuspendState(paths: Pick<ProjectPaths, "suspended">): Promise<boolean> {
-  const aside = `${paths.suspended}.discarded`;
+export async function discardSuspendState(paths: _StatePaths, options: KindOption = {}): Promise<boolean> {
+  const dir = _dirOf(paths, options);
+  const aside = `${dir}.discarded`;
   let had = true;
   try {
-    await Deno.rename(paths.suspended, aside);
+    await Deno.rename(dir, aside);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
     had = false;
@@ -210,9 +253,9 @@ export async function discardSuspendState(paths: Pick<ProjectPaths, "suspended">
   return had;
 }
 
-/** Removes what an unfinished suspend wrote. */
-export async function removePartialSuspend(paths: Pick<ProjectPaths, "suspended">): Promise<void> {
-  await Deno.remove(partialSuspendFiles(paths).dir, { recursive: true }).catch((error) => {
+/** Removes what an unfinished save wrote. */
+export async function removePartialSuspend(paths: _StatePaths, options: KindOption = {}): Promise<void> {
+  await Deno.remove(partialSuspendFiles(paths, options).dir, { recursive: true }).catch((error) => {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   });
 }

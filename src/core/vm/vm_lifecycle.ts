@@ -60,6 +60,7 @@ import {
   fingerprintOf,
   readSuspendRecord,
   removePartialSuspend,
+  type SavedKind,
   suspendFiles,
   type SuspendRecord,
 } from "./suspend_state.ts";
@@ -255,8 +256,8 @@ export interface StartResult {
   readonly network: { readonly backend: NetBackend; readonly egress: Egress };
   /** A VM QEMU had paused (a failed disk write) was resumed, not started. */
   readonly resumed?: boolean;
-  /** The VM was resumed from its suspended state. */
-  readonly resumedState?: boolean;
+  /** The VM was resumed from a saved state: its suspended one, or (a disposable run) its warm image. */
+  readonly resumedState?: SavedKind;
 }
 
 /** Starts project `name`'s VM. Call under the store lock. */
@@ -324,7 +325,12 @@ export async function startProject(
   const cleanedStale = await cleanStaleRuntime(paths, status);
   // What a suspend left when it and its host agent both died (a host crash): never a state.
   await removePartialSuspend(paths);
-  const resume = status.state === "suspended" ? await _suspendedStateToResume(paths, options) : undefined;
+  await removePartialSuspend(paths, { kind: "template" });
+  const resume: _Resume | undefined = status.state === "suspended"
+    ? await _suspendedStateToResume(paths, options)
+    : options.ephemeral && !options.cold
+    ? await _templateToResume(paths)
+    : undefined;
   await clearHaltRecord(paths);
   _checkRuntimePaths(paths);
   await ensureHostKey(paths);
@@ -332,7 +338,7 @@ export async function startProject(
   if (await finishInterruptedRevert(paths)) options.reporter.warn("finished a snapshot revert that was interrupted.");
   try {
     const launched = await _launchVm(store, paths, { ...options, explicit, resume });
-    return { ...launched, cleanedStale, ...(resume ? { resumedState: true } : {}) };
+    return { ...launched, cleanedStale, ...(resume ? { resumedState: resume.kind } : {}) };
   } catch (error) {
     const why = error instanceof _StateMismatch
       ? error.message
@@ -340,12 +346,30 @@ export async function startProject(
       ? error.message
       : undefined;
     if (!resume || why === undefined) throw error;
-    await discardSuspendState(paths);
-    options.reporter.warn(`${name}'s suspended state cannot be resumed: ${why} It is discarded; booting cold.`);
-    await appendVmLog(paths, `discarded the suspended state, which could not be resumed: ${why}`);
+    await discardSuspendState(paths, { kind: resume.kind });
+    const what = resume.kind === "template" ? "warm image for disposable runs" : "suspended state";
+    // A warm image goes stale whenever the project's disks change: that is news, not a fault.
+    const say = resume.kind === "template"
+      ? options.reporter.info.bind(options.reporter)
+      : options.reporter.warn.bind(options.reporter);
+    say(`${name}'s ${what} cannot be resumed: ${why} It is discarded; booting cold.`);
+    await appendVmLog(paths, `discarded the ${what}, which could not be resumed: ${why}`);
+    await clearRuntime(paths);
     const launched = await _launchVm(store, paths, { ...options, explicit });
     return { ...launched, cleanedStale };
   }
+}
+
+/** A saved state a start resumes from, and which kind it is. */
+interface _Resume {
+  readonly kind: SavedKind;
+  readonly record: SuspendRecord;
+}
+
+/** The project's warm image, when there is a readable one: a disposable boot resumes from it. */
+async function _templateToResume(paths: ProjectPaths): Promise<_Resume | undefined> {
+  const record = await readSuspendRecord(paths, { kind: "template" });
+  return record === undefined ? undefined : { kind: "template", record };
 }
 
 /** A saved state that does not belong to the machine as it is now. */
@@ -364,10 +388,10 @@ class _StateMismatch extends Error {
 async function _suspendedStateToResume(
   paths: ProjectPaths,
   options: { readonly reporter: Reporter; readonly cold?: boolean; readonly ephemeral?: boolean },
-): Promise<SuspendRecord | undefined> {
+): Promise<_Resume | undefined> {
   if (options.ephemeral) throw suspendedError(paths.name, "boot disposably");
   const record = await readSuspendRecord(paths);
-  if (record !== undefined && !options.cold) return record;
+  if (record !== undefined && !options.cold) return { kind: "suspended", record };
   await discardSuspendState(paths);
   const why = options.cold ? "start --cold" : "it is unreadable";
   options.reporter.warn(`Discarded ${paths.name}'s suspended state (${why}); booting cold.`);
@@ -380,22 +404,36 @@ async function _suspendedStateToResume(
  * disposable boot writes only there, and stop (or the next start, after a
  * crash) removes them with the other runtime files.
  */
-async function _ephemeralOverlays(
-  paths: ProjectPaths,
-): Promise<Pick<ProjectPaths, "systemImage" | "homeImage" | "nvram">> {
+function _ephemeralPaths(paths: ProjectPaths): Pick<ProjectPaths, "systemImage" | "homeImage" | "nvram"> {
   const dir = paths.runtime.ephemeral;
-  await ensurePrivateDirectory(dir);
-  const overlays = {
-    systemImage: join(dir, "system.qcow2"),
-    homeImage: join(dir, "home.qcow2"),
-    nvram: join(dir, "nvram"),
-  };
+  return { systemImage: join(dir, "system.qcow2"), homeImage: join(dir, "home.qcow2"), nvram: join(dir, "nvram") };
+}
+
+/**
+ * Makes the overlays: new ones, or copies of the warm image's (reflinks
+ * where the file system has them), so that each disposable run from one
+ * image writes only to its own.
+ */
+async function _makeEphemeralOverlays(paths: ProjectPaths, options: { readonly fromTemplate: boolean }): Promise<void> {
+  await ensurePrivateDirectory(paths.runtime.ephemeral);
+  const overlays = _ephemeralPaths(paths);
+  if (options.fromTemplate) {
+    const template = suspendFiles(paths, { kind: "template" });
+    for (
+      const [from, to] of [[template.systemImage, overlays.systemImage], [template.homeImage, overlays.homeImage], [
+        template.nvram,
+        overlays.nvram,
+      ]]
+    ) {
+      await copyFileAtomic(from, to);
+    }
+    return;
+  }
   await Promise.all([
     createDelta(overlays.systemImage, paths.systemImage),
     createDelta(overlays.homeImage, paths.homeImage),
     copyFileAtomic(paths.nvram, overlays.nvram),
   ]);
-  return overlays;
 }
 
 /**
@@ -436,8 +474,8 @@ async function _launchVm(
     readonly ephemeral?: boolean;
     /** For the maintenance VM: record how the boot ends. */
     readonly shutdownWatch?: ShutdownWatch;
-    /** Resume from this suspended state instead of booting. */
-    readonly resume?: SuspendRecord;
+    /** Resume from this saved state instead of booting. */
+    readonly resume?: _Resume;
   },
 ): Promise<Omit<StartResult, "cleanedStale">> {
   const { explicit } = options;
@@ -510,7 +548,7 @@ async function _launchOnPort(
       policyFileOf(policy, { serial: 1, dnsUpstream: options.config.dnsUpstream }),
     );
   }
-  const disks = options.ephemeral ? await _ephemeralOverlays(paths) : paths;
+  const disks = options.ephemeral ? _ephemeralPaths(paths) : paths;
   const spec = projectVmSpec({ ...paths, ...disks }, {
     config: size,
     accel,
@@ -525,10 +563,13 @@ async function _launchOnPort(
       firmwareCode: firmware.code,
       qemuVersion: await qemuVersionLine(),
     });
-    const differences = fingerprintDifferences(options.resume.fingerprint, now);
+    const differences = fingerprintDifferences(options.resume.record.fingerprint, now);
     if (differences.length > 0) throw new _StateMismatch(differences);
   }
-  const vm: VmSpec = options.resume ? { ...machine, incoming: suspendFiles(paths).memory } : machine;
+  if (options.ephemeral) await _makeEphemeralOverlays(paths, { fromTemplate: options.resume?.kind === "template" });
+  const vm: VmSpec = options.resume
+    ? { ...machine, incoming: suspendFiles(paths, { kind: options.resume.kind }).memory }
+    : machine;
   const record: RuntimeRecord = {
     supervisor: supervisor.kind,
     unit: supervisor.unitFor(name),
@@ -544,7 +585,9 @@ async function _launchOnPort(
     ssh: { identity: options.config.sshKey },
     shutdownWatch: options.shutdownWatch,
     ...(options.ephemeral ? { ephemeral: true } : {}),
-    ...(options.resume ? { resume: { readiness: options.resume.readiness } } : {}),
+    ...(options.resume
+      ? { resume: { readiness: options.resume.record.readiness, keep: options.resume.kind === "template" } }
+      : {}),
   };
   await writeFileAtomic(paths.runtime.record, `${JSON.stringify(record)}\n`);
   try {
@@ -569,7 +612,11 @@ async function _launchOnPort(
   await appendVmLog(
     paths,
     `${
-      options.resume ? "resumed from its suspended state" : "started"
+      options.resume?.kind === "template"
+        ? "resumed a disposable run from its warm image"
+        : options.resume
+        ? "resumed from its suspended state"
+        : "started"
     }: port ${choice.port}, ${accel}, supervisor ${supervisor.kind}, network ${network.backend} (egress ${network.egress})`,
   );
   return { port: choice.port, supervisor: supervisor.kind, network: record.network! };
@@ -635,7 +682,7 @@ async function _resume(paths: ProjectPaths, halt: VmHalt): Promise<void> {
 /** What a stop did. */
 export interface StopResult {
   /** How the VM ended. */
-  readonly how: "powered off" | "terminated" | "killed" | "discarded its suspended state";
+  readonly how: "powered off" | "terminated" | "killed" | "ended" | "discarded its suspended state";
 }
 
 /**
@@ -668,6 +715,12 @@ export async function stopProject(
   const supervisor = supervisorFor(status.record);
   await writeFileAtomic(paths.runtime.stopping, `${Deno.pid}\n`);
   let how: StopResult["how"] = "powered off";
+  // A disposable boot has nothing to keep: QEMU is told to quit, without the guest's shutdown.
+  if (status.record?.ephemeral && await _quit(paths, pid)) {
+    await settleEndedVm(paths, status, { agentPid, reporter: options.reporter });
+    await appendVmLog(paths, "stopped: ended (a disposable boot)");
+    return { how: "ended" };
+  }
   // A paused guest cannot answer the power button: QEMU is ended (it flushes its own writes).
   let exited = status.state === "paused" ? false : await _powerDown(paths, pid, options.stopTimeout * 1000);
   if (!exited) {
@@ -830,6 +883,25 @@ async function _powerDown(paths: ProjectPaths, pid: number, timeoutMs: number): 
     client.close();
   }
   return await waitForQemuExit(paths.runtime.pidFile, pid, Math.max(deadline - Date.now(), 1000));
+}
+
+/** Tells QEMU to quit at once and waits for it; false when it could not be told. */
+async function _quit(paths: ProjectPaths, pid: number): Promise<boolean> {
+  let client: QmpClient;
+  try {
+    client = await QmpClient.connect(paths.runtime.qmpSocket);
+  } catch (error) {
+    if (_isConnectionFailure(error)) return false;
+    throw error;
+  }
+  try {
+    await client.execute("quit").catch((error) => {
+      if (!_isConnectionFailure(error)) throw error;
+    });
+  } finally {
+    client.close();
+  }
+  return await waitForQemuExit(paths.runtime.pidFile, pid, _sigtermGraceSeconds * 1000);
 }
 
 /** Whether `error` says the QMP peer is not there or went away. */
