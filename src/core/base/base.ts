@@ -81,6 +81,8 @@ export async function sealBase(
     await Deno.rename(join(installation.dir, file), join(staging, file));
     crashPoint(`seal.moved-${file}`);
   }
+  // The kernel the installation handed over, if it did: projects boot it directly.
+  if (await pathExists(installation.boot)) await Deno.rename(installation.boot, join(staging, "boot"));
   await writeFileAtomic(join(staging, "generation"), "1\n", { mode: readOnlyFileMode });
   for (const file of baseFileNames) await Deno.chmod(join(staging, file), readOnlyFileMode);
   await Deno.rename(staging, base.dir);
@@ -110,6 +112,9 @@ async function _recoverInterruptedSeal(store: Store, staging: string): Promise<v
       await Deno.chmod(from, privateFileMode);
       await Deno.rename(from, to);
     }
+  }
+  if (await pathExists(join(staging, "boot")) && !await pathExists(store.installation.boot)) {
+    await Deno.rename(join(staging, "boot"), store.installation.boot);
   }
   await Deno.remove(staging, { recursive: true });
 }

@@ -14,6 +14,7 @@ import { installedLine, renderMetaData, renderUserData } from "../guest/guest_co
 import { createImage } from "../vm/images.ts";
 import { exitCodeOf, runTool, spawnTool } from "../store/process.ts";
 import { maxSocketPath, qemuArguments } from "../vm/qemu_args.ts";
+import { createBootExportDisk, importBootExport } from "../vm/direct_boot.ts";
 import { QmpClient } from "../vm/qmp.ts";
 import { haltAfterStop, type VmHalt } from "../vm/vm_halt.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
@@ -137,8 +138,12 @@ export async function installBase(
     // A unix socket path is short (108 bytes): a deep store goes unwatched, and waits for its timeout.
     const watchSocket = join(work, "qmp-watch.sock");
     const watched = new TextEncoder().encode(watchSocket).length <= maxSocketPath;
+    // The installed system hands its kernel over on this disk as it powers off (a cloud image's only).
+    const exportDisk = join(work, "boot-export.raw");
+    if ("image" in source) await createBootExportDisk(exportDisk);
     const args = qemuArguments({
       name: "virtdev-install",
+      exportDisk: "image" in source ? exportDisk : undefined,
       accel: options.accel,
       memoryMiB: config.vmMemoryMiB,
       cpus: config.vmCpus,
@@ -168,6 +173,13 @@ export async function installBase(
             : "The installer failed; look at the console log: ") + consoleLog,
         ],
       });
+    }
+    if ("image" in source) {
+      const taken = await importBootExport(exportDisk, join(work, "boot"));
+      await Deno.remove(exportDisk);
+      if (!taken) {
+        progress.warn("the installed system handed over no kernel: its projects boot through the UEFI firmware.");
+      }
     }
     await Deno.rename(work, store.installation.dir);
     succeeded = true;

@@ -26,10 +26,11 @@ import { sshArguments } from "../guest/ssh.ts";
 import { requireKey } from "../guest/ssh_key.ts";
 import { checkImage } from "../vm/images.ts";
 import { suspendedProjectsError } from "../vm/suspended_error.ts";
+import { importBootExport } from "../vm/direct_boot.ts";
 import { inspectVm } from "../vm/runtime_state.ts";
 import { judgeShutdown, readShutdownProof, type ShutdownVerdict } from "../vm/shutdown_proof.ts";
 import { haltHints, readHaltRecord } from "../vm/vm_halt.ts";
-import { startMaintenanceVm, stopProject } from "../vm/vm_lifecycle.ts";
+import { maintenanceBootExport, startMaintenanceVm, stopProject } from "../vm/vm_lifecycle.ts";
 import { copyWithProgress } from "./base_copy.ts";
 import { projectsOnBase } from "./kept_generations.ts";
 import { describeRecovery, nextGeneration, recoverReseal, swapInMaintenance } from "./reseal.ts";
@@ -392,6 +393,13 @@ class _Session {
       );
     }
     this.#progress.info("The guest powered itself off cleanly.");
+    // What it handed over as it powered off: the kernel its projects boot directly after the reseal.
+    const exportDisk = maintenanceBootExport(this.#store);
+    if (await pathExists(exportDisk)) {
+      const taken = await importBootExport(exportDisk, this.#store.maintenance.boot);
+      if (taken) this.#progress.info("It handed over its kernel: projects boot it directly after the reseal.");
+      else this.#progress.info("It handed over no kernel: projects boot through the UEFI firmware after the reseal.");
+    }
   }
 
   /** Resolves with `work`, or rejects as soon as the session is aborted. */

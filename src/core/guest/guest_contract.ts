@@ -174,6 +174,74 @@ ExecStart=/usr/local/lib/virtdev/grow
 WantedBy=multi-user.target
 `;
 
+/** What a directly booted guest says when its own default kernel is the one it was booted with. */
+export const bootSameLine = "VIRTDEV-BOOT-SAME";
+
+/** What it says when its own default kernel is another (updated inside the project): boot it through its firmware. */
+export const bootDivergedLine = "VIRTDEV-BOOT-DIVERGED";
+
+// The kernel, initramfs and command line this system boots by default. A
+// maintenance or install boot hands them to the host on the export disk
+// (at its power-off), for the host to boot projects with directly; a
+// directly booted project compares them with what it was booted with.
+const _bootFilesScript = `#!/bin/sh
+set -u
+kernel=''
+initrd=''
+for k in /vmlinuz /boot/vmlinuz-linux; do
+  [ -e "$k" ] && { kernel=$(readlink -f "$k"); break; }
+done
+[ -n "$kernel" ] || kernel=$(printf '%s\\n' /boot/vmlinuz-* | grep -v '\\*$' | sort -V | tail -n 1)
+for i in /initrd.img /boot/initramfs-linux.img; do
+  [ -e "$i" ] && { initrd=$(readlink -f "$i"); break; }
+done
+[ -n "$initrd" ] || [ ! -e "/boot/initrd.img-\${kernel#/boot/vmlinuz-}" ] || initrd="/boot/initrd.img-\${kernel#/boot/vmlinuz-}"
+identity() { stat -Lc '%n %s %Y' "$kernel" "$initrd" 2>/dev/null; }
+check() {
+  want=$(sed -n 's/.*virtdev\\.boot=\\([0-9a-f]*\\).*/\\1/p' /proc/cmdline)
+  [ -n "$want" ] || return 0
+  if [ "$(identity | sha256sum | cut -c1-16)" = "$want" ]; then
+    echo ${bootSameLine} > /dev/ttyS0
+  else
+    echo ${bootDivergedLine} > /dev/ttyS0
+  fi
+}
+export_files() {
+  disk=/dev/disk/by-id/virtio-virtdev-boot-export
+  [ -b "$disk" ] && [ -n "$kernel" ] && [ -n "$initrd" ] || return 0
+  dir=$(mktemp -d)
+  ln -s "$kernel" "$dir/vmlinuz"
+  ln -s "$initrd" "$dir/initrd"
+  sed -e 's/BOOT_IMAGE=[^ ]*//; s/initrd=[^ ]*//; s/virtdev\\.boot=[^ ]*//' /proc/cmdline > "$dir/cmdline"
+  identity > "$dir/id"
+  tar -chf "$disk" -C "$dir" id cmdline vmlinuz initrd
+  sync
+  rm -rf "$dir"
+}
+case "\${1:-}" in
+check) check ;;
+export) export_files ;;
+stop) check; export_files ;;
+esac
+exit 0
+`;
+
+// Runs at boot (the check) and at power-off (the check again, for a kernel
+// updated meanwhile, and the export when the host attached its disk).
+const _bootFilesUnit = `[Unit]
+Description=virtdev: the kernel this system boots, for the host
+After=local-fs.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/lib/virtdev/boot-files check
+ExecStop=/usr/local/lib/virtdev/boot-files stop
+
+[Install]
+WantedBy=multi-user.target
+`;
+
 function _readyScript(flavour: GuestFlavour): string {
   const { services, socket } = sshUnits(flavour);
   const checks = [...services, ...(socket ? [socket] : [])].map((unit) => `systemctl is-active --quiet ${unit}`);
@@ -239,6 +307,8 @@ export function contractFiles(flavour: GuestFlavour = "generic"): GuestFile[] {
     { path: "/usr/local/lib/virtdev/identity", permissions: "0755", content: _identityScript },
     { path: "/usr/local/lib/virtdev/ready", permissions: "0755", content: _readyScript(flavour) },
     { path: "/usr/local/lib/virtdev/grow", permissions: "0755", content: _growScript },
+    { path: "/usr/local/lib/virtdev/boot-files", permissions: "0755", content: _bootFilesScript },
+    { path: "/etc/systemd/system/virtdev-boot-files.service", permissions: "0644", content: _bootFilesUnit },
     { path: "/etc/systemd/system/virtdev-grow.service", permissions: "0644", content: _growUnit },
     { path: "/etc/systemd/system/virtdev-identity.service", permissions: "0644", content: _identityUnit },
     { path: "/etc/systemd/system/virtdev-ready.service", permissions: "0644", content: _readyUnit(flavour) },
@@ -280,6 +350,7 @@ export function contractUnits(flavour: GuestFlavour = "generic"): readonly strin
     "virtdev-identity.service",
     "virtdev-ready.service",
     "virtdev-grow.service",
+    "virtdev-boot-files.service",
     "serial-getty@ttyS0.service",
     "fstrim.timer",
     ...ssh,
@@ -301,7 +372,10 @@ ssh-keygen -q -t ed25519 -N '' -f /run/virtdev-check-key
 sshd -t -h /run/virtdev-check-key
 rm -f /run/virtdev-check-key /run/virtdev-check-key.pub
 if command -v update-grub >/dev/null 2>&1; then update-grub 2>/dev/null || true; fi
-${options.cloudInit ? "touch /etc/cloud/cloud-init.disabled\n" : ""}sync
+${
+    // Not from an installer's chroot: its /proc/cmdline is the installer's. Such a base hands its boot files
+    // over at its first maintenance boot.
+    options.cloudInit ? "/usr/local/lib/virtdev/boot-files export\ntouch /etc/cloud/cloud-init.disabled\n" : ""}sync
 echo ${installedLine} > /dev/ttyS0
 `;
 }

@@ -61,6 +61,12 @@ export interface Config {
   /** `VIRTDEV_NET_BACKEND`. */
   readonly netBackend: NetBackendSetting;
   /**
+   * `VIRTDEV_BOOT`: `auto` boots a project straight into the base's kept
+   * kernel where it has them; `firmware` always goes through the UEFI
+   * firmware and the guest's boot loader.
+   */
+  readonly boot: "auto" | "firmware";
+  /**
    * `VIRTDEV_DNS_UPSTREAM`: the resolvers the egress filter asks
    * (`address[:port]`, comma-separated); `/etc/resolv.conf`'s when unset.
    */
@@ -90,6 +96,7 @@ export const configVariables = [
   "VIRTDEV_ACCEL",
   "VIRTDEV_SUPERVISOR",
   "VIRTDEV_NET_BACKEND",
+  "VIRTDEV_BOOT",
   "VIRTDEV_DNS_UPSTREAM",
   "XDG_DATA_HOME",
   "XDG_CACHE_HOME",
@@ -236,6 +243,7 @@ export function loadConfig(env: Environment, options: { readonly host?: HostReso
       get("VIRTDEV_NET_BACKEND") ?? "auto",
       ["auto", "passt", "slirp"] as const,
     ),
+    boot: _choice("VIRTDEV_BOOT", get("VIRTDEV_BOOT") ?? "auto", ["auto", "firmware"] as const),
     dnsUpstream: _dnsUpstream(get("VIRTDEV_DNS_UPSTREAM")),
     userHome: userHome === undefined ? "/" : _absolute("HOME", userHome),
   };

@@ -78,6 +78,12 @@ export interface BasePaths {
   readonly nvram: string;
   /** The generation counter. */
   readonly generation: string;
+  /**
+   * The kernel, initramfs and command line the base boots by default, as
+   * its installation or maintenance guest handed them over (`boot/`):
+   * projects boot them directly, without firmware or boot loader.
+   */
+  readonly boot: string;
 }
 
 /**
@@ -146,6 +152,12 @@ export interface ProjectPaths extends BasePaths {
   readonly suspended: string;
   /** The warm image disposable runs resume from: a ready disposable boot's state and overlays (kept). */
   readonly template: string;
+  /**
+   * Present once the guest said its own default kernel is not the base's
+   * (a kernel updated inside the project): it boots through its firmware
+   * and boot loader from then on.
+   */
+  readonly kernelDiverged: string;
   /** The directory of the runtime files. */
   readonly runDir: string;
   /** Runtime files. */
@@ -241,6 +253,7 @@ export class Store {
       haltRecord: join(dir, "halt.json"),
       suspended: join(dir, "suspended"),
       template: join(dir, "template"),
+      kernelDiverged: join(dir, "kernel-diverged"),
       runDir: run,
       runtime: {
         monitorSocket: join(run, "monitor.sock"),
@@ -302,6 +315,7 @@ function _basePaths(dir: string): BasePaths {
     homeImage: join(dir, "home.qcow2"),
     nvram: join(dir, "nvram"),
     generation: join(dir, "generation"),
+    boot: join(dir, "boot"),
   };
 }
 

@@ -20,8 +20,8 @@
 import { privateFileMode } from "../store/file_modes.ts";
 import { basename, dirname } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
-import { type ProjectPaths, Store } from "../store/store.ts";
-import { notReadyLine, readinessLine } from "../guest/guest_contract.ts";
+import { pathExists, type ProjectPaths, Store } from "../store/store.ts";
+import { bootDivergedLine, notReadyLine, readinessLine } from "../guest/guest_contract.ts";
 import { CappedLog, consoleTailLines, MarkerScanner } from "./console_log.ts";
 import { haltAfterStop, type VmHalt, writeHaltRecord } from "./vm_halt.ts";
 import { QmpClient } from "./qmp.ts";
@@ -250,6 +250,16 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
     onReadiness: (readiness) => {
       publishReadiness(readiness);
     },
+    onBootDiverged: async () => {
+      // Once: the guest may say it as often as it likes.
+      if (await pathExists(paths.kernelDiverged)) return;
+      await writeFileAtomic(paths.kernelDiverged, `${new Date().toISOString()}\n`, { mode: privateFileMode })
+        .catch(() => {});
+      await appendVmLog(
+        paths,
+        "host agent: the guest's own default kernel is not the base's (updated inside the project): it boots through its firmware from the next start",
+      );
+    },
   });
   const status = child.status;
 
@@ -429,9 +439,11 @@ async function _pumpConsole(
     readonly viewers: _Viewers;
     readonly onReadiness: (r: Readiness) => unknown;
     readonly onMilestone: (name: string) => unknown;
+    readonly onBootDiverged: () => unknown;
   },
 ): Promise<void> {
   const scanner = new MarkerScanner([readinessLine, notReadyLine]);
+  const bootLines = new MarkerScanner([bootDivergedLine]);
   const milestones = new MarkerScanner(consoleMilestones.map((m) => m.marker));
   let first = true;
   let readiness: Readiness = "pending";
@@ -448,6 +460,7 @@ async function _pumpConsole(
         sinks.onMilestone(consoleMilestones.find((m) => m.marker === marker)!.name);
       }
       if (logging) await sinks.log.write(chunk).catch(() => logging = false);
+      if (bootLines.push(chunk).length > 0) sinks.onBootDiverged();
       const seen = scanner.push(chunk).at(-1);
       const next: Readiness | undefined = seen === readinessLine
         ? "ready"

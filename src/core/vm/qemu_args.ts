@@ -5,6 +5,9 @@
  */
 import { shellQuote } from "../store/shell_quote.ts";
 
+/** The serial of the boot-export disk; the guest finds it as `/dev/disk/by-id/virtio-<serial>`. */
+export const bootExportSerial = "virtdev-boot-export";
+
 /** The longest path a unix socket can have (sun_path holds 108 bytes with the NUL). */
 export const maxSocketPath = 107;
 
@@ -61,6 +64,13 @@ export interface VmSpec {
    * waits, paused, for `cont` once it is loaded.
    */
   readonly incoming?: string;
+  /**
+   * Boot this kernel directly (SeaBIOS loads it; no UEFI firmware, no boot
+   * loader): the base's kept boot files (`direct_boot.ts`).
+   */
+  readonly directKernel?: { readonly kernel: string; readonly initrd: string; readonly append: string };
+  /** A raw disk the guest writes its boot files onto at power-off (install and maintenance boots). */
+  readonly exportDisk?: string;
 }
 
 /** One fw_cfg item. */
@@ -90,14 +100,28 @@ export function qemuArguments(spec: VmSpec): string[] {
     "-nodefaults",
     "-display",
     "none",
-    "-drive",
-    `if=pflash,format=raw,readonly=on,file=${e(spec.firmware.code)}`,
-    "-drive",
-    `if=pflash,format=raw,file=${e(spec.firmware.nvram)}`,
+    ...(spec.directKernel
+      ? [
+        "-kernel",
+        spec.directKernel.kernel,
+        "-initrd",
+        spec.directKernel.initrd,
+        "-append",
+        spec.directKernel.append,
+      ]
+      : [
+        "-drive",
+        `if=pflash,format=raw,readonly=on,file=${e(spec.firmware.code)}`,
+        "-drive",
+        `if=pflash,format=raw,file=${e(spec.firmware.nvram)}`,
+      ]),
     "-drive",
     `file=${e(spec.disks.system)},if=virtio,format=qcow2,discard=unmap`,
     "-drive",
     `file=${e(spec.disks.home)},if=virtio,format=qcow2,discard=unmap`,
+    ...(spec.exportDisk === undefined
+      ? []
+      : ["-drive", `file=${e(spec.exportDisk)},if=virtio,format=raw,serial=${bootExportSerial}`]),
     ...(spec.cdrom === undefined ? [] : ["-drive", `file=${e(spec.cdrom)},media=cdrom,readonly=on`]),
     "-netdev",
     spec.netdev ?? "user,id=net0",

@@ -65,6 +65,7 @@ import {
   type SuspendRecord,
 } from "./suspend_state.ts";
 import { suspendedError } from "./suspended_error.ts";
+import { createBootExportDisk, directKernelAppend, readKeptBoot } from "./direct_boot.ts";
 import { suspendedStateLoadFailure } from "./resume_agent.ts";
 import { backsOntoOneOf } from "./base_backing.ts";
 import { endOrphanHelpers, findOrphanHelpers } from "./orphan_helpers.ts";
@@ -337,7 +338,7 @@ export async function startProject(
   await ensureInstanceId(paths);
   if (await finishInterruptedRevert(paths)) options.reporter.warn("finished a snapshot revert that was interrupted.");
   try {
-    const launched = await _launchVm(store, paths, { ...options, explicit, resume });
+    const launched = await _launchVm(store, paths, { ...options, explicit, resume, onBase });
     return { ...launched, cleanedStale, ...(resume ? { resumedState: resume.kind } : {}) };
   } catch (error) {
     const why = error instanceof _StateMismatch
@@ -355,7 +356,7 @@ export async function startProject(
     say(`${name}'s ${what} cannot be resumed: ${why} It is discarded; booting cold.`);
     await appendVmLog(paths, `discarded the ${what}, which could not be resumed: ${why}`);
     await clearRuntime(paths);
-    const launched = await _launchVm(store, paths, { ...options, explicit });
+    const launched = await _launchVm(store, paths, { ...options, explicit, onBase });
     return { ...launched, cleanedStale };
   }
 }
@@ -370,6 +371,28 @@ interface _Resume {
 async function _templateToResume(paths: ProjectPaths): Promise<_Resume | undefined> {
   const record = await readSuspendRecord(paths, { kind: "template" });
   return record === undefined ? undefined : { kind: "template", record };
+}
+
+/**
+ * The base's kept kernel for a direct boot of project `paths`, unless
+ * `VIRTDEV_BOOT=firmware`, the base has none, or the project's own kernel
+ * has diverged (it said so on its console; see `direct_boot.ts`).
+ */
+async function _directKernel(
+  store: Store,
+  paths: ProjectPaths,
+  options: { readonly config: Pick<Config, "boot">; readonly reporter: Reporter },
+): Promise<VmSpec["directKernel"]> {
+  if (options.config.boot === "firmware") return undefined;
+  const kept = await readKeptBoot(store.base);
+  if (kept === undefined) return undefined;
+  if (await pathExists(paths.kernelDiverged)) {
+    options.reporter.info(
+      `${paths.name} has a kernel of its own (updated inside it): it boots through its firmware and boot loader.`,
+    );
+    return undefined;
+  }
+  return { kernel: kept.kernel, initrd: kept.initrd, append: directKernelAppend(kept) };
 }
 
 /** A saved state that does not belong to the machine as it is now. */
@@ -476,6 +499,10 @@ async function _launchVm(
     readonly shutdownWatch?: ShutdownWatch;
     /** Resume from this saved state instead of booting. */
     readonly resume?: _Resume;
+    /** Where the project's disks stand: only a project on the current base boots the base's kernel directly. */
+    readonly onBase?: "current" | "detached" | "kept";
+    /** For the maintenance VM: the disk its guest hands its boot files over on. */
+    readonly exportDisk?: string;
   },
 ): Promise<Omit<StartResult, "cleanedStale">> {
   const { explicit } = options;
@@ -556,7 +583,12 @@ async function _launchOnPort(
     netdev: network.netdev,
     instance: !options.shutdownWatch,
   });
-  const machine: VmSpec = options.shutdownWatch ? { ...spec, pauseOnPowerOff: true } : spec;
+  const direct = options.onBase === "current" ? await _directKernel(store, paths, options) : undefined;
+  const machine: VmSpec = options.shutdownWatch
+    ? { ...spec, pauseOnPowerOff: true, exportDisk: options.exportDisk }
+    : direct
+    ? { ...spec, directKernel: direct }
+    : spec;
   if (options.resume) {
     const now = await fingerprintOf(paths, {
       args: qemuArguments(machine),
@@ -611,7 +643,7 @@ async function _launchOnPort(
   }
   await appendVmLog(
     paths,
-    `${
+    `${direct ? "direct kernel; " : ""}${
       options.resume?.kind === "template"
         ? "resumed a disposable run from its warm image"
         : options.resume
@@ -648,8 +680,16 @@ export async function startMaintenanceVm(
   await cleanStaleRuntime(paths, status);
   _checkRuntimePaths(paths);
   await ensureHostKey(paths);
+  // Its guest hands its boot files over on this disk as it powers off (see `direct_boot.ts`).
+  const exportDisk = maintenanceBootExport(store);
+  await createBootExportDisk(exportDisk);
   // It fetches packages: the internet, never the LAN or this host.
-  return await _launchVm(store, paths, { ...options, egress: "wan" });
+  return await _launchVm(store, paths, { ...options, egress: "wan", exportDisk });
+}
+
+/** The maintenance VM's boot-export disk: beside its runtime files, gone with the session. */
+export function maintenanceBootExport(store: Store): string {
+  return join(store.maintenanceVm().dir, "boot-export.raw");
 }
 
 /** The least time QEMU gets to exit after SIGTERM before stop gives up. */
