@@ -103,6 +103,7 @@ Deno.test("the fast parser takes the usual lines and leaves help, unknown option
     net: "none",
     ephemeral: false,
     stale: false,
+    cold: false,
   });
   assert.deepEqual(take("ssh", ["web", "--", "ls", "-la"])?.values, { project: "web", command: ["ls", "-la"] });
   assert.deepEqual(take("backup", ["--keep=3", "web"])?.values, {
