@@ -85,7 +85,18 @@ Deno.test({
       await Deno.mkdir(join(config, "maintenance"), { recursive: true });
       await Deno.writeTextFile(
         join(config, "maintenance/provision"),
-        "set -e\necho 'provision: writing the marker'\necho maintained | sudo tee /etc/virtdev-marker >/dev/null\n",
+        [
+          "set -e",
+          "echo 'provision: writing the marker'",
+          "echo maintained | sudo tee /etc/virtdev-marker >/dev/null",
+          // A kernel upgrade, as far as the boot files go: the default kernel and initramfs under new names.
+          "n=$(date +%s)",
+          'sudo cp "$(readlink -f /vmlinuz)" "/boot/vmlinuz-virtdev-test-$n"',
+          'sudo cp "$(readlink -f /initrd.img)" "/boot/initrd.img-virtdev-test-$n"',
+          'sudo ln -sf "/boot/vmlinuz-virtdev-test-$n" /vmlinuz',
+          'sudo ln -sf "/boot/initrd.img-virtdev-test-$n" /initrd.img',
+          "",
+        ].join("\n"),
       );
       await Deno.writeTextFile(
         join(config, "maintenance/inventory"),
@@ -107,10 +118,22 @@ Deno.test({
         assert.equal((await ok(["generation", "a"])).stdout.trim(), "2");
         assert.equal(await exists(join(sandbox.virtdevHome, "maintenance")), false);
         assert.equal(await exists(join(sandbox.virtdevHome, "projects/maintenance")), false);
+        // The maintained base handed its new kernel over as it powered off.
+        const id = await Deno.readTextFile(join(sandbox.virtdevHome, "system", "boot", "id"));
+        assert.match(id, /^\/boot\/vmlinuz-virtdev-test-\d+ \d+ \d+\n\/boot\/initrd\.img-virtdev-test-\d+ /, id);
+        assert.match(result.stderr, /It handed over its kernel/);
       },
     );
 
     await t.step("a runs again on generation 2, sees the marker and still has its data", async () => {
+      const log = await Deno.readTextFile(join(sandbox.virtdevHome, "projects", "a", "vm.log"));
+      assert.match(log.split("\n").filter((line) => line.includes("started:")).at(-1) ?? "", /direct kernel/);
+      assert.equal(await exists(join(sandbox.virtdevHome, "projects", "a", "kernel-diverged")), false);
+      assert.match(
+        (await ok(["ssh", "a", "--", "readlink", "/vmlinuz"])).stdout,
+        /^\/boot\/vmlinuz-virtdev-test-\d+\n$/,
+        "booted on the new kernel files",
+      );
       assert.equal((await ok(["status", "a"])).stdout.trim(), "running", "a was running, so it runs again");
       assert.equal((await ok(["ssh", "a", "--", "cat", "/etc/virtdev-marker"])).stdout, "maintained\n");
       assert.equal((await ok(["ssh", "a", "--", "cat", "work/data.txt"])).stdout, `${secret}\n`);

@@ -52,6 +52,11 @@ Deno.test({
     await ok("create", project);
     await ok("start", project);
     await ok("wait", project);
+    const qemuArgs = async () => JSON.parse(await Deno.readTextFile(join(dir, "run", "runtime.json"))).qemu.args;
+    // The base handed its kernel over at its install: the project boots it directly, past firmware and boot loader.
+    assert.ok(await exists(join(sandbox.virtdevHome, "system", "boot", "vmlinuz")), "the base keeps its kernel");
+    assert.ok((await qemuArgs()).includes("-kernel"), "a direct-kernel boot");
+    assert.ok(!(await qemuArgs()).some((arg: string) => arg.includes("pflash")));
     await guest(
       "head -c 4M /dev/urandom > /dev/shm/ram && sha256sum < /dev/shm/ram > /home/dev/ram.sum && " +
         "head -c 1M /dev/urandom > /home/dev/disk && sha256sum < /home/dev/disk > /home/dev/disk.sum",
@@ -183,6 +188,24 @@ Deno.test({
       assert.equal(await guest("sha256sum < /home/dev/disk"), await guest("cat /home/dev/disk.sum"));
       assert.ok(!await exists(join(dir, "suspended")));
     });
+
+    await t.step(
+      "a kernel updated inside the project: the guest says so, and it boots through its firmware",
+      async () => {
+        assert.ok((await qemuArgs()).includes("-kernel"));
+        await guest(
+          'k=$(readlink -f /vmlinuz) && sudo cp "$k" /boot/vmlinuz-own && sudo ln -sf /boot/vmlinuz-own /vmlinuz',
+        );
+        await ok("stop", project);
+        assert.ok(await exists(join(dir, "kernel-diverged")), "the guest said so as it shut down");
+        const started = await ok("start", project);
+        assert.match(started.stderr, /has a kernel of its own/);
+        assert.ok(!(await qemuArgs()).includes("-kernel"));
+        assert.ok((await qemuArgs()).some((arg: string) => arg.includes("pflash")), "through the UEFI firmware");
+        await ok("wait", project);
+        assert.equal(await guest("readlink /vmlinuz"), "/boot/vmlinuz-own");
+      },
+    );
 
     await t.step("stop of a suspended project discards its state and says so; start --cold too", async () => {
       await ok("suspend", project);
