@@ -12,6 +12,8 @@
  *               one boot of each comes first and is not counted
  *   clone       vs copying the deltas and nvram and making a host key
  *   stop        vs QMP system_powerdown + waitpid
+ *   direct      start→wait booting the base's kept kernel, against the same
+ *               project through the UEFI firmware and boot loader
  *   suspend     of the running project (4 GiB configured), its state file
  *               against the memory the guest used, and the resume's
  *               start→wait against the same project's cold start→wait
@@ -32,6 +34,7 @@ import { createProject } from "../src/core/projects/project.ts";
 import { cloneProject } from "../src/core/projects/clone.ts";
 import { Store } from "../src/core/store/store.ts";
 import { projectVmSpec } from "../src/core/vm/vm_lifecycle.ts";
+import { directKernelAppend, readKeptBoot } from "../src/core/vm/direct_boot.ts";
 import { exists, makeSandbox, repoRoot, sh, taskArguments, virtdev } from "../tests/_helpers.ts";
 import { sshArguments } from "../src/core/guest/ssh.ts";
 import { lastBootTimeline } from "../src/core/vm/boot_timeline.ts";
@@ -238,6 +241,12 @@ for (let i = 0; i < samples(10); i++) {
 
 // start → ready, and stop
 const firmware = resolveFirmware({ ovmfCode: undefined, ovmfVars: undefined });
+const keptBoot = await readKeptBoot(base);
+log(
+  keptBoot
+    ? "bench: the base keeps its kernel: boots are direct, with one through the firmware per round"
+    : "bench: the base keeps no kernel: every boot goes through the firmware",
+);
 await must(sandbox, "create", "floor");
 await must(sandbox, "create", "bench");
 const floorReady: number[] = [];
@@ -247,20 +256,29 @@ const oursReady: number[] = [];
 const floorStop: number[] = [];
 const oursStop: number[] = [];
 const slirpReady: number[] = [];
+/** Ours through the firmware and boot loader (VIRTDEV_BOOT=firmware), beside the direct boots. */
+const firmwareReady: number[] = [];
 async function floorRound(): Promise<void> {
   await step("floor: boot, ready line, login and power-off", _floorRound, 2 * bootDeadlineMs + 180_000);
 }
 async function _floorRound(): Promise<void> {
   const paths = store.project("floor");
   const port = 2299;
+  const spec = projectVmSpec(paths, {
+    config: { vmMemoryMiB: benchMemoryMiB, vmCpus: 2 },
+    accel,
+    firmwareCode: firmware.code,
+    netdev: `user,id=net0,hostfwd=tcp:127.0.0.1:${port}-:22`,
+    instance: true,
+  });
+  // The same boot path as ours: the base's kernel directly where the base kept it.
   const args = qemuArguments(
-    projectVmSpec(paths, {
-      config: { vmMemoryMiB: benchMemoryMiB, vmCpus: 2 },
-      accel,
-      firmwareCode: firmware.code,
-      netdev: `user,id=net0,hostfwd=tcp:127.0.0.1:${port}-:22`,
-      instance: true,
-    }),
+    keptBoot
+      ? {
+        ...spec,
+        directKernel: { kernel: keptBoot.kernel, initrd: keptBoot.initrd, append: directKernelAppend(keptBoot) },
+      }
+      : spec,
   );
   await Deno.mkdir(paths.runDir, { recursive: true });
   const started = performance.now();
@@ -395,6 +413,19 @@ async function oursRound(withSlirp: boolean, measureNet = false): Promise<void> 
   oursStop.push((await timed(() => step("ours: stop", () => must(sandbox, "stop", "bench"))))[0]);
   // After the stop: a getty that came after the login is in by then.
   timelines.push(lastBootTimeline(await Deno.readTextFile(store.project("bench").vmLog)));
+  // The same project through the UEFI firmware and the boot loader: what the direct boot saves.
+  if (keptBoot) {
+    firmwareReady.push(
+      (await timed(async () => {
+        await step(
+          "ours through the firmware: start",
+          () => mustWith(sandbox, { VIRTDEV_BOOT: "firmware" }, "start", "bench"),
+        );
+        await step("ours through the firmware: wait", () => must(sandbox, "wait", "bench"));
+      }))[0],
+    );
+    await step("ours through the firmware: stop", () => must(sandbox, "stop", "bench"));
+  }
   // The same boot on SLIRP, every other round: what passt costs (or saves) on the way to a login.
   if (!withSlirp) return;
   slirpReady.push(
@@ -461,6 +492,7 @@ if (!smoke) {
   for (
     const kept of [floorReady, floorBanner, floorStop, oursReady, oursStop, timelines, suspendSeconds, resumeReady]
   ) kept.length = 0;
+  firmwareReady.length = 0;
   for (const kept of [stateBytes, guestUsedBytes, guestHeldBytes, clockSkews]) kept.length = 0;
 }
 for (let round = 0; round < rounds; round++) {
@@ -639,6 +671,12 @@ print(
       : busiest.slice(0, 5).map((p) => `${p.command.slice(0, 60)} (${p.seconds.toFixed(1)} s)`).join("; ")
   }`,
 );
+if (firmwareReady.length > 0) {
+  print(row("start→wait, direct vs firmware", oursReady, firmwareReady));
+  print(`  boot rounds: direct ${seconds(oursReady)}; through the firmware ${seconds(firmwareReady)} (goal ≤ 0.8x)`);
+} else {
+  print("start→wait, direct vs firmware  - (the base keeps no kernel)");
+}
 if (slirpReady.length > 0) {
   print(row("start→wait, passt vs SLIRP", oursReady, slirpReady));
   print(`  boot rounds: SLIRP ${seconds(slirpReady)}`);
@@ -689,6 +727,7 @@ for (
     ["floor boots that reached a login", floorReady, rounds],
     ["SLIRP boots that reached a login", slirpReady, smoke ? 0 : Math.ceil(rounds / 2)],
     ["resumes that reached a login", resumeReady, rounds],
+    ["firmware boots that reached a login", firmwareReady, keptBoot ? rounds : 0],
   ] as const
 ) {
   if (values.length !== expected || !values.every((v) => Number.isFinite(v) && v > 0)) {
