@@ -27,7 +27,15 @@ import { removeAbandonedWork, requireProject, requireStopped, validateNewProject
 export const CloneExit = { running: 4, exists: 6 } as const;
 
 /** What a clone copies from its source, when the source has it. */
-const _copied = ["system.qcow2", "home.qcow2", "nvram", "generation", ...clonedSettingFiles, "snapshots", "kernel-diverged"];
+const _copied = [
+  "system.qcow2",
+  "home.qcow2",
+  "nvram",
+  "generation",
+  ...clonedSettingFiles,
+  "snapshots",
+  "kernel-diverged",
+];
 
 /** Per-project configuration files the clone gets too (`~/.config/virtdev/projects/<p>/`). */
 const _configCopied = ["manifest", "provision"];
