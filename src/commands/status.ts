@@ -20,7 +20,7 @@ async function _size(paths: ProjectPaths, config: Config): Promise<{ cpus: numbe
 export const statusCommand = defineCommand("status", {
   brief: `Print a project VM's state: running, starting, stopping, degraded, paused, suspended or stopped.`,
   description:
-    `'running (started elsewhere)': a QEMU that virtdev did not start (the original virtdev, or one by hand) has the project's disks open. 'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has; 'degraded' that its network (passt) has died, so it cannot be reached until it is restarted; 'paused (why)' that QEMU stopped running the guest (a failed disk write, a pause through the monitor); 'suspended (when, size)' that its memory is saved in the project ('virtdev suspend') and 'virtdev start' resumes it. 'stopped (why, when)' tells that QEMU ended the last boot itself (a kernel panic, a KVM internal error). With --json, also the PID, port, supervisor, network and forwards.`,
+    `'running (started elsewhere)': a QEMU that virtdev did not start (the original virtdev, or one by hand) has the project's disks open. 'starting' means QEMU runs but the guest has not yet said that SSH is up; 'running' means it has; 'degraded' that its network (passt) has died, so it cannot be reached until it is restarted; 'paused (why)' that QEMU stopped running the guest (a failed disk write, a pause through the monitor); 'suspended (when, size)' that its memory is saved in the project ('virtdev suspend') and 'virtdev start' resumes it. 'stopped (why, when)' tells that QEMU ended the last boot itself (a kernel panic, a KVM internal error). With --json, also the PID, port, supervisor, network, forwards, and how it booted (boot: direct or firmware).`,
   takesProject: true,
   options: {
     json: flagOption(["--json"], `Print a JSON object.`),
@@ -59,6 +59,7 @@ export const statusCommand = defineCommand("status", {
       supervisor: status.record?.supervisor ?? null,
       startedAt: status.record?.startedAt ?? null,
       network: status.record?.network ?? null,
+      boot: status.record?.qemu ? (status.record.qemu.args.includes("-kernel") ? "direct" : "firmware") : null,
       net: await _net(paths),
       forwards: await reportForwards(paths),
       halt: status.halt ?? lastHalt ?? null,
