@@ -326,8 +326,10 @@ sudo chmod 755 /usr/bin/rsync
         const cap = consoleCap;
         await guest("sudo systemd-run --unit=flood --quiet sh -c 'timeout 25 yes guest flood 0123456789 > /dev/ttyS0'");
         const log = join(home, "projects", project, "console.log");
+        // At the instant of a rotation the log is between its rename and its new file: it counts as empty.
         const size = async () =>
-          (await Deno.stat(log)).size + (await Deno.stat(`${log}.1`).catch(() => ({ size: 0 }))).size;
+          (await Deno.stat(log).catch(() => ({ size: 0 }))).size +
+          (await Deno.stat(`${log}.1`).catch(() => ({ size: 0 }))).size;
         // Commands run under strace: none of them may even open the console log.
         const traced = async (args: string[]) => {
           const trace = join(sandbox.root, `trace-${args[0]}`);
