@@ -119,9 +119,13 @@ export function qemuArguments(spec: VmSpec): string[] {
     `file=${e(spec.disks.system)},if=virtio,format=qcow2,discard=unmap`,
     "-drive",
     `file=${e(spec.disks.home)},if=virtio,format=qcow2,discard=unmap`,
-    ...(spec.exportDisk === undefined
-      ? []
-      : ["-drive", `file=${e(spec.exportDisk)},if=virtio,format=raw,serial=${bootExportSerial}`]),
+    // The serial names it in the guest (/dev/disk/by-id/virtio-<serial>); QEMU takes it on the device.
+    ...(spec.exportDisk === undefined ? [] : [
+      "-drive",
+      `file=${e(spec.exportDisk)},if=none,id=bootexport,format=raw`,
+      "-device",
+      `virtio-blk-pci,drive=bootexport,serial=${bootExportSerial}`,
+    ]),
     ...(spec.cdrom === undefined ? [] : ["-drive", `file=${e(spec.cdrom)},media=cdrom,readonly=on`]),
     "-netdev",
     spec.netdev ?? "user,id=net0",
