@@ -146,5 +146,5 @@ Deno.test("a direct boot's argv: -kernel, -initrd, -append, and no UEFI pflash; 
   assert.ok(qemuArguments(spec).some((arg) => arg.includes("pflash")));
   const exported = qemuArguments({ ...spec, exportDisk: "/m/boot-export.raw" });
   assert.ok(exported.includes("file=/m/boot-export.raw,if=none,id=bootexport,format=raw"));
-  assert.ok(exported.includes(`virtio-blk-pci,drive=bootexport,serial=${bootExportSerial}`));
+  assert.ok(exported.includes(`virtio-blk-pci,drive=bootexport,serial=${bootExportSerial},addr=0x1e`));
 });

@@ -119,12 +119,14 @@ export function qemuArguments(spec: VmSpec): string[] {
     `file=${e(spec.disks.system)},if=virtio,format=qcow2,discard=unmap`,
     "-drive",
     `file=${e(spec.disks.home)},if=virtio,format=qcow2,discard=unmap`,
-    // The serial names it in the guest (/dev/disk/by-id/virtio-<serial>); QEMU takes it on the device.
+    // The serial names it in the guest (/dev/disk/by-id/virtio-<serial>); QEMU takes it on the device. An
+    // explicit -device is created before the ones -drive if=virtio makes, so it would take the first PCI slot
+    // and become vda: the last free slot keeps the system and home disks vda and vdb.
     ...(spec.exportDisk === undefined ? [] : [
       "-drive",
       `file=${e(spec.exportDisk)},if=none,id=bootexport,format=raw`,
       "-device",
-      `virtio-blk-pci,drive=bootexport,serial=${bootExportSerial}`,
+      `virtio-blk-pci,drive=bootexport,serial=${bootExportSerial},addr=0x1e`,
     ]),
     ...(spec.cdrom === undefined ? [] : ["-drive", `file=${e(spec.cdrom)},media=cdrom,readonly=on`]),
     "-netdev",
