@@ -15,7 +15,7 @@ import { crashPoint } from "../store/crash_point.ts";
 import { VirtdevError } from "../store/errors.ts";
 import { ensurePrivateDirectory, privateDirectoryMode } from "../store/file_modes.ts";
 import { join } from "../store/path.ts";
-import { runTool } from "../store/process.ts";
+import { copyReflinked } from "../store/reflink_copy.ts";
 import { pathExists, type ProjectPaths, type Store } from "../store/store.ts";
 import { generateHostKey } from "../guest/host_key.ts";
 import { writeInstanceId } from "../guest/instance_id.ts";
@@ -44,10 +44,7 @@ const _configCopied = ["manifest", "provision"];
 async function _copy(from: string, to: string, files: readonly string[]): Promise<void> {
   const present: string[] = [];
   for (const file of files) if (await pathExists(join(from, file))) present.push(join(from, file));
-  if (present.length === 0) return;
-  await runTool("cp", ["-a", "--reflink=auto", "--sparse=always", "--", ...present, to], {
-    missingHint: "Install coreutils (it provides cp).",
-  });
+  await copyReflinked(present, to);
 }
 
 /** Clones stopped project `source` as `target`. Call under the store lock. */

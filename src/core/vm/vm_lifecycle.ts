@@ -6,6 +6,7 @@
  * @module
  */
 import { copyFileAtomic, writeFileAtomic } from "../store/atomic_write.ts";
+import { copyReflinked } from "../store/reflink_copy.ts";
 import { createDelta } from "./images.ts";
 import { ensurePrivateDirectory } from "../store/file_modes.ts";
 import { type Config, type Environment, resolveFirmware } from "../store/config.ts";
@@ -441,15 +442,9 @@ async function _makeEphemeralOverlays(paths: ProjectPaths, options: { readonly f
   await ensurePrivateDirectory(paths.runtime.ephemeral);
   const overlays = _ephemeralPaths(paths);
   if (options.fromTemplate) {
+    // Same names in both: the copies land where the boot's command line has them.
     const template = suspendFiles(paths, { kind: "template" });
-    for (
-      const [from, to] of [[template.systemImage, overlays.systemImage], [template.homeImage, overlays.homeImage], [
-        template.nvram,
-        overlays.nvram,
-      ]]
-    ) {
-      await copyFileAtomic(from, to);
-    }
+    await copyReflinked([template.systemImage, template.homeImage, template.nvram], paths.runtime.ephemeral);
     return;
   }
   await Promise.all([
