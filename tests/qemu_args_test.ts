@@ -35,7 +35,7 @@ Deno.test("a project VM's argv: q35, KVM, firmware, discard on both disks, loopb
   ]);
   assert.deepEqual(after(args, "-netdev"), ["user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22"]);
   assert.deepEqual(after(args, "-device"), [
-    "virtio-net-pci,netdev=net0",
+    "virtio-net-pci,netdev=net0,romfile=",
     "virtio-rng-pci",
     "virtio-balloon-pci,free-page-reporting=on",
   ]);

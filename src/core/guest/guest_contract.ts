@@ -186,6 +186,11 @@ export const bootDivergedLine = "VIRTDEV-BOOT-DIVERGED";
 // directly booted project compares them with what it was booted with.
 const _bootFilesScript = `#!/bin/sh
 set -u
+# A boot through the firmware has nothing to compare: no process more than the shell's.
+if [ "\${1:-}" = check ]; then
+  read -r cmdline < /proc/cmdline
+  case " $cmdline " in *" virtdev.boot="*) ;; *) exit 0 ;; esac
+fi
 kernel=''
 initrd=''
 for k in /vmlinuz /boot/vmlinuz-linux; do
@@ -228,9 +233,10 @@ exit 0
 
 // Runs at boot (the check) and at power-off (the check again, for a kernel
 // updated meanwhile, and the export when the host attached its disk).
+// After the ready line: its check is not worth a moment of the boot's way to SSH.
 const _bootFilesUnit = `[Unit]
 Description=virtdev: the kernel this system boots, for the host
-After=local-fs.target
+After=local-fs.target virtdev-ready.service
 
 [Service]
 Type=oneshot
