@@ -97,9 +97,11 @@ Deno.test({
       assert.equal(await status(), "running");
     });
 
-    await t.step("a second suspend and resume work too", async () => {
+    await t.step("a second suspend and resume work too (suspend --all)", async () => {
       const before = await counter();
-      await ok("suspend", project);
+      assert.equal((await run(["suspend"])).code, 64, "a project or --all");
+      const all = await ok("suspend", "--all");
+      assert.match(all.stderr, /Suspended sus in/);
       await resume();
       assert.ok(await counter() >= before);
       assert.equal(await guest("sha256sum < /dev/shm/ram"), ramSum);

@@ -1,6 +1,6 @@
 import { defineCommand, flagOption, projectPositional } from "../cli/spec.ts";
 import { withLock } from "../cli/locked.ts";
-import { UsageError } from "../core/store/errors.ts";
+import { UsageError, VirtdevError } from "../core/store/errors.ts";
 import { formatSize } from "../core/store/size.ts";
 import { validateProjectName } from "../core/store/store.ts";
 import { inspectVm } from "../core/vm/runtime_state.ts";
@@ -56,6 +56,8 @@ export const suspendCommand = defineCommand("suspend", {
         return;
       }
       let count = 0;
+      // One that cannot be suspended does not keep the others running; the first failure is the exit code.
+      let failed: VirtdevError | undefined;
       for (const name of await store.listProjects()) {
         const status = await inspectVm(store.project(name));
         if (status.pid === undefined || status.foreign) continue;
@@ -64,10 +66,17 @@ export const suspendCommand = defineCommand("suspend", {
           continue;
         }
         ui.info(`Suspending ${name}...`);
-        say(name, await suspendProject(store, name, { config, reporter: ui }));
-        count++;
+        try {
+          say(name, await suspendProject(store, name, { config, reporter: ui }));
+          count++;
+        } catch (error) {
+          if (!(error instanceof VirtdevError)) throw error;
+          ui.warn(`${name}: ${error.message}`);
+          failed ??= error;
+        }
       }
-      if (count === 0) ui.info("No project VM was running.");
+      if (count === 0 && !failed) ui.info("No project VM was running.");
+      if (failed) throw failed;
     }, { waitSeconds: 60 });
   },
 });
