@@ -896,13 +896,8 @@ async function _waitUntil(done: () => Promise<boolean>, timeoutMs: number): Prom
  */
 async function _powerDown(paths: ProjectPaths, pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  let client: QmpClient;
-  try {
-    client = await QmpClient.connect(paths.runtime.qmpSocket);
-  } catch (error) {
-    if (_isConnectionFailure(error)) return false;
-    throw error;
-  }
+  const client = await _connectQmp(paths);
+  if (client === undefined) return false;
   try {
     await client.execute("system_powerdown");
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -922,13 +917,8 @@ async function _powerDown(paths: ProjectPaths, pid: number, timeoutMs: number): 
 
 /** Tells QEMU to quit at once and waits for it; false when it could not be told. */
 async function _quit(paths: ProjectPaths, pid: number): Promise<boolean> {
-  let client: QmpClient;
-  try {
-    client = await QmpClient.connect(paths.runtime.qmpSocket);
-  } catch (error) {
-    if (_isConnectionFailure(error)) return false;
-    throw error;
-  }
+  const client = await _connectQmp(paths);
+  if (client === undefined) return false;
   try {
     await client.execute("quit").catch((error) => {
       if (!_isConnectionFailure(error)) throw error;
@@ -937,6 +927,16 @@ async function _quit(paths: ProjectPaths, pid: number): Promise<boolean> {
     client.close();
   }
   return await waitForQemuExit(paths.runtime.pidFile, pid, _sigtermGraceSeconds * 1000);
+}
+
+/** The VM's QMP session; `undefined` when no QEMU listens (nothing to tell), other failures thrown. */
+async function _connectQmp(paths: ProjectPaths): Promise<QmpClient | undefined> {
+  try {
+    return await QmpClient.connect(paths.runtime.qmpSocket);
+  } catch (error) {
+    if (_isConnectionFailure(error)) return undefined;
+    throw error;
+  }
 }
 
 /** Whether `error` says the QMP peer is not there or went away. */
