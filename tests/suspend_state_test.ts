@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { qemuArguments, type VmSpec } from "../src/core/vm/qemu_args.ts";
+import { pathExists } from "../src/core/store/store.ts";
 import {
   commitSuspendState,
   discardSuspendState,
   fingerprintDifferences,
   fingerprintOf,
-  hasSuspendedState,
   machineOf,
   networkOf,
   partialSuspendFiles,
@@ -100,12 +100,12 @@ Deno.test("a fingerprint names every difference: a disk written, a generation, Q
       memoryBytes: 5,
       fingerprint: saved,
     };
-    assert.equal(await hasSuspendedState(paths), false);
+    assert.equal(await pathExists(paths.suspended), false);
     await commitSuspendState(paths, record);
     assert.deepEqual(await readSuspendRecord(paths), record);
     assert.equal((await Deno.stat(join(paths.suspended, "state.json"))).mode! & 0o777, 0o600);
     assert.equal(await discardSuspendState(paths), true);
-    assert.equal(await hasSuspendedState(paths), false);
+    assert.equal(await pathExists(paths.suspended), false);
     assert.equal(await discardSuspendState(paths), false);
   } finally {
     await Deno.remove(dir, { recursive: true });

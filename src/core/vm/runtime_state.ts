@@ -13,8 +13,7 @@ import { readAgentState, type Readiness } from "./agent_state.ts";
 import type { VmHalt } from "./vm_halt.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
 import { filesInUse } from "./disk_locks.ts";
-import { readOptionalText } from "../store/store.ts";
-import { hasSuspendedState } from "./suspend_state.ts";
+import { pathExists, readOptionalText } from "../store/store.ts";
 
 /**
  * The run state of a project VM. `degraded`: QEMU runs, but its network
@@ -171,7 +170,7 @@ export async function inspectVm(
         if (!(error instanceof Deno.errors.NotFound)) throw error;
       }
     }
-    return { state: await hasSuspendedState(paths) ? "suspended" : "stopped", stale };
+    return { state: await pathExists(paths.suspended) ? "suspended" : "stopped", stale };
   }
   const record = await readRuntimeRecord(paths);
   const stopper = Number((await readOptionalText(paths.runtime.stopping))?.trim());

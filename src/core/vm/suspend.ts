@@ -21,7 +21,7 @@ import { VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
 import type { Reporter } from "../store/reporter.ts";
 import { shellQuote } from "../store/shell_quote.ts";
-import type { ProjectPaths, Store } from "../store/store.ts";
+import { pathExists, type ProjectPaths, type Store } from "../store/store.ts";
 import { crashPoint } from "../store/crash_point.ts";
 import { requireProject } from "../projects/project_lookup.ts";
 import { sshArguments } from "../guest/ssh.ts";
@@ -32,15 +32,14 @@ import { type Config, resolveFirmware } from "../store/config.ts";
 import {
   commitSuspendState,
   fingerprintOf,
-  hasSuspendedState,
   partialSuspendFiles,
   removePartialSuspend,
   type SavedKind,
   type SuspendFiles,
-  suspendFiles,
   type SuspendRecord,
 } from "./suspend_state.ts";
 import { join } from "../store/path.ts";
+import { copyReflinked } from "../store/reflink_copy.ts";
 import { settleEndedVm, waitForQemuExit } from "./vm_lifecycle.ts";
 import { qemuVersionLine } from "./supervisor.ts";
 import { appendVmLog } from "./vm_log.ts";
@@ -79,7 +78,7 @@ export async function suspendProject(
   const status = await inspectVm(paths);
   if (status.state === "suspended") return { seconds: 0, memoryBytes: 0, already: true };
   _checkSuspendable(paths, status);
-  if (await hasSuspendedState(paths)) {
+  if (await pathExists(paths.suspended)) {
     // A state beside a running VM is older than what the disks hold now.
     throw new VirtdevError(`Project ${name} runs, but an old suspended state is still in ${paths.suspended}.`, {
       exitCode: SuspendExit.cannotSuspend,
@@ -96,27 +95,21 @@ export async function suspendProject(
     : undefined;
   const guestUsedBytes = guestMemory?.used;
 
-  const firmwareCode = resolveFirmware(options.config).code;
-  await _saveState(paths, {
+  const memoryBytes = await _saveState(paths, {
     kind: "suspended",
-    record: (token, memoryBytes) => ({
-      version: 1,
-      token,
-      savedAt: new Date().toISOString(),
+    args: record.qemu?.args ?? [],
+    firmwareCode: resolveFirmware(options.config).code,
+    fields: {
       port: record.port,
       readiness,
-      memoryBytes,
       ...(guestMemory === undefined ? {} : { guestUsedBytes: guestMemory.used, guestFreeBytes: guestMemory.free }),
-    }),
-    fingerprint: async () =>
-      await fingerprintOf(paths, { args: record.qemu?.args ?? [], firmwareCode, qemuVersion: await qemuVersionLine() }),
+    },
     // Committed: QEMU has nothing left to do.
     after: async (client) => await client.execute("quit").catch(() => {}),
   });
   await waitForQemuExit(paths.runtime.pidFile, pid, 30_000);
   await settleEndedVm(paths, status, { agentPid: agent?.pid, reporter: options.reporter });
   const seconds = (performance.now() - started) / 1000;
-  const memoryBytes = (await Deno.stat(suspendFiles(paths).memory)).size;
   await appendVmLog(paths, `suspended: ${memoryBytes} bytes of state in ${seconds.toFixed(2)}s`);
   return { seconds, memoryBytes, ...(guestUsedBytes === undefined ? {} : { guestUsedBytes }) };
 }
@@ -144,35 +137,18 @@ export async function saveTemplate(
       hint: `Wait for it first: virtdev wait ${name}`,
     });
   }
-  const firmwareCode = resolveFirmware(options.config).code;
   const overlays = paths.runtime.ephemeral;
   const memoryBytes = await _saveState(paths, {
     kind: "template",
-    record: (token, memoryBytes) => ({
-      version: 1,
-      token,
-      savedAt: new Date().toISOString(),
-      port: record.port,
-      readiness: "ready",
-      memoryBytes,
-    }),
-    // The project's own disks: the overlays lie over them, and a template is good while they are unchanged.
-    fingerprint: async () =>
-      await fingerprintOf(paths, { args: record.qemu?.args ?? [], firmwareCode, qemuVersion: await qemuVersionLine() }),
+    // The project's own disks are fingerprinted: the overlays lie over them, and an image is good while they are
+    // unchanged.
+    args: record.qemu?.args ?? [],
+    firmwareCode: resolveFirmware(options.config).code,
+    fields: { port: record.port, readiness: "ready" },
     // QEMU flushed the overlays and let go of them as the migration completed: copied as the state saw them.
-    beforeCommit: async (files) => {
-      for (
-        const [from, to] of [["system.qcow2", files.systemImage], ["home.qcow2", files.homeImage], [
-          "nvram",
-          files.nvram,
-        ]]
-      ) {
-        await Deno.copyFile(join(overlays, from), to);
-        await Deno.chmod(to, privateFileMode);
-      }
-    },
+    beforeCommit: async (files) =>
+      await copyReflinked(["system.qcow2", "home.qcow2", "nvram"].map((name) => join(overlays, name)), files.dir),
     after: async (client) => {
-      crashPoint("template.committed");
       await Deno.remove(paths.runtime.suspending).catch(() => {});
       await client.execute("cont");
     },
@@ -198,8 +174,11 @@ async function _saveState(
   paths: ProjectPaths,
   steps: {
     readonly kind: SavedKind;
-    readonly record: (token: string, memoryBytes: number) => Omit<SuspendRecord, "fingerprint">;
-    readonly fingerprint: () => Promise<SuspendRecord["fingerprint"]>;
+    /** The command line the VM was launched with, and its firmware: part of the fingerprint. */
+    readonly args: readonly string[];
+    readonly firmwareCode: string;
+    /** What the record says besides what every save writes. */
+    readonly fields: Pick<SuspendRecord, "port" | "readiness" | "guestUsedBytes" | "guestFreeBytes">;
     readonly beforeCommit?: (files: SuspendFiles) => Promise<void>;
     readonly after: (client: QmpClient) => Promise<unknown>;
   },
@@ -237,7 +216,18 @@ async function _saveState(
     const memoryBytes = (await Deno.stat(partial.memory)).size;
     try {
       await steps.beforeCommit?.(partial);
-      const record: SuspendRecord = { ...steps.record(token, memoryBytes), fingerprint: await steps.fingerprint() };
+      const record: SuspendRecord = {
+        version: 1,
+        token,
+        savedAt: new Date().toISOString(),
+        memoryBytes,
+        ...steps.fields,
+        fingerprint: await fingerprintOf(paths, {
+          args: steps.args,
+          firmwareCode: steps.firmwareCode,
+          qemuVersion: await qemuVersionLine(),
+        }),
+      };
       await commitSuspendState(paths, record, kind);
     } catch (error) {
       await client.execute("cont").catch(() => {});

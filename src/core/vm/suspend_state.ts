@@ -130,17 +130,6 @@ export async function readSuspendRecord(
   }
 }
 
-/** Whether `paths` holds a suspended state, readable or not (an unreadable one is still the user's to discard). */
-export async function hasSuspendedState(paths: Pick<ProjectPaths, "suspended">): Promise<boolean> {
-  try {
-    await Deno.lstat(paths.suspended);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 /** QEMU's command line with the network backend's value replaced, for comparing machines. */
 export function machineOf(args: readonly string[]): string[] {
   const machine: string[] = [];
