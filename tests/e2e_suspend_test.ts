@@ -95,6 +95,11 @@ Deno.test({
       assert.ok(skew < 2, `the guest clock is ${skew.toFixed(2)} s off`);
       assert.ok(!await exists(join(dir, "suspended")), "the state is consumed");
       assert.equal(await status(), "running");
+      // The login that set the clock stays open, and later logins share its connection: the guest sees one client port.
+      const control = join(dir, "run", "ssh.ctl");
+      assert.ok((await Deno.lstat(control)).isSocket, "the shared connection's control socket");
+      const connection = await guest("echo $SSH_CONNECTION");
+      assert.equal(await guest("echo $SSH_CONNECTION"), connection, "two logins over one connection");
     });
 
     await t.step("a second suspend and resume work too (suspend --all)", async () => {
@@ -102,6 +107,9 @@ Deno.test({
       assert.equal((await run(["suspend"])).code, 64, "a project or --all");
       const all = await ok("suspend", "--all");
       assert.match(all.stderr, /Suspended sus in/);
+      // The shared connection ended with its VM.
+      const left = await new Deno.Command("pgrep", { args: ["-f", join(dir, "run", "ssh.ctl")] }).output();
+      assert.equal(left.code, 1, `ssh processes left: ${new TextDecoder().decode(left.stdout)}`);
       await resume();
       assert.ok(await counter() >= before);
       assert.equal(await guest("sha256sum < /dev/shm/ram"), ramSum);

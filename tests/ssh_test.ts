@@ -68,3 +68,36 @@ Deno.test("host keys made in-process are what ssh-keygen reads: the same public 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** ssh's own reading of our options (`ssh -G`): what it would really use. */
+async function resolvedBy(args: readonly string[]): Promise<Map<string, string>> {
+  const output = await new Deno.Command("ssh", { args: ["-G", ...args], stdout: "piped", stderr: "piped" }).output();
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  return new Map(
+    new TextDecoder().decode(output.stdout).split("\n").map((line) => {
+      const space = line.indexOf(" ");
+      return [line.slice(0, space), line.slice(space + 1)] as [string, string];
+    }),
+  );
+}
+
+Deno.test("a shared connection's control path reaches ssh literally, and a path too long for a socket is left out", async () => {
+  const odd = "/h/100%/p/run/ssh.ctl";
+  const client = await resolvedBy(sshArguments({ ...target, controlPath: odd }, []));
+  assert.equal(client.get("controlpath"), odd);
+  assert.equal(client.get("controlmaster"), "false");
+  assert.equal(client.get("controlpersist"), "no");
+  const master = await resolvedBy(sshArguments({ ...target, controlPath: odd }, [], { controlMaster: true }));
+  assert.equal(master.get("controlmaster"), "true");
+  // ssh binds <path>.<16 characters> first; a Unix socket's path holds 107 bytes.
+  const long = `/${"d".repeat(80)}/run/ssh.ctl`;
+  const without = await resolvedBy(sshArguments({ ...target, controlPath: long }, []));
+  assert.equal(without.get("controlpath"), undefined);
+  assert.equal(without.get("controlmaster"), "false");
+});
+
+Deno.test("X25519 comes first among the key exchanges, ssh's own list after it", async () => {
+  const kex = (await resolvedBy(sshArguments(target, []))).get("kexalgorithms")?.split(",") ?? [];
+  assert.equal(kex[0], "curve25519-sha256");
+  assert.ok(kex.includes("sntrup761x25519-sha512@openssh.com"), kex.join(","));
+});

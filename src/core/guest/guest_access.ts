@@ -61,7 +61,13 @@ export async function requireRunningGuest(
   return {
     paths,
     status,
-    target: { project: name, port: record.port, identity: options.config.sshKey, knownHosts: paths.knownHosts },
+    target: {
+      project: name,
+      port: record.port,
+      identity: options.config.sshKey,
+      knownHosts: paths.knownHosts,
+      controlPath: paths.runtime.sshControl,
+    },
   };
 }
 

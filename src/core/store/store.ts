@@ -114,6 +114,8 @@ export interface RuntimePaths {
   readonly ephemeral: string;
   /** Present while a suspend writes the VM's state: its PID and token, for the host agent's guard. */
   readonly suspending: string;
+  /** The control socket of the host agent's SSH connection, which later logins share (ssh's ControlPath). */
+  readonly sshControl: string;
 }
 
 /** Paths of one project's files: the base's shape plus its own. */
@@ -267,6 +269,7 @@ export class Store {
         qmpWatchSocket: join(run, "qmp-watch.sock"),
         ephemeral: join(run, "ephemeral"),
         suspending: join(run, "suspending"),
+        sshControl: join(run, "ssh.ctl"),
       },
     };
   }

@@ -45,6 +45,7 @@ import {
   finishIncoming,
   guardSuspend,
   setGuestClock,
+  type SharedConnection,
   suspendedStateLoadFailure,
   suspendInProgress,
 } from "./resume_agent.ts";
@@ -197,15 +198,18 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   // A resumed guest's clock stood still while it was suspended: it is set
   // before the guest counts as ready, so that 'wait' returns with it right.
   let clockPending = record.resume !== undefined && record.ssh !== undefined;
+  let sharedConnection: SharedConnection | undefined;
   const publishReadiness = async (readiness: Readiness) => {
     if (readiness === "ready" && clockPending && record.ssh) {
       clockPending = false;
-      const clock = await setGuestClock({
+      const { outcome: clock, connection } = await setGuestClock({
         project: paths.name,
         port: record.port,
         identity: record.ssh.identity,
         knownHosts: paths.knownHosts,
+        controlPath: paths.runtime.sshControl,
       });
+      sharedConnection = connection;
       await appendVmLog(
         paths,
         clock.set
@@ -293,6 +297,7 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   qemuEnded = true;
   Deno.removeSignalListener("SIGUSR1", onForwardsChanged);
   await keeper?.stopAll();
+  await sharedConnection?.end({ guestGone: true });
   await filter?.stop();
   await passt?.stop();
   const code = exit.signal !== null ? 128 + (exit.signal === "SIGKILL" ? 9 : 15) : exit.code;

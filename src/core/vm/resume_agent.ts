@@ -112,7 +112,8 @@ export async function finishIncoming(
     }
     if (Date.now() > deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 50);
+    // Each look is one QMP round trip on a local socket; a resume waits for nothing else.
+    delay = Math.min(delay * 2, 10);
   }
   // Gone before the guest can write a byte: a state is never resumed twice. A warm image is kept: each
   // disposable run writes only to its own copies of the overlays.
@@ -128,46 +129,83 @@ export interface ClockOutcome {
 }
 
 /**
+ * The SSH connection that set the clock, kept open: with a control socket
+ * it is the master that later logins of `run`, `ssh` and rsync share, so
+ * that they skip SSH's handshake (about 0.7 s of a guest under TCG).
+ */
+export interface SharedConnection {
+  /**
+   * Ends it: its session's input closes, and ssh is ended if it lingers.
+   * With `guestGone` (QEMU has exited) at once: nobody is left to answer.
+   */
+  end(options?: { readonly guestGone?: boolean }): Promise<void>;
+}
+
+/**
  * Sets the guest's clock from the host's: it stood still while the VM was
  * suspended. Over the pinned SSH, with the passwordless sudo of the guest
  * contract. The guest asks for the time once the session is up, so the
  * time it gets is late by the one-way trip of a line, not by SSH's
- * handshake (about a second under TCG).
+ * handshake (about a second under TCG). A `target` with a control path
+ * keeps the connection as a master (see {@link SharedConnection}).
  */
-export async function setGuestClock(target: SshTarget): Promise<ClockOutcome> {
+export async function setGuestClock(
+  target: SshTarget,
+): Promise<{ readonly outcome: ClockOutcome; readonly connection?: SharedConnection }> {
   let last = "";
   const deadline = Date.now() + 20_000;
   for (let attempt = 1; Date.now() < deadline; attempt++) {
     const result = await _clockSession(target).catch((error) => ({ code: 255, stderr: String(error) }));
-    if (result.code === 0) return { set: true };
+    if ("connection" in result) return { outcome: { set: true }, connection: result.connection };
+    if (result.code === 0) return { outcome: { set: true } };
     // The guest's words, shown to people: no control sequences, one short line.
     last = stripTerminalControls(result.stderr).trim().split("\n").at(-1)?.slice(0, 200) ?? "";
     // ssh's own failures (the network coming back) are retried; a refusal by sudo is final.
     if (result.code !== 255) break;
     await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 1000)));
   }
-  return { set: false, detail: last || "ssh failed" };
+  return { outcome: { set: false, detail: last || "ssh failed" } };
 }
 
-/** The guest's side: say it is ready, read the time, set it. */
-const _clockScript = `sudo -n sh -c 'echo ready; read t; exec date -u -s "@$t" > /dev/null'`;
+/**
+ * The guest's side: say it is ready, read the time, set it, say so; then
+ * hold the session (and with it a master connection) until its input ends.
+ */
+const _clockScript =
+  `sudo -n sh -c 'echo ready; read t; exec date -u -s "@$t" > /dev/null' && echo set && exec cat > /dev/null`;
 /** The most the guest may say before its `ready` (its motd, a shell's noise) and of errors, in bytes. */
 const _maxGuestBytes = 4096;
+/** How long a login may take to set the clock before it is given up. */
+const _clockSessionTimeoutMs = 15_000;
 
-async function _clockSession(target: SshTarget): Promise<{ code: number; stderr: string }> {
-  const child = spawnTool("ssh", sshArguments(target, [_clockScript], { batch: true }), { stdin: true });
-  const timer = setTimeout(() => {
+async function _clockSession(
+  target: SshTarget,
+): Promise<{ code: number; stderr: string } | { connection: SharedConnection }> {
+  const child = spawnTool("ssh", sshArguments(target, [_clockScript], { batch: true, controlMaster: true }), {
+    stdin: true,
+  });
+  const kill = (): void => {
     try {
       child.kill("SIGKILL");
     } catch {
       // Gone.
     }
-  }, 15_000);
+  };
+  const timer = setTimeout(kill, _clockSessionTimeoutMs);
   const stderr = _boundedText(child.stderr);
   const writer = child.stdin.getWriter();
+  const lines = new _GuestLines(child.stdout);
   try {
-    if (await _waitForLine(child.stdout, "ready")) {
+    if (await lines.waitFor("ready")) {
       await writer.write(new TextEncoder().encode(`${(Date.now() / 1000).toFixed(3)}\n`));
+      if (await lines.waitFor("set")) {
+        // Read on in the background, so that ssh never blocks on a full pipe.
+        lines.drain();
+        const connection = _keptConnection(child, writer);
+        // Without a control socket nothing could share it.
+        if (target.controlPath === undefined) await connection.end();
+        return { connection };
+      }
     }
     await writer.close().catch(() => {});
     const status = await child.status;
@@ -177,25 +215,63 @@ async function _clockSession(target: SshTarget): Promise<{ code: number; stderr:
   }
 }
 
-/** Reads `stream` until a line `word` (true), its end or too many bytes (false); the rest is drained unread. */
-async function _waitForLine(stream: ReadableStream<Uint8Array>, word: string): Promise<boolean> {
-  const reader = stream.getReader();
-  const decoder = new TextDecoder();
-  let seen = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return false;
-    seen = (seen + decoder.decode(value, { stream: true })).slice(-_maxGuestBytes);
-    if (!seen.split("\n").slice(0, -1).some((line) => line.trim() === word)) continue;
-    // The rest is drained in the background, so that ssh never blocks on a full pipe.
+/** How long an ended connection's ssh may take to go before it is killed. */
+const _connectionEndGraceMs = 2_000;
+
+function _keptConnection(
+  child: Deno.ChildProcess,
+  writer: WritableStreamDefaultWriter<Uint8Array>,
+): SharedConnection {
+  return {
+    async end(options = {}) {
+      await writer.close().catch(() => {});
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGTERM");
+        } catch {
+          // Gone.
+        }
+      }, options.guestGone ? 0 : _connectionEndGraceMs);
+      await child.status;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The lines a guest writes, scanned for a word; at most the last `_maxGuestBytes` are held. */
+class _GuestLines {
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #decoder = new TextDecoder();
+  #pending = "";
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.getReader();
+  }
+
+  /** Reads until a line `word` (true) or the stream's end (false); what follows the line is kept. */
+  async waitFor(word: string): Promise<boolean> {
+    for (;;) {
+      const lines = this.#pending.split("\n");
+      const index = lines.slice(0, -1).findIndex((line) => line.trim() === word);
+      if (index >= 0) {
+        this.#pending = lines.slice(index + 1).join("\n");
+        return true;
+      }
+      const { value, done } = await this.#reader.read();
+      if (done) return false;
+      this.#pending = (this.#pending + this.#decoder.decode(value, { stream: true })).slice(-_maxGuestBytes);
+    }
+  }
+
+  /** Reads the rest unread, in the background. */
+  drain(): void {
     (async () => {
       try {
-        while (!(await reader.read()).done) { /* drained */ }
+        while (!(await this.#reader.read()).done) { /* drained */ }
       } catch {
         // Closed.
       }
     })();
-    return true;
   }
 }
 

@@ -319,7 +319,13 @@ async function _syncGuest(
   const result = await runTool(
     "ssh",
     sshArguments(
-      { project: paths.name, port: target.port, identity: target.identity, knownHosts: paths.knownHosts },
+      {
+        project: paths.name,
+        port: target.port,
+        identity: target.identity,
+        knownHosts: paths.knownHosts,
+        controlPath: paths.runtime.sshControl,
+      },
       ["sync; grep -E '^(MemTotal|MemFree):' /proc/meminfo"],
       { batch: true },
     ),
