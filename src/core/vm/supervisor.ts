@@ -217,7 +217,7 @@ async function _awaitLaunch(launch: Launch, gone: () => Promise<string | undefin
     }
     if (Date.now() > deadline) throw _launchError(launch, "", `no answer within ${_launchTimeoutMs / 1000}s`);
     await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 50);
+    delay = Math.min(delay * 2, 10);
   }
 }
 
