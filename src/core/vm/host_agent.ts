@@ -231,6 +231,7 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
     }
   };
   const loggedMilestones = new Set<string>();
+  let divergenceNoted = false;
   const viewers = new _Viewers(child.stdin.getWriter());
   const stderrTail = _keepQemuStderr(child.stderr, paths);
   const consoleDone = _pumpConsole(child.stdout, {
@@ -255,7 +256,10 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
       publishReadiness(readiness);
     },
     onBootDiverged: async () => {
-      // Once: the guest may say it as often as it likes.
+      // Once: the guest may say it as often as it likes, and faster than a file is written (a check of the
+      // file alone let a flood through, one note per marker in flight).
+      if (divergenceNoted) return;
+      divergenceNoted = true;
       if (await pathExists(paths.kernelDiverged)) return;
       await writeFileAtomic(paths.kernelDiverged, `${new Date().toISOString()}\n`, { mode: privateFileMode })
         .catch(() => {});

@@ -119,6 +119,10 @@ export async function finishIncoming(
   // disposable run writes only to its own copies of the overlays.
   if (!options.keep) await discardSuspendState(paths);
   await client.execute("cont");
+  // The new passt learns the guest's MAC from its first frame; until then it sends the guest a login's SYN
+  // to the broadcast address, which the guest's TCP drops (such a login hung for about 10 s). QEMU's own
+  // announcement after a load comes 50 ms on, a race with the clock's login: one now, before anyone connects.
+  await client.execute("announce-self", { initial: 0, max: 0, rounds: 1, step: 0 }).catch(() => {});
   return true;
 }
 
