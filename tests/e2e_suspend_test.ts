@@ -100,6 +100,11 @@ Deno.test({
       assert.ok((await Deno.lstat(control)).isSocket, "the shared connection's control socket");
       const connection = await guest("echo $SSH_CONNECTION");
       assert.equal(await guest("echo $SSH_CONNECTION"), connection, "two logins over one connection");
+      // More logins at once than ssh's default of 10 sessions a connection: the contract's MaxSessions lets them all
+      // in (past 10, ssh complains that the session was refused and makes a connection of its own).
+      const many = await Promise.all(Array.from({ length: 12 }, () => run(["ssh", project, "--", "sleep 3"])));
+      assert.deepEqual(many.map((result) => result.code), Array(12).fill(0));
+      assert.doesNotMatch(many.map((result) => result.stderr).join(""), /refused/);
     });
 
     await t.step("a second suspend and resume work too (suspend --all)", async () => {

@@ -72,6 +72,9 @@ export const sshdConfig: string = [
   "StrictModes yes",
   "UseDNS no",
   "LogLevel VERBOSE",
+  // virtdev's logins share one connection (a resumed VM's): past ssh's default of 10 sessions on it, each further
+  // concurrent 'virtdev ssh' or 'run' is refused there, says so on the user's terminal and pays a handshake of its own.
+  "MaxSessions 64",
   "",
 ].join("\n");
 
