@@ -9,7 +9,7 @@ import { VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
 import { requireVmPaths } from "../projects/project_lookup.ts";
 import { guestReadiness, inspectVm, type RuntimeRecord, type VmStatus } from "../vm/runtime_state.ts";
-import { sshArguments, type SshTarget } from "./ssh.ts";
+import { projectSshTarget, sshArguments, type SshTarget } from "./ssh.ts";
 import { requireKey } from "./ssh_key.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
 import { readAgentState } from "../vm/agent_state.ts";
@@ -61,13 +61,7 @@ export async function requireRunningGuest(
   return {
     paths,
     status,
-    target: {
-      project: name,
-      port: record.port,
-      identity: options.config.sshKey,
-      knownHosts: paths.knownHosts,
-      controlPath: paths.runtime.sshControl,
-    },
+    target: projectSshTarget(paths, { port: record.port, identity: options.config.sshKey }),
   };
 }
 

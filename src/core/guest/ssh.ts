@@ -6,6 +6,7 @@
  */
 import { VirtdevError } from "../store/errors.ts";
 import { hostKeyAlias } from "./host_key.ts";
+import type { ProjectPaths } from "../store/store.ts";
 
 /** The guest user every virtdev guest provides. */
 export const guestUser = "dev";
@@ -26,6 +27,24 @@ export interface SshTarget {
    * back to its own connection while no master listens there.
    */
   readonly controlPath?: string;
+}
+
+/**
+ * How virtdev's own logins reach project `paths`' guest on `port` with the
+ * user's key: pinned to its known_hosts, and through the connection its
+ * host agent shares (`run/ssh.ctl`) when there is one.
+ */
+export function projectSshTarget(
+  paths: Pick<ProjectPaths, "name" | "knownHosts" | "runtime">,
+  options: { readonly port: number; readonly identity: string },
+): SshTarget {
+  return {
+    project: paths.name,
+    port: options.port,
+    identity: options.identity,
+    knownHosts: paths.knownHosts,
+    controlPath: paths.runtime.sshControl,
+  };
 }
 
 /** The destination argument: the guest user at host loopback. */

@@ -22,6 +22,7 @@ import { basename, dirname } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { pathExists, type ProjectPaths, Store } from "../store/store.ts";
 import { bootDivergedLine, notReadyLine, readinessLine } from "../guest/guest_contract.ts";
+import { projectSshTarget } from "../guest/ssh.ts";
 import { CappedLog, consoleTailLines, MarkerScanner } from "./console_log.ts";
 import { haltAfterStop, type VmHalt, writeHaltRecord } from "./vm_halt.ts";
 import { QmpClient } from "./qmp.ts";
@@ -202,13 +203,9 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   const publishReadiness = async (readiness: Readiness) => {
     if (readiness === "ready" && clockPending && record.ssh) {
       clockPending = false;
-      const { outcome: clock, connection } = await setGuestClock({
-        project: paths.name,
-        port: record.port,
-        identity: record.ssh.identity,
-        knownHosts: paths.knownHosts,
-        controlPath: paths.runtime.sshControl,
-      });
+      const { outcome: clock, connection } = await setGuestClock(
+        projectSshTarget(paths, { port: record.port, identity: record.ssh.identity }),
+      );
       sharedConnection = connection;
       await appendVmLog(
         paths,

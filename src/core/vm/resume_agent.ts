@@ -13,7 +13,7 @@
  */
 import { type ProjectPaths, readOptionalText } from "../store/store.ts";
 import { exitCodeOf, spawnTool } from "../store/process.ts";
-import { sshArguments, type SshTarget } from "../guest/ssh.ts";
+import { sshArguments, type SshTarget, usableControlPath } from "../guest/ssh.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
 import type { QmpClient } from "./qmp.ts";
 import { discardSuspendState, readSuspendRecord, removePartialSuspend } from "./suspend_state.ts";
@@ -161,7 +161,6 @@ export async function setGuestClock(
   for (let attempt = 1; Date.now() < deadline; attempt++) {
     const result = await _clockSession(target).catch((error) => ({ code: 255, stderr: String(error) }));
     if ("connection" in result) return { outcome: { set: true }, connection: result.connection };
-    if (result.code === 0) return { outcome: { set: true } };
     // The guest's words, shown to people: no control sequences, one short line.
     last = stripTerminalControls(result.stderr).trim().split("\n").at(-1)?.slice(0, 200) ?? "";
     // ssh's own failures (the network coming back) are retried; a refusal by sudo is final.
@@ -206,8 +205,10 @@ async function _clockSession(
         // Read on in the background, so that ssh never blocks on a full pipe.
         lines.drain();
         const connection = _keptConnection(child, writer);
-        // Without a control socket nothing could share it.
-        if (target.controlPath === undefined) await connection.end();
+        // Without a control socket ssh could use, nothing could share it.
+        if (target.controlPath === undefined || usableControlPath(target.controlPath) === undefined) {
+          await connection.end();
+        }
         return { connection };
       }
     }

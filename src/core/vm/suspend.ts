@@ -24,7 +24,7 @@ import { shellQuote } from "../store/shell_quote.ts";
 import { pathExists, type ProjectPaths, type Store } from "../store/store.ts";
 import { crashPoint } from "../store/crash_point.ts";
 import { requireProject } from "../projects/project_lookup.ts";
-import { sshArguments } from "../guest/ssh.ts";
+import { projectSshTarget, sshArguments } from "../guest/ssh.ts";
 import { readAgentState } from "./agent_state.ts";
 import { QmpClient } from "./qmp.ts";
 import { inspectVm, type VmStatus } from "./runtime_state.ts";
@@ -319,13 +319,7 @@ async function _syncGuest(
   const result = await runTool(
     "ssh",
     sshArguments(
-      {
-        project: paths.name,
-        port: target.port,
-        identity: target.identity,
-        knownHosts: paths.knownHosts,
-        controlPath: paths.runtime.sshControl,
-      },
+      projectSshTarget(paths, target),
       ["sync; grep -E '^(MemTotal|MemFree):' /proc/meminfo"],
       { batch: true },
     ),
