@@ -24,15 +24,12 @@ const spec: VmSpec = {
   netdev: "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22",
 };
 
-Deno.test("a resume's load goes through /bin/sh quoted, with -S; it is not part of the machine", async () => {
-  const path = "/p/we'b $(touch /tmp/pwned)/suspended/memory";
+Deno.test("a resume's load is read from fd 3, with -S; the path is not in QEMU's arguments, nor part of the machine", () => {
+  const path = "/p/web/suspended/memory";
   const args = qemuArguments({ ...spec, incoming: path });
-  const value = args[args.indexOf("-incoming") + 1];
   assert.ok(args.includes("-S"));
-  assert.equal(value, `exec:cat '/p/we'\\''b $(touch /tmp/pwned)/suspended/memory'`);
-  // What /bin/sh makes of it: one word, the path as it is.
-  const echoed = await new Deno.Command("sh", { args: ["-c", value.replace(/^exec:cat /, "printf %s ")] }).output();
-  assert.equal(new TextDecoder().decode(echoed.stdout), path);
+  assert.equal(args[args.indexOf("-incoming") + 1], "fd:3");
+  assert.ok(!args.some((arg) => arg.includes(path)));
   assert.deepEqual(machineOf(args), machineOf(qemuArguments(spec)));
 });
 

@@ -26,6 +26,7 @@ import { projectSshTarget } from "../guest/ssh.ts";
 import { CappedLog, consoleTailLines, MarkerScanner } from "./console_log.ts";
 import { haltAfterStop, type VmHalt, writeHaltRecord } from "./vm_halt.ts";
 import { QmpClient } from "./qmp.ts";
+import { qemuLaunchCommand } from "./qemu_launch.ts";
 import { readRuntimeRecord } from "./runtime_state.ts";
 import { appendVmLog, echoVmLogToStderr } from "./vm_log.ts";
 import { spawnTool } from "../store/process.ts";
@@ -130,7 +131,8 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   let child: Deno.ChildProcess;
   const qemuStartedAt = Date.now();
   try {
-    child = spawnTool(record.qemu.program, [...record.qemu.args, "-pidfile", paths.runtime.pidFile], { stdin: true });
+    const qemu = qemuLaunchCommand(record.qemu, ["-pidfile", paths.runtime.pidFile]);
+    child = spawnTool(qemu.program, qemu.args, { stdin: true });
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
     await appendVmLog(paths, `host agent: ${text}`);

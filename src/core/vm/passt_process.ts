@@ -52,7 +52,9 @@ export async function startPasst(
   let exited: Deno.CommandStatus | undefined;
   const status = child.status.then((value) => exited = value);
   const deadline = Date.now() + _readyTimeoutMs;
-  for (let delay = 5; !exited; delay = Math.min(delay * 2, 50)) {
+  // A look is one stat: often, since QEMU and a resume wait for this socket (passt binds it in about 10 ms, the
+  // filter in about 40).
+  for (let delay = 2; !exited; delay = Math.min(delay * 2, 10)) {
     if (await _isSocket(launch.socket)) break;
     if (Date.now() > deadline) {
       _kill(child);

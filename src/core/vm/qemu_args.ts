@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { shellQuote } from "../store/shell_quote.ts";
+import { incomingStateFd } from "./qemu_launch.ts";
 
 /** The serial of the boot-export disk; the guest finds it as `/dev/disk/by-id/virtio-<serial>`. */
 export const bootExportSerial = "virtdev-boot-export";
@@ -60,7 +60,7 @@ export interface VmSpec {
   readonly pauseOnPowerOff?: boolean;
   /**
    * A suspended state to load (`suspend.ts`) instead of booting: QEMU
-   * reads it through `/bin/sh` (`exec:`; QEMU 7.2 has no `file:`), and
+   * reads it from a descriptor its launch opens (`qemu_launch.ts`), and
    * waits, paused, for `cont` once it is loaded.
    */
   readonly incoming?: string;
@@ -178,8 +178,8 @@ export function qemuArguments(spec: VmSpec): string[] {
     const value = "string" in item ? `string=${e(item.string)}` : `file=${e(item.file)}`;
     args.push("-fw_cfg", `name=opt/virtdev/${e(item.name)},${value}`);
   }
-  // The path reaches a shell: quoted, never bare.
-  if (spec.incoming !== undefined) args.push("-S", "-incoming", `exec:cat ${shellQuote(spec.incoming)}`);
+  // The state comes on a descriptor the launch opens (qemu_launch.ts): the path is not in QEMU's arguments.
+  if (spec.incoming !== undefined) args.push("-S", "-incoming", `fd:${incomingStateFd}`);
   if (spec.smbiosSerial !== undefined) args.push("-smbios", `type=1,serial=${e(spec.smbiosSerial)}`);
   return args;
 }

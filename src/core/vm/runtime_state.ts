@@ -7,6 +7,7 @@
  * @module
  */
 import type { ShutdownWatch } from "./shutdown_proof.ts";
+import type { QemuCommand } from "./qemu_launch.ts";
 import { findProcesses, isProcessAlive } from "../store/processes.ts";
 import type { Egress, NetBackend, PasstLaunch } from "./network.ts";
 import { readAgentState, type Readiness } from "./agent_state.ts";
@@ -34,7 +35,7 @@ export interface RuntimeRecord {
   /** When the VM was started (ISO 8601). */
   readonly startedAt: string;
   /** What the host agent runs: QEMU and its arguments (without `-pidfile`). */
-  readonly qemu?: { readonly program: string; readonly args: readonly string[] };
+  readonly qemu?: QemuCommand;
   /** The cap on the console log, in bytes. */
   readonly consoleLogBytes?: number;
   /** The network of this boot. */

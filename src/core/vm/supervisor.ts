@@ -35,9 +35,9 @@ export const qemuInstallHint = "Install QEMU: 'pacman -S qemu-base' (Arch) or 'a
 /** Exit codes of a failed launch, shared by `start`. */
 export const LaunchExit = { toolMissing: 69, portRace: 8, failed: 12 } as const;
 
-/** What the host agent runs: QEMU, passt, and ssh for forwards. */
+/** What the host agent runs: QEMU (through sh for a resume, `qemu_launch.ts`), passt, and ssh for forwards. */
 function _agentPrograms(): string[] {
-  return [qemuProgram, "passt", "setpriv", "ssh", netFilterProgram()];
+  return [qemuProgram, "sh", "passt", "setpriv", "ssh", netFilterProgram()];
 }
 
 /** How long a launch may take before it counts as failed. */

@@ -104,8 +104,12 @@ export async function suspendProject(
       readiness,
       ...(guestMemory === undefined ? {} : { guestUsedBytes: guestMemory.used, guestFreeBytes: guestMemory.free }),
     },
-    // Committed: QEMU has nothing left to do.
-    after: async (client) => await client.execute("quit").catch(() => {}),
+    // Committed: QEMU has nothing left to do. The marker goes with it, so that the host agent's guard does not take
+    // the suspend's end for its death (it would say so in vm.log, and end QEMU a second time).
+    after: async (client) => {
+      await client.execute("quit").catch(() => {});
+      await Deno.remove(paths.runtime.suspending).catch(() => {});
+    },
   });
   await waitForQemuExit(paths.runtime.pidFile, pid, 30_000);
   await settleEndedVm(paths, status, { agentPid: agent?.pid, reporter: options.reporter });

@@ -602,7 +602,7 @@ async function _launchOnPort(
     unit: supervisor.unitFor(name),
     port: choice.port,
     startedAt: new Date().toISOString(),
-    qemu: { program: qemuProgram, args: qemuArguments(vm) },
+    qemu: { program: qemuProgram, args: qemuArguments(vm), ...(vm.incoming ? { incoming: vm.incoming } : {}) },
     consoleLogBytes: options.config.consoleLogBytes,
     network: { backend: network.backend, egress: network.egress, filtered: network.filtered },
     passt: network.passt,
