@@ -83,6 +83,8 @@ Deno.test({
       assert.equal(memory.size, json.suspended.memoryBytes);
       assert.ok(!await exists(join(dir, "run")), "run/ is cleared");
       assert.equal((await run(["pid", project])).code === 0, false);
+      // The agent's guard did not take the suspend's own end for its death.
+      assert.doesNotMatch(await Deno.readTextFile(join(dir, "vm.log")), /the suspend died/);
       // Ten seconds pass for the guest's clock to fall behind.
       await new Promise((resolve) => setTimeout(resolve, 10_000));
       await resume();
@@ -118,6 +120,10 @@ Deno.test({
       await resume();
       assert.ok(await counter() >= before);
       assert.equal(await guest("sha256sum < /dev/shm/ram"), ramSum);
+      // The connection held before this suspend is dead on the host's side; the guest's sshd lets it go (contract:
+      // ClientAlive, 30 s) and keeps only the one that is alive now.
+      const sessions = async () => Number(await guest("ps -eo args= | grep -c '^sshd: dev \\[priv\\]$'"));
+      await until("the guest drops the connection of before the suspend", async () => await sessions() === 1, 60);
     });
 
     await t.step("commands that change the disks refuse a suspended project (exit 76)", async () => {

@@ -68,8 +68,20 @@ Deno.test("sshd accepts only keys, only for dev, with the fw_cfg host key; local
       "AllowAgentForwarding no",
       "AllowStreamLocalForwarding no",
       "X11Forwarding no",
+      "ClientAliveInterval 10",
+      "ClientAliveCountMax 3",
     ]
   ) assert.match(sshdConfig, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`, "m"));
+});
+
+Deno.test("sshd starts without the pre-start check, and logins without the dynamic message of the day", () => {
+  for (const flavour of ["generic", "debian", "arch"] as const) {
+    const dropIns = contractFiles(flavour).filter((file) => /\/(ssh|sshd)\.service\.d\/virtdev\.conf$/.test(file.path));
+    assert.ok(dropIns.length > 0, flavour);
+    for (const file of dropIns) assert.match(file.content, /^\[Service\]\nExecStartPre=\n/m, file.path);
+  }
+  const document = JSON.parse(renderUserData({ publicKey: key, timezone: "UTC" }).replace(/^#cloud-config\n/, ""));
+  assert.match(document.runcmd[0][2], /rm -f \/etc\/update-motd\.d\/10-uname; rmdir \/etc\/update-motd\.d/);
 });
 
 Deno.test("the identity script loads qemu_fw_cfg, reads the project name and the host key", () => {

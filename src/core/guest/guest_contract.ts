@@ -75,6 +75,10 @@ export const sshdConfig: string = [
   // virtdev's logins share one connection (a resumed VM's): past ssh's default of 10 sessions on it, each further
   // concurrent 'virtdev ssh' or 'run' is refused there, says so on the user's terminal and pays a handshake of its own.
   "MaxSessions 64",
+  // A resume leaves the connections of before the suspend dead on the host's side (a new passt knows nothing of
+  // them): each kept its sshd and session processes in the guest for TCP's two hours. Unanswered for 30 s, they go.
+  "ClientAliveInterval 10",
+  "ClientAliveCountMax 3",
   "",
 ].join("\n");
 
@@ -298,9 +302,14 @@ WantedBy=multi-user.target
 
 // sshd waits for /home (the keys are there) and needs the identity; if
 // either fails it does not start, and the ready unit says NOT-READY.
-const _sshAfterHome = `[Unit]
+// Debian's pre-start 'sshd -t' goes: sshd checks its configuration as it
+// starts anyway, and the check cost each boot 0.4 s on its way to SSH.
+const _sshUnitDropIn = `[Unit]
 After=home.mount virtdev-identity.service
 Requires=home.mount virtdev-identity.service
+
+[Service]
+ExecStartPre=
 `;
 
 const _autologin = `[Service]
@@ -324,7 +333,7 @@ export function contractFiles(flavour: GuestFlavour = "generic"): GuestFile[] {
     ...sshUnits(flavour).services.map((service) => ({
       path: `/etc/systemd/system/${service}.d/virtdev.conf`,
       permissions: "0644",
-      content: _sshAfterHome,
+      content: _sshUnitDropIn,
     })),
     {
       path: "/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf",
@@ -380,6 +389,9 @@ rm -f /etc/ssh/ssh_host_*
 ssh-keygen -q -t ed25519 -N '' -f /run/virtdev-check-key
 sshd -t -h /run/virtdev-check-key
 rm -f /run/virtdev-check-key /run/virtdev-check-key.pub
+# Debian's dynamic message of the day (its one script prints uname) costs each SSH login three programs (0.2 s of a
+# resume under TCG); pam_motd skips it when the directory is gone.
+if [ -d /etc/update-motd.d ]; then rm -f /etc/update-motd.d/10-uname; rmdir /etc/update-motd.d 2>/dev/null || true; fi
 if command -v update-grub >/dev/null 2>&1; then update-grub 2>/dev/null || true; fi
 ${
     // Not from an installer's chroot: its /proc/cmdline is the installer's. Such a base hands its boot files

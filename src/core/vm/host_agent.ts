@@ -95,35 +95,35 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   };
   await setState({}, { now: true });
 
-  // The network comes first: QEMU connects to passt's socket as it starts.
-  let passt: RunningPasst | undefined;
-  if (record.passt) {
-    try {
-      passt = await startPasst(record.passt);
-    } catch (error) {
-      if (!(error instanceof PasstStartError) && !(error instanceof VirtdevError)) throw error;
-      await appendVmLog(paths, `host agent: ${error.message}`);
-      await setState({ phase: "failed", error: error.message }, { now: true });
-      return 1;
-    }
+  // The network comes first: QEMU connects to passt's socket as it starts, or to the egress filter's, which sits
+  // between QEMU and passt. The two start side by side (a resume waits for both): the filter connects to passt only
+  // once QEMU has connected to it.
+  const [passtStart, filterStart] = await Promise.allSettled([
+    record.passt ? startPasst(record.passt) : undefined,
+    record.filter
+      ? startPasst(
+        { ...record.filter, socket: `${record.filter.netDir}/vm.sock`, dir: record.filter.netDir },
+        { name: "the egress filter" },
+      )
+      : undefined,
+  ]);
+  const passt = passtStart.status === "fulfilled" ? passtStart.value : undefined;
+  const filter = filterStart.status === "fulfilled" ? filterStart.value : undefined;
+  for (const start of [passtStart, filterStart]) {
+    if (start.status === "fulfilled") continue;
+    await filter?.stop();
+    await passt?.stop();
+    const error = start.reason;
+    if (!(error instanceof PasstStartError) && !(error instanceof VirtdevError)) throw error;
+    await appendVmLog(paths, `host agent: ${error.message}`);
+    await setState({ phase: "failed", error: error.message }, { now: true });
+    return 1;
+  }
+  if (passt) {
     await setState({ network: "up", passtPid: passt.pid }, { now: true });
     await appendVmLog(paths, `passt started (PID ${passt.pid})`);
   }
-  // The egress filter sits between QEMU and passt: QEMU connects to it.
-  let filter: RunningPasst | undefined;
-  if (record.filter) {
-    try {
-      filter = await startPasst(
-        { ...record.filter, socket: `${record.filter.netDir}/vm.sock`, dir: record.filter.netDir },
-        { name: "the egress filter" },
-      );
-    } catch (error) {
-      if (!(error instanceof PasstStartError) && !(error instanceof VirtdevError)) throw error;
-      await appendVmLog(paths, `host agent: ${error.message}`);
-      await setState({ phase: "failed", error: error.message }, { now: true });
-      await passt?.stop();
-      return 1;
-    }
+  if (filter) {
     await setState({ filterPid: filter.pid }, { now: true });
     await appendVmLog(paths, `egress filter started (PID ${filter.pid})`);
   }
