@@ -97,6 +97,11 @@ Deno.test({
       assert.ok(skew < 2, `the guest clock is ${skew.toFixed(2)} s off`);
       assert.ok(!await exists(join(dir, "suspended")), "the state is consumed");
       assert.equal(await status(), "running");
+      // The suspend armed the clock's hand-off: its root helper waits for the next resume's time.
+      assert.equal(
+        await guest('test -p /run/virtdev-clock/time && test -d "/proc/$(cat /run/virtdev-clock/pid)" && echo armed'),
+        "armed",
+      );
       // The login that set the clock stays open, and later logins share its connection: the guest sees one client port.
       const control = join(dir, "run", "ssh.ctl");
       assert.ok((await Deno.lstat(control)).isSocket, "the shared connection's control socket");

@@ -15,6 +15,7 @@ import { type ProjectPaths, readOptionalText } from "../store/store.ts";
 import { exitCodeOf, spawnTool } from "../store/process.ts";
 import { sshArguments, type SshTarget, usableControlPath } from "../guest/ssh.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
+import { setGuestClockCommand } from "../guest/guest_clock.ts";
 import type { QmpClient } from "./qmp.ts";
 import { discardSuspendState, readSuspendRecord, removePartialSuspend } from "./suspend_state.ts";
 import { appendVmLog } from "./vm_log.ts";
@@ -170,12 +171,8 @@ export async function setGuestClock(
   return { outcome: { set: false, detail: last || "ssh failed" } };
 }
 
-/**
- * The guest's side: say it is ready, read the time, set it, say so; then
- * hold the session (and with it a master connection) until its input ends.
- */
-const _clockScript =
-  `sudo -n sh -c 'echo ready; read t; exec date -u -s "@$t" > /dev/null' && echo set && exec cat > /dev/null`;
+/** How often one login may ask for the time: its fast path, then sudo (`guest_clock.ts`). */
+const _maxTimeRequests = 2;
 /** The most the guest may say before its `ready` (its motd, a shell's noise) and of errors, in bytes. */
 const _maxGuestBytes = 4096;
 /** How long a login may take to set the clock before it is given up. */
@@ -184,7 +181,7 @@ const _clockSessionTimeoutMs = 15_000;
 async function _clockSession(
   target: SshTarget,
 ): Promise<{ code: number; stderr: string } | { connection: SharedConnection }> {
-  const child = spawnTool("ssh", sshArguments(target, [_clockScript], { batch: true, controlMaster: true }), {
+  const child = spawnTool("ssh", sshArguments(target, [setGuestClockCommand], { batch: true, controlMaster: true }), {
     stdin: true,
   });
   const kill = (): void => {
@@ -199,18 +196,21 @@ async function _clockSession(
   const writer = child.stdin.getWriter();
   const lines = new _GuestLines(child.stdout);
   try {
-    if (await lines.waitFor("ready")) {
+    // Each `ready` gets the time of that moment: the guest asks again where its fast path failed (guest_clock.ts).
+    let said = await lines.waitFor("ready");
+    for (let asked = 0; said === "ready" && asked < _maxTimeRequests; asked++) {
       await writer.write(new TextEncoder().encode(`${(Date.now() / 1000).toFixed(3)}\n`));
-      if (await lines.waitFor("set")) {
-        // Read on in the background, so that ssh never blocks on a full pipe.
-        lines.drain();
-        const connection = _keptConnection(child, writer);
-        // Without a control socket ssh could use, nothing could share it.
-        if (target.controlPath === undefined || usableControlPath(target.controlPath) === undefined) {
-          await connection.end();
-        }
-        return { connection };
+      said = await lines.waitFor("set", "ready");
+    }
+    if (said === "set") {
+      // Read on in the background, so that ssh never blocks on a full pipe.
+      lines.drain();
+      const connection = _keptConnection(child, writer);
+      // Without a control socket ssh could use, nothing could share it.
+      if (target.controlPath === undefined || usableControlPath(target.controlPath) === undefined) {
+        await connection.end();
       }
+      return { connection };
     }
     await writer.close().catch(() => {});
     const status = await child.status;
@@ -253,17 +253,17 @@ class _GuestLines {
     this.#reader = stream.getReader();
   }
 
-  /** Reads until a line `word` (true) or the stream's end (false); what follows the line is kept. */
-  async waitFor(word: string): Promise<boolean> {
+  /** Reads until a line that is one of `words` (that word) or the stream's end (undefined); what follows is kept. */
+  async waitFor(...words: readonly string[]): Promise<string | undefined> {
     for (;;) {
       const lines = this.#pending.split("\n");
-      const index = lines.slice(0, -1).findIndex((line) => line.trim() === word);
+      const index = lines.slice(0, -1).findIndex((line) => words.includes(line.trim()));
       if (index >= 0) {
         this.#pending = lines.slice(index + 1).join("\n");
-        return true;
+        return lines[index].trim();
       }
       const { value, done } = await this.#reader.read();
-      if (done) return false;
+      if (done) return undefined;
       this.#pending = (this.#pending + this.#decoder.decode(value, { stream: true })).slice(-_maxGuestBytes);
     }
   }

@@ -25,6 +25,7 @@ import { pathExists, type ProjectPaths, type Store } from "../store/store.ts";
 import { crashPoint } from "../store/crash_point.ts";
 import { requireProject } from "../projects/project_lookup.ts";
 import { projectSshTarget, sshArguments } from "../guest/ssh.ts";
+import { armGuestClockCommand } from "../guest/guest_clock.ts";
 import { readAgentState } from "./agent_state.ts";
 import { QmpClient } from "./qmp.ts";
 import { inspectVm, type VmStatus } from "./runtime_state.ts";
@@ -128,7 +129,7 @@ export async function suspendProject(
 export async function saveTemplate(
   store: Store,
   name: string,
-  options: { readonly config: Pick<Config, "ovmfCode" | "ovmfVars">; readonly reporter: Reporter },
+  options: { readonly config: Pick<Config, "sshKey" | "ovmfCode" | "ovmfVars">; readonly reporter: Reporter },
 ): Promise<SuspendResult> {
   const started = performance.now();
   const paths = await requireProject(store, name);
@@ -141,6 +142,8 @@ export async function saveTemplate(
       hint: `Wait for it first: virtdev wait ${name}`,
     });
   }
+  // Each disposable run from the image then finds its clock armed.
+  await _syncGuest(paths, { port: record.port, identity: options.config.sshKey });
   const overlays = paths.runtime.ephemeral;
   const memoryBytes = await _saveState(paths, {
     kind: "template",
@@ -324,7 +327,8 @@ async function _syncGuest(
     "ssh",
     sshArguments(
       projectSshTarget(paths, target),
-      ["sync; grep -E '^(MemTotal|MemFree):' /proc/meminfo"],
+      // The resume's clock is armed here, where a sudo costs no resume time (guest_clock.ts).
+      [`${armGuestClockCommand}; sync; grep -E '^(MemTotal|MemFree):' /proc/meminfo`],
       { batch: true },
     ),
     { allowFailure: true, timeoutMs: 20_000, maxCapture: 4096 },
