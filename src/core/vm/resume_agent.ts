@@ -171,6 +171,8 @@ export async function setGuestClock(
   return { outcome: { set: false, detail: last || "ssh failed" } };
 }
 
+/** The pause after each chunk a held session's guest sends (a chunk is at most 64 KiB). */
+const _drainPauseMs = 50;
 /** How often one login may ask for the time: its fast path, then sudo (`guest_clock.ts`). */
 const _maxTimeRequests = 2;
 /** The most the guest may say before its `ready` (its motd, a shell's noise) and of errors, in bytes. */
@@ -268,11 +270,16 @@ class _GuestLines {
     }
   }
 
-  /** Reads the rest unread, in the background. */
+  /**
+   * Reads the rest unread, in the background, and slowly: a cooperative
+   * guest says nothing more, and one that floods the session meets ssh's
+   * channel window instead of this agent's time (at most about 1 MiB/s is
+   * read and thrown away).
+   */
   drain(): void {
     (async () => {
       try {
-        while (!(await this.#reader.read()).done) { /* drained */ }
+        while (!(await this.#reader.read()).done) await new Promise((resolve) => setTimeout(resolve, _drainPauseMs));
       } catch {
         // Closed.
       }
