@@ -31,7 +31,7 @@ import { readRuntimeRecord } from "./runtime_state.ts";
 import { appendVmLog, echoVmLogToStderr } from "./vm_log.ts";
 import { spawnTool } from "../store/process.ts";
 import { VirtdevError } from "../store/errors.ts";
-import { PasstStartError, type RunningPasst, startPasst } from "./passt_process.ts";
+import { PasstStartError, startPasst } from "./passt_process.ts";
 import { ForwardKeeper } from "./forward_keeper.ts";
 import {
   emptyProof,
