@@ -112,6 +112,33 @@ Deno.test({
       const many = await Promise.all(Array.from({ length: 12 }, () => run(["ssh", project, "--", "sleep 3"])));
       assert.deepEqual(many.map((result) => result.code), Array(12).fill(0));
       assert.doesNotMatch(many.map((result) => result.stderr).join(""), /refused/);
+      // The guest is root in itself: it floods the held clock session (its `cat`'s stderr, which reaches the host
+      // agent) for 6 s. The agent reads it into a bounded tail: its peak memory and its CPU stay flat, and the shared
+      // connection still serves logins.
+      const agentPid = async () => {
+        const found = await new Deno.Command("pgrep", { args: ["-f", `__host-agent ${dir} `] }).output();
+        return Number(new TextDecoder().decode(found.stdout).trim().split("\n")[0]);
+      };
+      const agent = await agentPid();
+      const peak = async () =>
+        Number(/^VmHWM:\s+(\d+) kB$/m.exec(await Deno.readTextFile(`/proc/${agent}/status`))![1]);
+      const cpu = async () => {
+        const fields = (await Deno.readTextFile(`/proc/${agent}/stat`)).replace(/^.*\) /, "").split(" ");
+        return (Number(fields[11]) + Number(fields[12])) / 100;
+      };
+      const [peakBefore, cpuBefore] = [await peak(), await cpu()];
+      const flood = await guest(
+        "c=$(pgrep -u dev -x cat | head -n 1); sudo timeout -s INT 6 dd if=/dev/zero of=/proc/$c/fd/2 bs=64k 2>&1 | tail -n 1",
+      );
+      const pushed = Number(/^(\d+) bytes/.exec(flood)?.[1]);
+      assert.ok(pushed > 4 * 2 ** 20, `the guest flooded the session: ${flood}`);
+      const [peakAfter, cpuAfter] = [await peak(), await cpu()];
+      assert.ok(
+        peakAfter - peakBefore < 16 * 1024,
+        `agent peak memory ${peakBefore} → ${peakAfter} kB for ${pushed} bytes`,
+      );
+      assert.ok(cpuAfter - cpuBefore < 2, `agent CPU ${(cpuAfter - cpuBefore).toFixed(2)} s for ${pushed} bytes`);
+      assert.equal(await guest("echo $SSH_CONNECTION"), connection, "the shared connection still serves logins");
     });
 
     await t.step("a second suspend and resume work too (suspend --all)", async () => {
