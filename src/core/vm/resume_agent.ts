@@ -171,8 +171,6 @@ export async function setGuestClock(
   return { outcome: { set: false, detail: last || "ssh failed" } };
 }
 
-/** The pause after each chunk a held session's guest sends (a chunk is at most 64 KiB). */
-const _drainPauseMs = 50;
 /** How often one login may ask for the time: its fast path, then sudo (`guest_clock.ts`). */
 const _maxTimeRequests = 2;
 /** The most the guest may say before its `ready` (its motd, a shell's noise) and of errors, in bytes. */
@@ -271,15 +269,14 @@ class _GuestLines {
   }
 
   /**
-   * Reads the rest unread, in the background, and slowly: a cooperative
-   * guest says nothing more, and one that floods the session meets ssh's
-   * channel window instead of this agent's time (at most about 1 MiB/s is
-   * read and thrown away).
+   * Reads the rest unread, in the background. Nothing comes: the held
+   * session's `cat` writes to /dev/null, and sshd closes the stream at its
+   * end of file; what a guest can still write reaches only stderr's tail.
    */
   drain(): void {
     (async () => {
       try {
-        while (!(await this.#reader.read()).done) await new Promise((resolve) => setTimeout(resolve, _drainPauseMs));
+        while (!(await this.#reader.read()).done) { /* drained */ }
       } catch {
         // Closed.
       }

@@ -92,7 +92,7 @@ export async function suspendProject(
   const readiness = agent?.readiness ?? "pending";
   // Writes the guest still holds reach its disks first, so a state thrown away later costs only memory.
   const guestMemory = readiness === "ready"
-    ? await _syncGuest(paths, { port: record.port, identity: options.config.sshKey })
+    ? await _readyGuestForSave(paths, { port: record.port, identity: options.config.sshKey })
     : undefined;
   const guestUsedBytes = guestMemory?.used;
 
@@ -105,12 +105,8 @@ export async function suspendProject(
       readiness,
       ...(guestMemory === undefined ? {} : { guestUsedBytes: guestMemory.used, guestFreeBytes: guestMemory.free }),
     },
-    // Committed: QEMU has nothing left to do. The marker goes with it, so that the host agent's guard does not take
-    // the suspend's end for its death (it would say so in vm.log, and end QEMU a second time).
-    after: async (client) => {
-      await client.execute("quit").catch(() => {});
-      await Deno.remove(paths.runtime.suspending).catch(() => {});
-    },
+    // Committed: QEMU has nothing left to do.
+    after: async (client) => await client.execute("quit").catch(() => {}),
   });
   await waitForQemuExit(paths.runtime.pidFile, pid, 30_000);
   await settleEndedVm(paths, status, { agentPid: agent?.pid, reporter: options.reporter });
@@ -143,7 +139,7 @@ export async function saveTemplate(
     });
   }
   // Each disposable run from the image then finds its clock armed.
-  await _syncGuest(paths, { port: record.port, identity: options.config.sshKey });
+  await _readyGuestForSave(paths, { port: record.port, identity: options.config.sshKey });
   const overlays = paths.runtime.ephemeral;
   const memoryBytes = await _saveState(paths, {
     kind: "template",
@@ -155,10 +151,7 @@ export async function saveTemplate(
     // QEMU flushed the overlays and let go of them as the migration completed: copied as the state saw them.
     beforeCommit: async (files) =>
       await copyReflinked(["system.qcow2", "home.qcow2", "nvram"].map((name) => join(overlays, name)), files.dir),
-    after: async (client) => {
-      await Deno.remove(paths.runtime.suspending).catch(() => {});
-      await client.execute("cont");
-    },
+    after: async (client) => await client.execute("cont"),
   });
   const seconds = (performance.now() - started) / 1000;
   await appendVmLog(
@@ -244,6 +237,9 @@ async function _saveState(
     }
     crashPoint("suspend.committed");
     await steps.after(client);
+    // Done: the marker goes before its lock comes free, so that the host agent's guard does not take the save's end
+    // for its death (it would say so in vm.log, and end or resume QEMU a second time).
+    await Deno.remove(paths.runtime.suspending).catch(() => {});
     return memoryBytes;
   } finally {
     client.close();
@@ -316,10 +312,12 @@ function _checkSuspendable(paths: ProjectPaths, status: VmStatus, options: { rea
 }
 
 /**
- * Has the guest write what it holds to its disks, and asks how much memory
- * it uses. Best effort: a guest that does not answer is suspended as it is.
+ * Readies the guest for a save, in one login: arms the next resume's clock
+ * (`guest_clock.ts`), has the guest write what it holds to its disks, and
+ * asks how much memory it uses. Best effort: a guest that does not answer
+ * is saved as it is.
  */
-async function _syncGuest(
+async function _readyGuestForSave(
   paths: ProjectPaths,
   target: { readonly port: number; readonly identity: string },
 ): Promise<{ readonly used: number; readonly free: number } | undefined> {
