@@ -11,6 +11,7 @@ import {
   networkOf,
   partialSuspendFiles,
   readSuspendRecord,
+  setAsideSuspendState,
   type SuspendRecord,
 } from "../src/core/vm/suspend_state.ts";
 
@@ -104,6 +105,28 @@ Deno.test("a fingerprint names every difference: a disk written, a generation, Q
     assert.equal(await discardSuspendState(paths), true);
     assert.equal(await pathExists(paths.suspended), false);
     assert.equal(await discardSuspendState(paths), false);
+
+    // A resume sets the state aside (gone for every reader) and removes its files once its guest runs. What an
+    // agent that died in between left aside is no obstacle to the next state's discard.
+    for (const crashed of [false, true]) {
+      await Deno.mkdir(partial.dir);
+      await Deno.writeTextFile(partial.memory, "state");
+      await commitSuspendState(paths, record);
+      const consumed = await setAsideSuspendState(paths);
+      assert.equal(consumed.had, true);
+      assert.equal(await readSuspendRecord(paths), undefined, "set aside, the state is gone");
+      assert.equal(await pathExists(`${paths.suspended}.discarded`), true, "its files wait for the removal");
+      if (!crashed) {
+        await consumed.remove();
+        assert.equal(await pathExists(`${paths.suspended}.discarded`), false);
+      }
+    }
+    await Deno.mkdir(partial.dir);
+    await Deno.writeTextFile(partial.memory, "state");
+    await commitSuspendState(paths, record);
+    assert.equal(await discardSuspendState(paths), true, "discarded past what a dead agent left aside");
+    assert.equal(await pathExists(paths.suspended), false);
+    assert.equal(await pathExists(`${paths.suspended}.discarded`), false);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

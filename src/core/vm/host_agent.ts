@@ -202,12 +202,14 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   // before the guest counts as ready, so that 'wait' returns with it right.
   let clockPending = record.resume !== undefined && record.ssh !== undefined;
   let sharedConnection: SharedConnection | undefined;
+  /** The clock's login, started the moment the resumed guest runs (see below). */
+  let clockLogin: ReturnType<typeof setGuestClock> | undefined;
   const publishReadiness = async (readiness: Readiness) => {
     if (readiness === "ready" && clockPending && record.ssh) {
       clockPending = false;
-      const { outcome: clock, connection } = await setGuestClock(
+      const { outcome: clock, connection } = await (clockLogin ?? setGuestClock(
         projectSshTarget(paths, { port: record.port, identity: record.ssh.identity }),
-      );
+      ));
       sharedConnection = connection;
       await appendVmLog(
         paths,
@@ -273,6 +275,10 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   let launched = await _waitForQmp(paths, status);
   let failure: string | undefined;
   if (launched && record.resume) launched = await _loadSuspendedState(paths, { keep: record.resume.keep });
+  // The resumed guest runs: its clock's login starts now, beside the agent's own setting up below.
+  if (launched && clockPending && record.ssh && record.resume?.readiness === "ready") {
+    clockLogin = setGuestClock(projectSshTarget(paths, { port: record.port, identity: record.ssh.identity }));
+  }
   // Whatever kept a resume from running (QEMU's own exit included), start then boots cold.
   if (!launched && record.resume) failure = suspendedStateLoadFailure;
   let server: _ConsoleServer | undefined;
@@ -427,6 +433,7 @@ async function _waitForQmp(paths: ProjectPaths, status: Promise<Deno.CommandStat
   let exited = false;
   status.then(() => exited = true);
   const deadline = Date.now() + _launchTimeoutMs;
+  let delay = 2;
   while (!exited && Date.now() < deadline) {
     try {
       (await QmpClient.connect(paths.runtime.qmpSocket)).close();
@@ -434,7 +441,9 @@ async function _waitForQmp(paths: ProjectPaths, status: Promise<Deno.CommandStat
     } catch {
       // Not listening yet.
     }
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    // QEMU answers some 20 ms after its start: looked for often at first.
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 10);
   }
   return false;
 }

@@ -17,7 +17,7 @@ import { sshArguments, type SshTarget, usableControlPath } from "../guest/ssh.ts
 import { stripTerminalControls } from "../guest/terminal_text.ts";
 import { setGuestClockCommand } from "../guest/guest_clock.ts";
 import type { QmpClient } from "./qmp.ts";
-import { discardSuspendState, readSuspendRecord, removePartialSuspend } from "./suspend_state.ts";
+import { readSuspendRecord, removePartialSuspend, setAsideSuspendState } from "./suspend_state.ts";
 import { appendVmLog } from "./vm_log.ts";
 
 /** What a failed resume's launch error says, so that start knows to boot cold instead. */
@@ -118,12 +118,16 @@ export async function finishIncoming(
   }
   // Gone before the guest can write a byte: a state is never resumed twice. A warm image is kept: each
   // disposable run writes only to its own copies of the overlays.
-  if (!options.keep) await discardSuspendState(paths);
+  const consumed = options.keep ? undefined : await setAsideSuspendState(paths);
   await client.execute("cont");
   // The new passt learns the guest's MAC from its first frame; until then it sends the guest a login's SYN
   // to the broadcast address, which the guest's TCP drops (such a login hung for about 10 s). QEMU's own
   // announcement after a load comes 50 ms on, a race with the clock's login: one now, before anyone connects.
   await client.execute("announce-self", { initial: 0, max: 0, rounds: 1, step: 0 }).catch(() => {});
+  // The files go while the guest runs: the unlink of a state is host work no login needs to wait for.
+  consumed?.remove().catch((error) =>
+    appendVmLog(paths, `host agent: removing the used state: ${error instanceof Error ? error.message : error}`)
+  );
   return true;
 }
 

@@ -227,19 +227,40 @@ export async function commitSuspendState(
  * @returns whether there was one.
  */
 export async function discardSuspendState(paths: _StatePaths, options: KindOption = {}): Promise<boolean> {
+  const { had, remove } = await setAsideSuspendState(paths, options);
+  await remove();
+  return had;
+}
+
+/**
+ * The first half of {@link discardSuspendState}: once renamed aside, the
+ * state is gone for every reader. The removal of its files (some 50 ms for
+ * a 250 MiB state) is left to the caller, so that a resume can let its
+ * guest run first. What a crash leaves aside goes at the next discard.
+ */
+export async function setAsideSuspendState(
+  paths: _StatePaths,
+  options: KindOption = {},
+): Promise<{ readonly had: boolean; remove(): Promise<void> }> {
   const dir = _dirOf(paths, options);
   const aside = `${dir}.discarded`;
+  const removeAside = () =>
+    Deno.remove(aside, { recursive: true }).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
   let had = true;
   try {
     await Deno.rename(dir, aside);
   } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    had = false;
+    if (error instanceof Deno.errors.NotFound) {
+      had = false;
+    } else {
+      // What an earlier discard left aside (it died before removing it) is in the way of the rename.
+      await removeAside();
+      await Deno.rename(dir, aside);
+    }
   }
-  await Deno.remove(aside, { recursive: true }).catch((error) => {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  });
-  return had;
+  return { had, remove: removeAside };
 }
 
 /** Removes what an unfinished save wrote. */
