@@ -51,6 +51,8 @@ async function _installCodeHash(): Promise<string> {
       if (entry.isFile && entry.name.endsWith(".ts")) files.push(join(dir, entry.name));
     }
   }
+  // The base's kept boot files are taken in (and unpacked) by these.
+  files.push("src/core/vm/direct_boot.ts", "src/core/vm/boot_unpack.ts");
   const parts: Uint8Array[] = [];
   for (const file of files.sort()) {
     parts.push(new TextEncoder().encode(`${file}\0`), await Deno.readFile(join(repoRoot, file)));

@@ -122,12 +122,17 @@ Deno.test({
         const id = await Deno.readTextFile(join(sandbox.virtdevHome, "system", "boot", "id"));
         assert.match(id, /^\/boot\/vmlinuz-virtdev-test-\d+ \d+ \d+\n\/boot\/initrd\.img-virtdev-test-\d+ /, id);
         assert.match(result.stderr, /It handed over its kernel/);
+        assert.ok(await exists(join(sandbox.virtdevHome, "system", "boot", "vmlinux")), "and it was unpacked");
       },
     );
 
     await t.step("a runs again on generation 2, sees the marker and still has its data", async () => {
       const log = await Deno.readTextFile(join(sandbox.virtdevHome, "projects", "a", "vm.log"));
       assert.match(log.split("\n").filter((line) => line.includes("started:")).at(-1) ?? "", /direct kernel/);
+      const runtime = JSON.parse(
+        await Deno.readTextFile(join(sandbox.virtdevHome, "projects", "a", "run", "runtime.json")),
+      );
+      assert.ok(runtime.qemu.args.includes(join(sandbox.virtdevHome, "system", "boot", "vmlinux")), "its PVH kernel");
       assert.equal(await exists(join(sandbox.virtdevHome, "projects", "a", "kernel-diverged")), false);
       assert.match(
         (await ok(["ssh", "a", "--", "readlink", "/vmlinuz"])).stdout,

@@ -56,6 +56,11 @@ Deno.test({
     // The base handed its kernel over at its install: the project boots it directly, past firmware and boot loader.
     assert.ok(await exists(join(sandbox.virtdevHome, "system", "boot", "vmlinuz")), "the base keeps its kernel");
     assert.ok((await qemuArgs()).includes("-kernel"), "a direct-kernel boot");
+    // Unpacked on the host at the install: the kernel starts at its PVH entry, the initramfs needs no unpacking.
+    const boot = join(sandbox.virtdevHome, "system", "boot");
+    const args: string[] = await qemuArgs();
+    assert.equal(args[args.indexOf("-kernel") + 1], join(boot, "vmlinux"));
+    assert.equal(args[args.indexOf("-initrd") + 1], join(boot, "initrd.cpio"));
     assert.ok(!(await qemuArgs()).some((arg: string) => arg.includes("pflash")));
     await guest(
       "head -c 4M /dev/urandom > /dev/shm/ram && sha256sum < /dev/shm/ram > /home/dev/ram.sum && " +

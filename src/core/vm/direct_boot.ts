@@ -7,7 +7,9 @@
  * never from a project: at its power-off, the guest contract writes its
  * default kernel, initramfs, command line and their identity as a tar
  * onto a raw "export" disk the host attached for it (`boot-files export`),
- * and the host takes them into the base's `boot/` (bounded, by name).
+ * and the host takes them into the base's `boot/` (bounded, by name), and
+ * unpacks the kernel and initramfs beside them where it can
+ * (`boot_unpack.ts`).
  *
  * A project whose own kernel changed (an update inside the project) must
  * not boot the base's: the direct boot passes the identity's hash as
@@ -19,9 +21,11 @@
  * @module
  */
 import { join } from "../store/path.ts";
+import { readAt } from "../store/read_at.ts";
 import { privateDirectoryMode, readOnlyFileMode } from "../store/file_modes.ts";
 import type { BasePaths } from "../store/store.ts";
 import { kernelOptions } from "../guest/guest_contract.ts";
+import { unpackBootFiles, unpackedInitrdName, unpackedKernelName } from "./boot_unpack.ts";
 
 /** The export disk's size: a sparse file, so only what the guest writes takes room. */
 export const bootExportBytes = 1024 * 1024 * 1024;
@@ -49,13 +53,17 @@ export async function readKeptBoot(base: Pick<BasePaths, "boot">): Promise<KeptB
   const file = (name: string) => join(base.boot, name);
   try {
     for (const name of ["vmlinuz", "initrd"]) {
-      const info = await Deno.stat(file(name));
-      if (!info.isFile || info.size === 0) return undefined;
+      if (!await _isFilled(file(name))) return undefined;
     }
     const cmdline = (await Deno.readTextFile(file("cmdline"))).trim();
     const id = await Deno.readFile(file("id"));
     if (!_isCommandLine(cmdline) || id.length === 0) return undefined;
-    return { kernel: file("vmlinuz"), initrd: file("initrd"), cmdline, idHash: await _hash16(id) };
+    // What the import could unpack boots faster; a base kept before that boots its packed files.
+    const [kernel, initrd] = await Promise.all([
+      _isFilled(file(unpackedKernelName)).then((ok) => file(ok ? unpackedKernelName : "vmlinuz")),
+      _isFilled(file(unpackedInitrdName)).then((ok) => file(ok ? unpackedInitrdName : "initrd")),
+    ]);
+    return { kernel, initrd, cmdline, idHash: await _hash16(id) };
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
@@ -91,7 +99,7 @@ export async function importBootExport(disk: string, target: string): Promise<bo
     using file = await Deno.open(disk, { read: true });
     let offset = 0;
     for (let entry = 0; entry < Object.keys(_entries).length; entry++) {
-      const header = await _readAt(file, offset, 512);
+      const header = await readAt(file, offset, 512);
       if (header === undefined || header.every((byte) => byte === 0)) break;
       const name = _field(header, 0, 100);
       const size = Number.parseInt(_field(header, 124, 12).trim() || "x", 8);
@@ -106,6 +114,7 @@ export async function importBootExport(disk: string, target: string): Promise<bo
     if (found.size !== Object.keys(_entries).length) return false;
     if (!_isCommandLine((await Deno.readTextFile(join(staging, "cmdline"))).trim())) return false;
     for (const name of found) await Deno.chmod(join(staging, name), readOnlyFileMode);
+    await unpackBootFiles(staging);
     const aside = `${target}.old`;
     await Deno.remove(aside, { recursive: true }).catch(() => {});
     await Deno.rename(target, aside).catch((error) => {
@@ -116,6 +125,16 @@ export async function importBootExport(disk: string, target: string): Promise<bo
     return true;
   } finally {
     await Deno.remove(staging, { recursive: true }).catch(() => {});
+  }
+}
+
+async function _isFilled(path: string): Promise<boolean> {
+  try {
+    const info = await Deno.stat(path);
+    return info.isFile && info.size > 0;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
   }
 }
 
@@ -142,17 +161,6 @@ function _checksumOk(header: Uint8Array): boolean {
   let sum = 0;
   for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : header[i];
   return stored === sum;
-}
-
-async function _readAt(file: Deno.FsFile, offset: number, length: number): Promise<Uint8Array | undefined> {
-  await file.seek(offset, Deno.SeekMode.Start);
-  const buffer = new Uint8Array(length);
-  for (let read = 0; read < length;) {
-    const n = await file.read(buffer.subarray(read));
-    if (n === null) return undefined;
-    read += n;
-  }
-  return buffer;
 }
 
 async function _copyOut(file: Deno.FsFile, offset: number, size: number, to: string): Promise<void> {
