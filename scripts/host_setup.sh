@@ -11,7 +11,8 @@ _setup_say() { echo "setup: $*" >&2; }
 
 # Debian package names; the Arch ones are mapped below.
 _setup_packages() {
-  local common=(qemu-utils qemu-system-x86 ovmf openssh-client rsync procps passt e2fsprogs util-linux)
+  # lz4, xz-utils, bzip2 (and gzip, zstd): the base's kernel and initramfs are unpacked with them at install.
+  local common=(qemu-utils qemu-system-x86 ovmf openssh-client rsync procps passt e2fsprogs util-linux lz4 xz-utils bzip2)
   # The test-guest builder (the demo's base when no cloud image is given).
   local guest=(debootstrap mtools dosfstools fdisk systemd-boot-efi zstd)
   case $1 in
@@ -27,6 +28,7 @@ _setup_arch_name() {
     ovmf) echo edk2-ovmf ;;
     openssh-client) echo openssh ;;
     procps) echo procps-ng ;;
+    xz-utils) echo xz ;;
     python3) echo python ;;
     fdisk) echo util-linux ;;
     systemd-boot-efi | systemd-container) echo systemd ;;
