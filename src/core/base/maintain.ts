@@ -26,7 +26,7 @@ import { sshArguments } from "../guest/ssh.ts";
 import { requireKey } from "../guest/ssh_key.ts";
 import { checkImage } from "../vm/images.ts";
 import { suspendedProjectsError } from "../vm/suspended_error.ts";
-import { importBootExport } from "../vm/direct_boot.ts";
+import { importBootExport, packedKernelNote, readKeptBoot } from "../vm/direct_boot.ts";
 import { inspectVm } from "../vm/runtime_state.ts";
 import { judgeShutdown, readShutdownProof, type ShutdownVerdict } from "../vm/shutdown_proof.ts";
 import { haltHints, readHaltRecord } from "../vm/vm_halt.ts";
@@ -398,7 +398,12 @@ class _Session {
     if (await pathExists(exportDisk)) {
       const taken = await importBootExport(exportDisk, this.#store.maintenance.boot);
       if (taken) this.#progress.info("It handed over its kernel: projects boot it directly after the reseal.");
-      else this.#progress.info("It handed over no kernel: projects boot through the UEFI firmware after the reseal.");
+      if (taken && !(await readKeptBoot({ boot: this.#store.maintenance.boot }))?.unpacked) {
+        this.#progress.warn(`the maintained base handed over its kernel, but ${packedKernelNote}`);
+      }
+      if (!taken) {
+        this.#progress.info("It handed over no kernel: projects boot through the UEFI firmware after the reseal.");
+      }
     }
   }
 

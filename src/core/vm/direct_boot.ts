@@ -46,7 +46,13 @@ export interface KeptBoot {
   readonly cmdline: string;
   /** The first 16 hex digits of the identity's SHA-256: what the guest compares its own with. */
   readonly idHash: string;
+  /** Whether the kernel was unpacked on the host (`boot_unpack.ts`), so that QEMU starts it at its PVH entry. */
+  readonly unpacked: boolean;
 }
+
+/** What people read when a kept kernel stays packed. */
+export const packedKernelNote =
+  "its kernel stays packed (none of lz4, zstd, xz, gzip, bzip2 could unpack it, or it has no PVH entry): direct boots unpack it in the guest, some 0.5 s slower under TCG.";
 
 /** The base's boot files, when all are there and read as expected. */
 export async function readKeptBoot(base: Pick<BasePaths, "boot">): Promise<KeptBoot | undefined> {
@@ -63,7 +69,7 @@ export async function readKeptBoot(base: Pick<BasePaths, "boot">): Promise<KeptB
       _isFilled(file(unpackedKernelName)).then((ok) => file(ok ? unpackedKernelName : "vmlinuz")),
       _isFilled(file(unpackedInitrdName)).then((ok) => file(ok ? unpackedInitrdName : "initrd")),
     ]);
-    return { kernel, initrd, cmdline, idHash: await _hash16(id) };
+    return { kernel, initrd, cmdline, idHash: await _hash16(id), unpacked: kernel.endsWith(unpackedKernelName) };
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
