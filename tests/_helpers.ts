@@ -269,3 +269,13 @@ export async function runResealSwap(sandbox: Sandbox, crashAt?: string): Promise
   }).output();
   return child.signal === "SIGKILL" ? 137 : child.code;
 }
+
+/** Runs `work` in a fresh temporary directory, removed afterwards. */
+export async function withDir(work: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await work(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

@@ -2,15 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isPvhKernel, unpackBootFiles } from "../src/core/vm/boot_unpack.ts";
 import { readKeptBoot } from "../src/core/vm/direct_boot.ts";
-
-async function withDir(work: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await work(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withDir } from "./_helpers.ts";
 
 /** An x86-64 ELF with one note segment: Xen's PHYS32_ENTRY (type 18) when `pvh`, else another Xen note. */
 function elfKernel(options: { readonly pvh: boolean; readonly padding?: number }): Uint8Array {

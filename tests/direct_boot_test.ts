@@ -7,15 +7,7 @@ import {
   readKeptBoot,
 } from "../src/core/vm/direct_boot.ts";
 import { bootExportSerial, qemuArguments, type VmSpec } from "../src/core/vm/qemu_args.ts";
-
-async function withDir(work: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await work(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withDir } from "./_helpers.ts";
 
 /** What the guest's `boot-files export` writes: GNU tar of the four files onto the export disk. */
 async function exportDisk(dir: string, files: Record<string, string | Uint8Array>, order?: string[]): Promise<string> {

@@ -397,12 +397,13 @@ class _Session {
     const exportDisk = maintenanceBootExport(this.#store);
     if (await pathExists(exportDisk)) {
       const taken = await importBootExport(exportDisk, this.#store.maintenance.boot);
-      if (taken) this.#progress.info("It handed over its kernel: projects boot it directly after the reseal.");
-      if (taken && !(await readKeptBoot({ boot: this.#store.maintenance.boot }))?.unpacked) {
-        this.#progress.warn(`the maintained base handed over its kernel, but ${packedKernelNote}`);
-      }
       if (!taken) {
         this.#progress.info("It handed over no kernel: projects boot through the UEFI firmware after the reseal.");
+      } else {
+        this.#progress.info("It handed over its kernel: projects boot it directly after the reseal.");
+        if (!(await readKeptBoot({ boot: this.#store.maintenance.boot }))?.unpacked) {
+          this.#progress.warn(`the maintained base handed over its kernel, but ${packedKernelNote}`);
+        }
       }
     }
   }
