@@ -754,6 +754,17 @@ if (resumeReady.length > 0) {
       guestUsedBytes.map(mib).join(", ") || "-"
     }, which leaves out the kernel's reservations): ${over(guestUsedBytes)}x`,
   );
+  if (firmwareReady.length > 0) {
+    // The two ratio goals pull the cold boot apart: the resume's wants it long (≥ 10× the resume), the direct
+    // boot's wants the firmware's share of a boot large (the direct boot ≤ 4× what the firmware adds).
+    const cold = median(oursReady);
+    const from = 10 * median(resumeReady);
+    const to = 4 * (median(firmwareReady) - cold);
+    print(
+      `  both ratio goals hold while the cold boot is within ${from.toFixed(1)}–${to.toFixed(1)} s (10× the resume; ` +
+        `4× the firmware's extra ${(to / 4).toFixed(1)} s): it took ${cold.toFixed(1)} s`,
+    );
+  }
 }
 print(row(`list (${count} vs ${fewCount} projects)`, listFull, listEmpty));
 
