@@ -757,9 +757,9 @@ if (resumeReady.length > 0) {
   if (firmwareReady.length > 0) {
     // The two ratio goals pull the cold boot apart: the resume's wants it long (≥ 10× the resume), the direct
     // boot's wants the firmware's share of a boot large (the direct boot ≤ 4× what the firmware adds).
-    const cold = median(oursReady);
-    const from = 10 * median(resumeReady);
-    const to = 4 * (median(firmwareReady) - cold);
+    const cold = median(oursReady) / 1000;
+    const from = 10 * median(resumeReady) / 1000;
+    const to = 4 * (median(firmwareReady) / 1000 - cold);
     print(
       `  both ratio goals hold while the cold boot is within ${from.toFixed(1)}–${to.toFixed(1)} s (10× the resume; ` +
         `4× the firmware's extra ${(to / 4).toFixed(1)} s): it took ${cold.toFixed(1)} s`,
