@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  bootCheckDelaySeconds,
   contractFiles,
   contractUnits,
   guestHostKeyPath,
@@ -82,6 +83,21 @@ Deno.test("sshd starts without the pre-start check, and logins without the dynam
   }
   const document = JSON.parse(renderUserData({ publicKey: key, timezone: "UTC" }).replace(/^#cloud-config\n/, ""));
   assert.match(document.runcmd[0][2], /rm -f \/etc\/update-motd\.d\/10-uname; rmdir \/etc\/update-motd\.d/);
+});
+
+Deno.test("a boot checks its own kernel well after the host's first login; every power-off checks and exports", () => {
+  const unit = (name: string) => contractFiles().find((file) => file.path === `/etc/systemd/system/${name}`)!.content;
+  // Nothing runs at boot for the power-off's unit: its check beside the first login slowed that login by 0.4 s.
+  assert.doesNotMatch(unit("virtdev-boot-files.service"), /^ExecStart=/m);
+  assert.match(unit("virtdev-boot-files.service"), /^RemainAfterExit=yes$/m);
+  assert.match(unit("virtdev-boot-files.service"), /^ExecStop=\/usr\/local\/lib\/virtdev\/boot-files stop$/m);
+  assert.match(unit("virtdev-boot-check.timer"), new RegExp(`^OnBootSec=${bootCheckDelaySeconds}s$`, "m"));
+  assert.ok(bootCheckDelaySeconds >= 20);
+  assert.match(unit("virtdev-boot-check.service"), /^ExecStart=\/usr\/local\/lib\/virtdev\/boot-files check$/m);
+  for (const name of ["virtdev-boot-files.service", "virtdev-boot-check.timer"]) {
+    assert.ok(contractUnits().includes(name), name);
+  }
+  assert.ok(!contractUnits().includes("virtdev-boot-check.service"), "started by its timer only");
 });
 
 Deno.test("the identity script loads qemu_fw_cfg, reads the project name and the host key", () => {
