@@ -548,6 +548,12 @@ for (let i = 0; i < samples(5); i++) {
     ))[0],
   );
 }
+// A warm run far off the others (one took 12.4 s among runs of 2 s) is kept for a look: the sandbox goes at the end.
+if (ephemeralWarm.some((ms) => ms > 2 * median(ephemeralWarm))) {
+  const kept = await Deno.makeTempFile({ prefix: "virtdev-bench-warm-outlier-", suffix: ".log" });
+  await Deno.copyFile(store.project("bench").vmLog, kept);
+  log(`bench: a warm run took over twice the median; the project's vm.log is kept in ${kept}`);
+}
 
 // clone: the CLI against copying the two deltas and the nvram (reflinks where
 // the file system allows), after the boots have written into them.
