@@ -534,6 +534,7 @@ const busiest = [...cpuAfter].map(([key, after]) => ({
 })).filter((p) => p.seconds >= 0.5 && !p.command.includes("scripts/bench.ts")).sort((a, b) => b.seconds - a.seconds);
 const loadAfter = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
 
+const benchPaths = store.project("bench");
 // Disposable runs: the first boots and saves the warm image, the next resume from it.
 log("bench: run --ephemeral, the first (boots, saves the warm image) and then from the warm image...");
 const ephemeralCold =
@@ -551,7 +552,7 @@ for (let i = 0; i < samples(5); i++) {
 // A warm run far off the others (one took 12.4 s among runs of 2 s) is kept for a look: the sandbox goes at the end.
 if (ephemeralWarm.some((ms) => ms > 2 * median(ephemeralWarm))) {
   const kept = await Deno.makeTempFile({ prefix: "virtdev-bench-warm-outlier-", suffix: ".log" });
-  await Deno.copyFile(store.project("bench").vmLog, kept);
+  await Deno.copyFile(benchPaths.vmLog, kept);
   log(`bench: a warm run took over twice the median; the project's vm.log is kept in ${kept}`);
 }
 
@@ -560,7 +561,6 @@ if (ephemeralWarm.some((ms) => ms > 2 * median(ephemeralWarm))) {
 const cloneFloor: number[] = [];
 const cloneOurs: number[] = [];
 const cloneCore: number[] = [];
-const benchPaths = store.project("bench");
 for (let i = 0; i < samples(5); i++) {
   const dir = join(sandbox.root, `clone-floor-${i}`);
   await Deno.mkdir(dir);

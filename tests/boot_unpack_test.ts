@@ -78,7 +78,7 @@ Deno.test("a bzImage's payload (gzip, zstd) is unpacked to its PVH vmlinux and a
       const kept = await readKeptBoot({ boot: dir });
       assert.equal(kept?.kernel, join(dir, "vmlinux"));
       assert.equal(kept?.initrd, join(dir, "initrd.cpio"));
-      assert.equal(kept?.unpacked, true);
+      assert.ok(kept?.kernel.endsWith("/vmlinux"), "QEMU starts it at its PVH entry");
     });
   }
 });
@@ -93,7 +93,7 @@ Deno.test("what does not check out is not unpacked, and the packed files boot: n
     const kept = await readKeptBoot({ boot: dir });
     assert.equal(kept?.kernel, join(dir, "vmlinuz"));
     assert.equal(kept?.initrd, join(dir, "initrd"));
-    assert.equal(kept?.unpacked, false, "install and maintain say so");
+    assert.ok(kept?.kernel.endsWith("/vmlinuz"), "packed: install and maintain say so");
   });
   await withDir(async (dir) => {
     // The size the kernel's build recorded is not what came out.

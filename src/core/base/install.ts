@@ -14,7 +14,7 @@ import { installedLine, renderMetaData, renderUserData } from "../guest/guest_co
 import { createImage } from "../vm/images.ts";
 import { exitCodeOf, runTool, spawnTool } from "../store/process.ts";
 import { maxSocketPath, qemuArguments } from "../vm/qemu_args.ts";
-import { createBootExportDisk, importBootExport, packedKernelNote, readKeptBoot } from "../vm/direct_boot.ts";
+import { createBootExportDisk, importBootExport, packedKernelNote } from "../vm/direct_boot.ts";
 import { QmpClient } from "../vm/qmp.ts";
 import { haltAfterStop, type VmHalt } from "../vm/vm_halt.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
@@ -179,7 +179,7 @@ export async function installBase(
       await Deno.remove(exportDisk);
       if (!taken) {
         progress.warn("the installed system handed over no kernel: its projects boot through the UEFI firmware.");
-      } else if (!(await readKeptBoot({ boot: join(work, "boot") }))?.unpacked) {
+      } else if (!taken.kernel) {
         progress.warn(`the installed system handed over its kernel, but ${packedKernelNote}`);
       }
     }

@@ -26,7 +26,7 @@ import { sshArguments } from "../guest/ssh.ts";
 import { requireKey } from "../guest/ssh_key.ts";
 import { checkImage } from "../vm/images.ts";
 import { suspendedProjectsError } from "../vm/suspended_error.ts";
-import { importBootExport, packedKernelNote, readKeptBoot } from "../vm/direct_boot.ts";
+import { importBootExport, packedKernelNote } from "../vm/direct_boot.ts";
 import { inspectVm } from "../vm/runtime_state.ts";
 import { judgeShutdown, readShutdownProof, type ShutdownVerdict } from "../vm/shutdown_proof.ts";
 import { haltHints, readHaltRecord } from "../vm/vm_halt.ts";
@@ -401,7 +401,7 @@ class _Session {
         this.#progress.info("It handed over no kernel: projects boot through the UEFI firmware after the reseal.");
       } else {
         this.#progress.info("It handed over its kernel: projects boot it directly after the reseal.");
-        if (!(await readKeptBoot({ boot: this.#store.maintenance.boot }))?.unpacked) {
+        if (!taken.kernel) {
           this.#progress.warn(`the maintained base handed over its kernel, but ${packedKernelNote}`);
         }
       }

@@ -46,8 +46,6 @@ export interface KeptBoot {
   readonly cmdline: string;
   /** The first 16 hex digits of the identity's SHA-256: what the guest compares its own with. */
   readonly idHash: string;
-  /** Whether the kernel was unpacked on the host (`boot_unpack.ts`), so that QEMU starts it at its PVH entry. */
-  readonly unpacked: boolean;
 }
 
 /** What people read when a kept kernel stays packed. */
@@ -69,7 +67,7 @@ export async function readKeptBoot(base: Pick<BasePaths, "boot">): Promise<KeptB
       _isFilled(file(unpackedKernelName)).then((ok) => file(ok ? unpackedKernelName : "vmlinuz")),
       _isFilled(file(unpackedInitrdName)).then((ok) => file(ok ? unpackedInitrdName : "initrd")),
     ]);
-    return { kernel, initrd, cmdline, idHash: await _hash16(id), unpacked: kernel.endsWith(unpackedKernelName) };
+    return { kernel, initrd, cmdline, idHash: await _hash16(id) };
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
@@ -94,9 +92,13 @@ export async function createBootExportDisk(path: string): Promise<void> {
  * `target` (replacing what was there), read as a tar of exactly the four
  * known names, each within its limit; anything else ends the reading.
  *
- * @returns whether a complete set was taken.
+ * @returns which of the taken kernel and initramfs were also unpacked
+ * (`boot_unpack.ts`), or undefined when no complete set was taken.
  */
-export async function importBootExport(disk: string, target: string): Promise<boolean> {
+export async function importBootExport(
+  disk: string,
+  target: string,
+): Promise<{ readonly kernel: boolean; readonly initrd: boolean } | undefined> {
   const staging = `${target}.partial`;
   await Deno.remove(staging, { recursive: true }).catch(() => {});
   await Deno.mkdir(staging, { mode: privateDirectoryMode });
@@ -117,10 +119,10 @@ export async function importBootExport(disk: string, target: string): Promise<bo
       found.add(name);
       offset += 512 + Math.ceil(size / 512) * 512;
     }
-    if (found.size !== Object.keys(_entries).length) return false;
-    if (!_isCommandLine((await Deno.readTextFile(join(staging, "cmdline"))).trim())) return false;
+    if (found.size !== Object.keys(_entries).length) return undefined;
+    if (!_isCommandLine((await Deno.readTextFile(join(staging, "cmdline"))).trim())) return undefined;
     for (const name of found) await Deno.chmod(join(staging, name), readOnlyFileMode);
-    await unpackBootFiles(staging);
+    const unpacked = await unpackBootFiles(staging);
     const aside = `${target}.old`;
     await Deno.remove(aside, { recursive: true }).catch(() => {});
     await Deno.rename(target, aside).catch((error) => {
@@ -128,7 +130,7 @@ export async function importBootExport(disk: string, target: string): Promise<bo
     });
     await Deno.rename(staging, target);
     await Deno.remove(aside, { recursive: true }).catch(() => {});
-    return true;
+    return unpacked;
   } finally {
     await Deno.remove(staging, { recursive: true }).catch(() => {});
   }
