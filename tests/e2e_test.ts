@@ -53,6 +53,13 @@ Deno.test({
       await ok("wait", "b");
       assert.equal((await ok("ssh", "a", "hostname")).stdout.trim(), "a");
       assert.equal((await ok("ssh", "b", "hostname")).stdout.trim(), "b");
+      // The agent logged in at the ready line and holds that connection: wait needed no login of its own,
+      // and ssh rides it. On the host, that connection is the one to the project's port while nobody else logs in.
+      const agent = JSON.parse(await Deno.readTextFile(join(projectDir("a"), "run", "agent.json")));
+      assert.deepEqual(agent.login, { ok: true });
+      const port = (await ok("port", "a")).stdout.trim();
+      const held = await sh("ss", ["-Htn", "state", "established", `( dst 127.0.0.1:${port} )`]);
+      assert.equal(held.trim().split("\n").filter((line) => line !== "").length, 1, held);
       // This boot's timeline: the agent's milestones, then wait's first login,
       // in order. The serial getty may come after the login: wait for it.
       let log = "";
@@ -166,6 +173,13 @@ Deno.test({
       const wait = await run("wait", "a");
       assert.equal(wait.code, 8, wait.stderr);
       assert.match(wait.stderr, /host key other than the one pinned/);
+      // The agent's own login at the ready line was refused the same way, and gave up at once.
+      const agent = JSON.parse(await Deno.readTextFile(join(dir, "run", "agent.json")));
+      assert.equal(agent.login?.ok, false, JSON.stringify(agent));
+      assert.match(
+        await Deno.readTextFile(join(dir, "vm.log")),
+        /the first login failed: .*(Host key|HOST IDENTIFICATION)/,
+      );
       const ssh = await run("ssh", "a", "true");
       assert.equal(ssh.code, 255);
       assert.match(ssh.stderr, /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);

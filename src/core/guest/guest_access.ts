@@ -9,7 +9,7 @@ import { VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
 import { requireVmPaths } from "../projects/project_lookup.ts";
 import { guestReadiness, inspectVm, type RuntimeRecord, type VmStatus } from "../vm/runtime_state.ts";
-import { projectSshTarget, sshArguments, type SshTarget } from "./ssh.ts";
+import { isHostKeyFailure, projectSshTarget, sshArguments, sshDestination, sshOptions, type SshTarget } from "./ssh.ts";
 import { requireKey } from "./ssh_key.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
 import { readAgentState } from "../vm/agent_state.ts";
@@ -89,12 +89,6 @@ export async function requireRunningVm(store: Store, name: string, notRunningCod
     });
   }
   return { paths, status: { ...status, pid: status.pid }, record: status.record };
-}
-
-/** Whether ssh's stderr says the server presented a key other than the pinned one. */
-export function isHostKeyFailure(stderr: string): boolean {
-  return /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No (ED25519|RSA|ECDSA) host key is known/i
-    .test(stderr);
 }
 
 /**
@@ -182,7 +176,14 @@ export async function waitForGuest(
       if (readiness === "ready") {
         // After a resume the host agent has just logged in (the same key, the pinned host key) to set
         // the clock: that login is the proof, and under TCG each SSH handshake costs about a second.
-        if ((await readAgentState(guest.paths))?.clock?.set) {
+        const agent = await readAgentState(guest.paths);
+        if (agent?.clock?.set) {
+          await _logLogin(guest.paths);
+          break;
+        }
+        // After a cold boot the agent logged in at the ready line and holds that connection: while it
+        // lives, it is the proof (a reboot inside the guest ends it, and this logs in itself).
+        if (agent?.login?.ok && await _sharedConnectionLives(guest.target)) {
           await _logLogin(guest.paths);
           break;
         }
@@ -231,6 +232,16 @@ export async function waitForGuest(
   }
   const clock = (await readAgentState(guest.paths))?.clock;
   return { port: guest.target.port, seconds: (performance.now() - started) / 1000, ...(clock ? { clock } : {}) };
+}
+
+/** Whether the agent's shared SSH connection to the guest is up (`ssh -O check`: a host process, no login). */
+async function _sharedConnectionLives(target: SshTarget): Promise<boolean> {
+  if (target.controlPath === undefined) return false;
+  const result = await runTool("ssh", [...sshOptions(target, { batch: true }), "-O", "check", sshDestination], {
+    allowFailure: true,
+    timeoutMs: 5_000,
+  }).catch(() => undefined);
+  return result?.code === 0;
 }
 
 /** How often `wait` looks at a booting VM when nothing in run/ changed. */

@@ -163,3 +163,9 @@ function _quoteForRsync(word: string): string {
 function _quoteConfigValue(value: string): string {
   return /[\s"]/.test(value) ? `"${value.replaceAll('"', '\\"')}"` : value;
 }
+
+/** Whether ssh's stderr says the server presented a key other than the pinned one. */
+export function isHostKeyFailure(stderr: string): boolean {
+  return /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No (ED25519|RSA|ECDSA) host key is known/i
+    .test(stderr);
+}

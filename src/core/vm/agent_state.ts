@@ -35,6 +35,11 @@ export interface AgentState {
   readonly halt?: VmHalt;
   /** After a resume: whether the guest's clock was set from the host's, and if not, why. */
   readonly clock?: { readonly set: boolean; readonly detail?: string };
+  /**
+   * After a cold boot: whether the agent's login at the ready line came up
+   * (its connection is then the boot's shared master), and if not, why.
+   */
+  readonly login?: { readonly ok: boolean; readonly detail?: string };
 }
 
 /** Reads the agent's state, if there is a readable one. */

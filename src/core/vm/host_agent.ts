@@ -47,10 +47,10 @@ import {
   finishIncoming,
   guardSuspend,
   setGuestClock,
-  type SharedConnection,
   suspendedStateLoadFailure,
   suspendInProgress,
 } from "./resume_agent.ts";
+import { openSharedConnection, type SharedConnection } from "./shared_connection.ts";
 
 export { hostAgentArgument } from "./host_agent_argument.ts";
 export { type AgentState, readAgentState, type Readiness } from "./agent_state.ts";
@@ -201,6 +201,8 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   // A resumed guest's clock stood still while it was suspended: it is set
   // before the guest counts as ready, so that 'wait' returns with it right.
   let clockPending = record.resume !== undefined && record.ssh !== undefined;
+  // Once an agent: a guest that says it is ready again (a reboot inside it) is logged into by 'wait'.
+  let loginPending = record.resume === undefined && record.ssh !== undefined;
   let sharedConnection: SharedConnection | undefined;
   /** The clock's login, started the moment the resumed guest runs (see below). */
   let clockLogin: ReturnType<typeof setGuestClock> | undefined;
@@ -218,6 +220,17 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
           : `host agent: could not set the resumed guest's clock: ${clock.detail}`,
       );
       await setState({ clock }, { now: true });
+    } else if (readiness === "ready" && loginPending && record.ssh) {
+      // A cold boot's first login, made here at the ready line rather than by 'wait': the guest's
+      // readiness is published with its outcome, so that 'wait' needs no login of its own, and the
+      // connection stays as the master that a suspend's, 'ssh''s and 'run''s logins share.
+      loginPending = false;
+      const login = await openSharedConnection(
+        projectSshTarget(paths, { port: record.port, identity: record.ssh.identity }),
+      );
+      if ("connection" in login) sharedConnection = login.connection;
+      else await appendVmLog(paths, `host agent: the first login failed: ${login.detail}`);
+      await setState({ login: "connection" in login ? { ok: true } : { ok: false, detail: login.detail } });
     }
     await setState({ readiness }, { now: readiness === "ready" });
     ready = readiness === "ready";

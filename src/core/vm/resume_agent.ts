@@ -12,10 +12,9 @@
  * @module
  */
 import { type ProjectPaths, readOptionalText } from "../store/store.ts";
-import { exitCodeOf, spawnTool } from "../store/process.ts";
-import { sshArguments, type SshTarget, usableControlPath } from "../guest/ssh.ts";
-import { stripTerminalControls } from "../guest/terminal_text.ts";
+import type { SshTarget } from "../guest/ssh.ts";
 import { setGuestClockCommand } from "../guest/guest_clock.ts";
+import { holdSession, lastLineOf, type SessionTalk, type SharedConnection } from "./shared_connection.ts";
 import type { QmpClient } from "./qmp.ts";
 import { readSuspendRecord, removePartialSuspend, setAsideSuspendState } from "./suspend_state.ts";
 import { appendVmLog } from "./vm_log.ts";
@@ -138,25 +137,12 @@ export interface ClockOutcome {
 }
 
 /**
- * The SSH connection that set the clock, kept open: with a control socket
- * it is the master that later logins of `run`, `ssh` and rsync share, so
- * that they skip SSH's handshake (about 0.7 s of a guest under TCG).
- */
-export interface SharedConnection {
-  /**
-   * Ends it: its session's input closes, and ssh is ended if it lingers.
-   * With `guestGone` (QEMU has exited) at once: nobody is left to answer.
-   */
-  end(options?: { readonly guestGone?: boolean }): Promise<void>;
-}
-
-/**
  * Sets the guest's clock from the host's: it stood still while the VM was
  * suspended. Over the pinned SSH, with the passwordless sudo of the guest
  * contract. The guest asks for the time once the session is up, so the
  * time it gets is late by the one-way trip of a line, not by SSH's
  * handshake (about a second under TCG). A `target` with a control path
- * keeps the connection as a master (see {@link SharedConnection}).
+ * keeps the connection as the boot's master (`shared_connection.ts`).
  */
 export async function setGuestClock(
   target: SshTarget,
@@ -164,10 +150,10 @@ export async function setGuestClock(
   let last = "";
   const deadline = Date.now() + 20_000;
   for (let attempt = 1; Date.now() < deadline; attempt++) {
-    const result = await _clockSession(target).catch((error) => ({ code: 255, stderr: String(error) }));
+    const result = await holdSession(target, { command: setGuestClockCommand, talk: _clockTalk })
+      .catch((error) => ({ code: 255, stderr: String(error) }));
     if ("connection" in result) return { outcome: { set: true }, connection: result.connection };
-    // The guest's words, shown to people: no control sequences, one short line.
-    last = stripTerminalControls(result.stderr).trim().split("\n").at(-1)?.slice(0, 200) ?? "";
+    last = lastLineOf(result.stderr);
     // ssh's own failures (the network coming back) are retried; a refusal by sudo is final.
     if (result.code !== 255) break;
     await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 1000)));
@@ -177,125 +163,13 @@ export async function setGuestClock(
 
 /** How often one login may ask for the time: its fast path, then sudo (`guest_clock.ts`). */
 const _maxTimeRequests = 2;
-/** The most the guest may say before its `ready` (its motd, a shell's noise) and of errors, in bytes. */
-const _maxGuestBytes = 4096;
-/** How long a login may take to set the clock before it is given up. */
-const _clockSessionTimeoutMs = 15_000;
 
-async function _clockSession(
-  target: SshTarget,
-): Promise<{ code: number; stderr: string } | { connection: SharedConnection }> {
-  const child = spawnTool("ssh", sshArguments(target, [setGuestClockCommand], { batch: true, controlMaster: true }), {
-    stdin: true,
-  });
-  const kill = (): void => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Gone.
-    }
-  };
-  const timer = setTimeout(kill, _clockSessionTimeoutMs);
-  const stderr = _boundedText(child.stderr);
-  const writer = child.stdin.getWriter();
-  const lines = new _GuestLines(child.stdout);
-  try {
-    // Each `ready` gets the time of that moment: the guest asks again where its fast path failed (guest_clock.ts).
-    let said = await lines.waitFor("ready");
-    for (let asked = 0; said === "ready" && asked < _maxTimeRequests; asked++) {
-      await writer.write(new TextEncoder().encode(`${(Date.now() / 1000).toFixed(3)}\n`));
-      said = await lines.waitFor("set", "ready");
-    }
-    if (said === "set") {
-      // Read on in the background, so that ssh never blocks on a full pipe.
-      lines.drain();
-      const connection = _keptConnection(child, writer);
-      // Without a control socket ssh could use, nothing could share it.
-      if (target.controlPath === undefined || usableControlPath(target.controlPath) === undefined) {
-        await connection.end();
-      }
-      return { connection };
-    }
-    await writer.close().catch(() => {});
-    const status = await child.status;
-    return { code: exitCodeOf(status), stderr: await stderr };
-  } finally {
-    clearTimeout(timer);
+/** Each `ready` gets the time of that moment: the guest asks again where its fast path failed (`guest_clock.ts`). */
+async function _clockTalk(session: SessionTalk): Promise<boolean> {
+  let said = await session.waitFor("ready");
+  for (let asked = 0; said === "ready" && asked < _maxTimeRequests; asked++) {
+    await session.send((Date.now() / 1000).toFixed(3));
+    said = await session.waitFor("set", "ready");
   }
-}
-
-/** How long an ended connection's ssh may take to go before it is killed. */
-const _connectionEndGraceMs = 2_000;
-
-function _keptConnection(
-  child: Deno.ChildProcess,
-  writer: WritableStreamDefaultWriter<Uint8Array>,
-): SharedConnection {
-  return {
-    async end(options = {}) {
-      await writer.close().catch(() => {});
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGTERM");
-        } catch {
-          // Gone.
-        }
-      }, options.guestGone ? 0 : _connectionEndGraceMs);
-      await child.status;
-      clearTimeout(timer);
-    },
-  };
-}
-
-/** The lines a guest writes, scanned for a word; at most the last `_maxGuestBytes` are held. */
-class _GuestLines {
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  readonly #decoder = new TextDecoder();
-  #pending = "";
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.#reader = stream.getReader();
-  }
-
-  /** Reads until a line that is one of `words` (that word) or the stream's end (undefined); what follows is kept. */
-  async waitFor(...words: readonly string[]): Promise<string | undefined> {
-    for (;;) {
-      const lines = this.#pending.split("\n");
-      const index = lines.slice(0, -1).findIndex((line) => words.includes(line.trim()));
-      if (index >= 0) {
-        this.#pending = lines.slice(index + 1).join("\n");
-        return lines[index].trim();
-      }
-      const { value, done } = await this.#reader.read();
-      if (done) return undefined;
-      this.#pending = (this.#pending + this.#decoder.decode(value, { stream: true })).slice(-_maxGuestBytes);
-    }
-  }
-
-  /**
-   * Reads the rest unread, in the background. Nothing comes: the held
-   * session's `cat` writes to /dev/null, and sshd closes the stream at its
-   * end of file; what a guest can still write reaches only stderr's tail.
-   */
-  drain(): void {
-    (async () => {
-      try {
-        while (!(await this.#reader.read()).done) { /* drained */ }
-      } catch {
-        // Closed.
-      }
-    })();
-  }
-}
-
-/** The last `_maxGuestBytes` of a stream, as text. */
-async function _boundedText(stream: ReadableStream<Uint8Array>): Promise<string> {
-  const decoder = new TextDecoder();
-  let text = "";
-  try {
-    for await (const chunk of stream) text = (text + decoder.decode(chunk, { stream: true })).slice(-_maxGuestBytes);
-  } catch {
-    // Closed.
-  }
-  return text;
+  return said === "set";
 }
