@@ -76,6 +76,8 @@ Deno.test({
       const before = await counter();
       const suspended = await ok("suspend", project);
       assert.match(suspended.stderr, /Suspended sus in/);
+      // What the guest held, against its configured memory (1 GiB in these tests), beside what was saved.
+      assert.match(suspended.stderr, /MiB of memory saved \(the guest held \d+(\.\d+)? MiB of its 1\.00 GiB;/);
       assert.match(await status(), /^suspended \(/);
       const json = JSON.parse((await ok("status", "--json", project)).stdout);
       assert.equal(json.state, "suspended");

@@ -44,7 +44,11 @@ export const suspendCommand = defineCommand("suspend", {
       }
       ui.success(
         `Suspended ${name} in ${result.seconds.toFixed(1)}s: ${formatSize(result.memoryBytes)} of memory saved${
-          result.guestUsedBytes ? ` (the guest used ${formatSize(result.guestUsedBytes)})` : ""
+          result.guestHeldBytes && result.configuredBytes
+            ? ` (the guest held ${formatSize(result.guestHeldBytes)} of its ${
+              formatSize(result.configuredBytes)
+            }; what it had free costs nothing)`
+            : ""
         }. 'virtdev start ${name}' resumes it.`,
       );
     };

@@ -59,6 +59,10 @@ export interface SuspendResult {
   readonly seconds: number;
   readonly memoryBytes: number;
   readonly guestUsedBytes?: number;
+  /** The VM's configured memory less what the guest had free: what it held, its kernel's page map included. */
+  readonly guestHeldBytes?: number;
+  /** The VM's configured memory. */
+  readonly configuredBytes?: number;
   /** Already suspended: nothing was done. */
   readonly already?: boolean;
 }
@@ -112,7 +116,16 @@ export async function suspendProject(
   await settleEndedVm(paths, status, { agentPid: agent?.pid, reporter: options.reporter });
   const seconds = (performance.now() - started) / 1000;
   await appendVmLog(paths, `suspended: ${memoryBytes} bytes of state in ${seconds.toFixed(2)}s`);
-  return { seconds, memoryBytes, ...(guestUsedBytes === undefined ? {} : { guestUsedBytes }) };
+  const configuredBytes = _configuredMemory(record.qemu?.args ?? []);
+  return {
+    seconds,
+    memoryBytes,
+    ...(guestUsedBytes === undefined ? {} : { guestUsedBytes }),
+    ...(configuredBytes === undefined ? {} : { configuredBytes }),
+    ...(configuredBytes === undefined || guestMemory === undefined
+      ? {}
+      : { guestHeldBytes: Math.max(0, configuredBytes - guestMemory.free) }),
+  };
 }
 
 /**
@@ -309,6 +322,12 @@ function _checkSuspendable(paths: ProjectPaths, status: VmStatus, options: { rea
       hint: `Stop it and start it again: virtdev stop ${name} && virtdev start ${name}`,
     });
   }
+}
+
+/** The memory of QEMU's command line (`-m`, in MiB as virtdev writes it), in bytes. */
+function _configuredMemory(args: readonly string[]): number | undefined {
+  const value = args[args.indexOf("-m") + 1];
+  return args.includes("-m") && /^\d{1,7}$/.test(value ?? "") ? Number(value) * 2 ** 20 : undefined;
 }
 
 /**
