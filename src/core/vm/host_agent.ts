@@ -22,7 +22,7 @@ import { basename, dirname } from "../store/path.ts";
 import { writeFileAtomic } from "../store/atomic_write.ts";
 import { pathExists, type ProjectPaths, Store } from "../store/store.ts";
 import { bootDivergedLine, notReadyLine, readinessLine } from "../guest/guest_contract.ts";
-import { projectSshTarget } from "../guest/ssh.ts";
+import { projectSshTarget, usableControlPath } from "../guest/ssh.ts";
 import { CappedLog, consoleTailLines, MarkerScanner } from "./console_log.ts";
 import { haltAfterStop, type VmHalt, writeHaltRecord } from "./vm_halt.ts";
 import { QmpClient } from "./qmp.ts";
@@ -201,8 +201,10 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
   // A resumed guest's clock stood still while it was suspended: it is set
   // before the guest counts as ready, so that 'wait' returns with it right.
   let clockPending = record.resume !== undefined && record.ssh !== undefined;
-  // Once an agent: a guest that says it is ready again (a reboot inside it) is logged into by 'wait'.
-  let loginPending = record.resume === undefined && record.ssh !== undefined;
+  // Once an agent: a guest that says it is ready again (a reboot inside it) is logged into by 'wait'. Without a
+  // control socket ssh could use, the connection could not be shared, and 'wait' logs in itself.
+  let loginPending = record.resume === undefined && record.ssh !== undefined &&
+    usableControlPath(paths.runtime.sshControl) !== undefined;
   let sharedConnection: SharedConnection | undefined;
   /** The clock's login, started the moment the resumed guest runs (see below). */
   let clockLogin: ReturnType<typeof setGuestClock> | undefined;
