@@ -44,6 +44,7 @@ import { copyReflinked } from "../store/reflink_copy.ts";
 import { settleEndedVm, waitForQemuExit } from "./vm_lifecycle.ts";
 import { qemuVersionLine } from "./supervisor.ts";
 import { appendVmLog } from "./vm_log.ts";
+import { endSharedConnection } from "./shared_connection.ts";
 
 /** Exit codes of `suspend`. */
 export const SuspendExit = {
@@ -99,6 +100,9 @@ export async function suspendProject(
     ? await _readyGuestForSave(paths, { port: record.port, identity: options.config.sshKey })
     : undefined;
   const guestUsedBytes = guestMemory?.used;
+  // The VM ends with the save: its held login goes first, so that the resumed guest does not keep a session whose
+  // connection died with this passt (its sshd would drop it only 30 s on). The resume makes a new one.
+  await endSharedConnection(projectSshTarget(paths, { port: record.port, identity: options.config.sshKey }));
 
   const memoryBytes = await _saveState(paths, {
     kind: "suspended",
