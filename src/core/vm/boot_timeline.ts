@@ -39,11 +39,19 @@ export function parseTimeline(line: string): Map<string, number> {
 /**
  * The milestones of the last boot in a vm.log's text: its ready line (the
  * one that starts with QEMU's spawn), and every timeline line after it
- * (the first login, a late getty).
+ * (the first login, a late getty) up to a resume, whose login counts from
+ * its own QEMU's spawn.
  */
 export function lastBootTimeline(vmLog: string): Map<string, number> {
-  const timelines = vmLog.split("\n").filter((line) => line.includes(timelinePrefix)).map(parseTimeline);
-  let first = timelines.length - 1;
-  while (first > 0 && !timelines[first].has("qmp")) first--;
-  return new Map(timelines.slice(Math.max(first, 0)).flatMap((timeline) => [...timeline]));
+  const lines = vmLog.split("\n").filter((line) => line.includes(timelinePrefix) || _resumeMarker.test(line));
+  let first = lines.length - 1;
+  while (first > 0 && !parseTimeline(lines[first]).has("qmp")) first--;
+  const boot = lines.slice(Math.max(first, 0));
+  const resumed = boot.findIndex((line) => _resumeMarker.test(line));
+  return new Map(
+    (resumed === -1 ? boot : boot.slice(0, resumed)).flatMap((line) => [...parseTimeline(line)]),
+  );
 }
+
+/** Where vm.log says a VM resumed from a saved state (`vm_lifecycle.ts`): its QEMU is a new one. */
+const _resumeMarker = /^\S+ (?:direct kernel; )?resumed (?:from its suspended state|a disposable run)/;
