@@ -9,7 +9,14 @@ import { VirtdevError } from "../store/errors.ts";
 import { runTool } from "../store/process.ts";
 import { requireVmPaths } from "../projects/project_lookup.ts";
 import { guestReadiness, inspectVm, type RuntimeRecord, type VmStatus } from "../vm/runtime_state.ts";
-import { isHostKeyFailure, projectSshTarget, sshArguments, sshDestination, sshOptions, type SshTarget } from "./ssh.ts";
+import {
+  isHostKeyFailure,
+  isKeyRefused,
+  projectSshTarget,
+  sshArguments,
+  sshControlArguments,
+  type SshTarget,
+} from "./ssh.ts";
 import { requireKey } from "./ssh_key.ts";
 import type { ProjectPaths, Store } from "../store/store.ts";
 import { readAgentState } from "../vm/agent_state.ts";
@@ -206,7 +213,7 @@ export async function waitForGuest(
             },
           );
         }
-        if (/Permission denied \(publickey/.test(result.stderr)) {
+        if (isKeyRefused(result.stderr)) {
           throw new VirtdevError(`Project ${name}'s guest refuses your key.`, {
             exitCode: WaitExit.keyRefused,
             hint: [
@@ -236,11 +243,9 @@ export async function waitForGuest(
 
 /** Whether the agent's shared SSH connection to the guest is up (`ssh -O check`: a host process, no login). */
 async function _sharedConnectionLives(target: SshTarget): Promise<boolean> {
-  if (target.controlPath === undefined) return false;
-  const result = await runTool("ssh", [...sshOptions(target, { batch: true }), "-O", "check", sshDestination], {
-    allowFailure: true,
-    timeoutMs: 5_000,
-  }).catch(() => undefined);
+  const args = sshControlArguments(target, "check");
+  if (args === undefined) return false;
+  const result = await runTool("ssh", args, { allowFailure: true, timeoutMs: 5_000 }).catch(() => undefined);
   return result?.code === 0;
 }
 

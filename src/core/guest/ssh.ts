@@ -169,3 +169,18 @@ export function isHostKeyFailure(stderr: string): boolean {
   return /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No (ED25519|RSA|ECDSA) host key is known/i
     .test(stderr);
 }
+
+/** Whether ssh's stderr says the guest refused the key. */
+export function isKeyRefused(stderr: string): boolean {
+  return /Permission denied \(publickey/.test(stderr);
+}
+
+/**
+ * The argv for `ssh -O <request>` to the master at `target`'s control
+ * socket (a host process: no login), or undefined where ssh could not use
+ * that socket.
+ */
+export function sshControlArguments(target: SshTarget, request: "check" | "exit"): string[] | undefined {
+  if (target.controlPath === undefined || usableControlPath(target.controlPath) === undefined) return undefined;
+  return [...sshOptions(target, { batch: true }), "-O", request, sshDestination];
+}

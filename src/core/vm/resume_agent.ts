@@ -14,7 +14,7 @@
 import { type ProjectPaths, readOptionalText } from "../store/store.ts";
 import type { SshTarget } from "../guest/ssh.ts";
 import { setGuestClockCommand } from "../guest/guest_clock.ts";
-import { holdSession, lastLineOf, type SessionTalk, type SharedConnection } from "./shared_connection.ts";
+import { openSharedConnection, type SessionTalk, type SharedConnection } from "./shared_connection.ts";
 import type { QmpClient } from "./qmp.ts";
 import { readSuspendRecord, removePartialSuspend, setAsideSuspendState } from "./suspend_state.ts";
 import { appendVmLog } from "./vm_log.ts";
@@ -147,18 +147,10 @@ export interface ClockOutcome {
 export async function setGuestClock(
   target: SshTarget,
 ): Promise<{ readonly outcome: ClockOutcome; readonly connection?: SharedConnection }> {
-  let last = "";
-  const deadline = Date.now() + 20_000;
-  for (let attempt = 1; Date.now() < deadline; attempt++) {
-    const result = await holdSession(target, { command: setGuestClockCommand, talk: _clockTalk })
-      .catch((error) => ({ code: 255, stderr: String(error) }));
-    if ("connection" in result) return { outcome: { set: true }, connection: result.connection };
-    last = lastLineOf(result.stderr);
-    // ssh's own failures (the network coming back) are retried; a refusal by sudo is final.
-    if (result.code !== 255) break;
-    await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 1000)));
-  }
-  return { outcome: { set: false, detail: last || "ssh failed" } };
+  const login = await openSharedConnection(target, { command: setGuestClockCommand, talk: _clockTalk });
+  return "connection" in login
+    ? { outcome: { set: true }, connection: login.connection }
+    : { outcome: { set: false, detail: login.detail } };
 }
 
 /** How often one login may ask for the time: its fast path, then sudo (`guest_clock.ts`). */

@@ -18,9 +18,9 @@
 import { exitCodeOf, runTool, spawnTool } from "../store/process.ts";
 import {
   isHostKeyFailure,
+  isKeyRefused,
   sshArguments,
-  sshDestination,
-  sshOptions,
+  sshControlArguments,
   type SshTarget,
   usableControlPath,
 } from "../guest/ssh.ts";
@@ -55,14 +55,11 @@ const _maxGuestBytes = 4096;
 const _sessionTimeoutMs = 15_000;
 /** How long an ended connection's ssh may take to go before it is killed. */
 const _connectionEndGraceMs = 2_000;
-/** How long a cold boot's login is tried again while sshd is not yet answering. */
+/** How long a login is tried again while ssh itself fails (sshd not answering yet, the network coming back). */
 const _loginRetryMs = 20_000;
 
-/**
- * Logs in with `command` and lets `talk` converse with it; the session is
- * held when `talk` says so (true), and ended otherwise.
- */
-export async function holdSession(
+/** One login with `command`, conversed with by `talk`; held when `talk` says so (true), ended otherwise. */
+async function _holdSession(
   target: SshTarget,
   options: { readonly command: string; readonly talk: (session: SessionTalk) => Promise<boolean> },
 ): Promise<SessionFailure | { readonly connection: SharedConnection }> {
@@ -106,27 +103,35 @@ export async function holdSession(
 /** The remote command of a cold boot's held login: a word, then the session waits for its input to end. */
 const _plainCommand = "echo ready; exec cat > /dev/null";
 
+/** The talk of a cold boot's held login: its word. */
+async function _plainTalk(session: SessionTalk): Promise<boolean> {
+  return (await session.waitFor("ready")) === "ready";
+}
+
 /**
- * A cold boot's login at the guest's ready line: proof that SSH takes the
- * pinned key, and the master that `wait` and what follows share. Tried
- * again while sshd does not answer yet; a refused key or a host key other
- * than the pinned one is final (`wait` then logs in itself, and says why).
+ * Opens the boot's held login: with `command` and `talk` (the resume's
+ * clock, `resume_agent.ts`), or else a plain one, which a cold boot makes
+ * at the guest's ready line as the proof that SSH takes the pinned key.
+ * Tried again while ssh itself fails; a refused key, a host key other than
+ * the pinned one, or a failure of the remote command (a refusal by sudo)
+ * is final.
+ *
+ * @returns the connection, or the last line ssh or the guest said (safe to print).
  */
 export async function openSharedConnection(
   target: SshTarget,
+  options: { readonly command: string; readonly talk: (session: SessionTalk) => Promise<boolean> } = {
+    command: _plainCommand,
+    talk: _plainTalk,
+  },
 ): Promise<{ readonly connection: SharedConnection } | { readonly detail: string }> {
   let last = "";
   const deadline = Date.now() + _loginRetryMs;
   for (let attempt = 1; Date.now() < deadline; attempt++) {
-    const result = await holdSession(target, {
-      command: _plainCommand,
-      talk: async (session) => (await session.waitFor("ready")) === "ready",
-    }).catch((error) => ({ code: 255, stderr: String(error) }));
+    const result = await _holdSession(target, options).catch((error) => ({ code: 255, stderr: String(error) }));
     if ("connection" in result) return { connection: result.connection };
-    last = lastLineOf(result.stderr);
-    if (
-      result.code !== 255 || isHostKeyFailure(result.stderr) || /Permission denied \(publickey/.test(result.stderr)
-    ) break;
+    last = _lastLineOf(result.stderr);
+    if (result.code !== 255 || isHostKeyFailure(result.stderr) || isKeyRefused(result.stderr)) break;
     await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 1000)));
   }
   return { detail: last || "ssh failed" };
@@ -139,15 +144,13 @@ export async function openSharedConnection(
  * closes.
  */
 export async function endSharedConnection(target: SshTarget): Promise<void> {
-  if (target.controlPath === undefined || usableControlPath(target.controlPath) === undefined) return;
-  await runTool("ssh", [...sshOptions(target, { batch: true }), "-O", "exit", sshDestination], {
-    allowFailure: true,
-    timeoutMs: 5_000,
-  }).catch(() => {});
+  const args = sshControlArguments(target, "exit");
+  if (args === undefined) return;
+  await runTool("ssh", args, { allowFailure: true, timeoutMs: 5_000 }).catch(() => {});
 }
 
 /** The guest's words, shown to people: no control sequences, one short line. */
-export function lastLineOf(stderr: string): string {
+function _lastLineOf(stderr: string): string {
   return stripTerminalControls(stderr).trim().split("\n").at(-1)?.slice(0, 200) ?? "";
 }
 
