@@ -457,7 +457,7 @@ async function suspendRound(): Promise<void> {
   const saved = JSON.parse(await Deno.readTextFile(join(store.project("bench").suspended, "state.json")));
   stateBytes.push(saved.memoryBytes);
   if (typeof saved.guestUsedBytes === "number") guestUsedBytes.push(saved.guestUsedBytes);
-  if (typeof saved.guestFreeBytes === "number") guestHeldBytes.push(benchMemoryMiB * 2 ** 20 - saved.guestFreeBytes);
+  if (typeof saved.guestHeldBytes === "number") guestHeldBytes.push(saved.guestHeldBytes);
   resumeReady.push(
     (await timed(async () => {
       await must(sandbox, "start", "bench");

@@ -24,7 +24,7 @@ import { shellQuote } from "../store/shell_quote.ts";
 import { pathExists, type ProjectPaths, type Store } from "../store/store.ts";
 import { crashPoint } from "../store/crash_point.ts";
 import { requireProject } from "../projects/project_lookup.ts";
-import { projectSshTarget, sshArguments } from "../guest/ssh.ts";
+import { projectSshTarget, sshArguments, type SshTarget } from "../guest/ssh.ts";
 import { armGuestClockCommand } from "../guest/guest_clock.ts";
 import { readAgentState } from "./agent_state.ts";
 import { QmpClient } from "./qmp.ts";
@@ -59,8 +59,7 @@ export const SuspendExit = {
 export interface SuspendResult {
   readonly seconds: number;
   readonly memoryBytes: number;
-  readonly guestUsedBytes?: number;
-  /** The VM's configured memory less what the guest had free: what it held, its kernel's page map included. */
+  /** What the guest held of its memory (see {@link SuspendRecord}), when it could be asked. */
   readonly guestHeldBytes?: number;
   /** The VM's configured memory. */
   readonly configuredBytes?: number;
@@ -96,13 +95,15 @@ export async function suspendProject(
   const agent = await readAgentState(paths);
   const readiness = agent?.readiness ?? "pending";
   // Writes the guest still holds reach its disks first, so a state thrown away later costs only memory.
-  const guestMemory = readiness === "ready"
-    ? await _readyGuestForSave(paths, { port: record.port, identity: options.config.sshKey })
-    : undefined;
-  const guestUsedBytes = guestMemory?.used;
+  const target = projectSshTarget(paths, { port: record.port, identity: options.config.sshKey });
+  const guestMemory = readiness === "ready" ? await _readyGuestForSave(target) : undefined;
+  const configuredBytes = _configuredMemory(record.qemu?.args ?? []);
+  const guestHeldBytes = configuredBytes === undefined || guestMemory === undefined
+    ? undefined
+    : Math.max(0, configuredBytes - guestMemory.free);
   // The VM ends with the save: its held login goes first, so that the resumed guest does not keep a session whose
   // connection died with this passt (its sshd would drop it only 30 s on). The resume makes a new one.
-  await endSharedConnection(projectSshTarget(paths, { port: record.port, identity: options.config.sshKey }));
+  await endSharedConnection(target);
 
   const memoryBytes = await _saveState(paths, {
     kind: "suspended",
@@ -111,7 +112,8 @@ export async function suspendProject(
     fields: {
       port: record.port,
       readiness,
-      ...(guestMemory === undefined ? {} : { guestUsedBytes: guestMemory.used, guestFreeBytes: guestMemory.free }),
+      ...(guestMemory === undefined ? {} : { guestUsedBytes: guestMemory.used }),
+      ...(guestHeldBytes === undefined ? {} : { guestHeldBytes }),
     },
     // Committed: QEMU has nothing left to do.
     after: async (client) => await client.execute("quit").catch(() => {}),
@@ -120,15 +122,11 @@ export async function suspendProject(
   await settleEndedVm(paths, status, { agentPid: agent?.pid, reporter: options.reporter });
   const seconds = (performance.now() - started) / 1000;
   await appendVmLog(paths, `suspended: ${memoryBytes} bytes of state in ${seconds.toFixed(2)}s`);
-  const configuredBytes = _configuredMemory(record.qemu?.args ?? []);
   return {
     seconds,
     memoryBytes,
-    ...(guestUsedBytes === undefined ? {} : { guestUsedBytes }),
     ...(configuredBytes === undefined ? {} : { configuredBytes }),
-    ...(configuredBytes === undefined || guestMemory === undefined
-      ? {}
-      : { guestHeldBytes: Math.max(0, configuredBytes - guestMemory.free) }),
+    ...(guestHeldBytes === undefined ? {} : { guestHeldBytes }),
   };
 }
 
@@ -156,7 +154,7 @@ export async function saveTemplate(
     });
   }
   // Each disposable run from the image then finds its clock armed.
-  await _readyGuestForSave(paths, { port: record.port, identity: options.config.sshKey });
+  await _readyGuestForSave(projectSshTarget(paths, { port: record.port, identity: options.config.sshKey }));
   const overlays = paths.runtime.ephemeral;
   const memoryBytes = await _saveState(paths, {
     kind: "template",
@@ -195,7 +193,7 @@ async function _saveState(
     readonly args: readonly string[];
     readonly firmwareCode: string;
     /** What the record says besides what every save writes. */
-    readonly fields: Pick<SuspendRecord, "port" | "readiness" | "guestUsedBytes" | "guestFreeBytes">;
+    readonly fields: Pick<SuspendRecord, "port" | "readiness" | "guestUsedBytes" | "guestHeldBytes">;
     readonly beforeCommit?: (files: SuspendFiles) => Promise<void>;
     readonly after: (client: QmpClient) => Promise<unknown>;
   },
@@ -341,13 +339,12 @@ function _configuredMemory(args: readonly string[]): number | undefined {
  * is saved as it is.
  */
 async function _readyGuestForSave(
-  paths: ProjectPaths,
-  target: { readonly port: number; readonly identity: string },
+  target: SshTarget,
 ): Promise<{ readonly used: number; readonly free: number } | undefined> {
   const result = await runTool(
     "ssh",
     sshArguments(
-      projectSshTarget(paths, target),
+      target,
       // The resume's clock is armed here, where a sudo costs no resume time (guest_clock.ts).
       [`${armGuestClockCommand}; sync; grep -E '^(MemTotal|MemFree):' /proc/meminfo`],
       { batch: true },

@@ -57,8 +57,8 @@ export interface SuspendRecord {
   readonly memoryBytes: number;
   /** Memory the guest used (MemTotal − MemFree), when it could be asked. */
   readonly guestUsedBytes?: number;
-  /** Memory the guest had free (MemFree): the rest of its RAM, its kernel's own reservations included, it held. */
-  readonly guestFreeBytes?: number;
+  /** The VM's configured memory less what the guest had free (MemFree): what it held, its kernel's page map included. */
+  readonly guestHeldBytes?: number;
   readonly fingerprint: SuspendFingerprint;
 }
 
