@@ -103,6 +103,12 @@ Deno.test({
       await until("the counter goes on", async () => await counter() > after, 10);
       const skew = await clockSkew();
       assert.ok(skew < 2, `the guest clock is ${skew.toFixed(2)} s off`);
+      // The helper the suspend armed set it: the login waited for its answer past the clock's jump (10 s here),
+      // where a plain 3 s by that clock expired at the jump and every resume fell back to sudo.
+      assert.deepEqual(JSON.parse(await Deno.readTextFile(join(dir, "run", "agent.json"))).clock, {
+        set: true,
+        by: "helper",
+      });
       assert.ok(!await exists(join(dir, "suspended")), "the state is consumed");
       assert.equal(await status(), "running");
       // The suspend armed the clock's hand-off: its root helper waits for the next resume's time.

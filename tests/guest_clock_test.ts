@@ -2,8 +2,9 @@
  * The clock hand-off's guest scripts, run here by bash and sh as the guest
  * would run them, with stand-ins for what needs a guest's root: `sudo`
  * runs its command as it is (with SUDO_UID), and `date -s` writes the time
- * it was given to a file instead of setting a clock. The scripts' FIFO
- * directory is moved into a temporary one.
+ * it was given to a file instead of setting a clock (taking 4 s where the
+ * test asks it to be slow). The scripts' FIFO directory is moved into a
+ * temporary one.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -16,7 +17,7 @@ async function _world(): Promise<{ dir: string; env: Record<string, string>; scr
   await Deno.writeTextFile(join(bin, "sudo"), `#!/bin/sh\n[ "$1" = -n ] && shift\nSUDO_UID=$(id -u) exec "$@"\n`);
   await Deno.writeTextFile(
     join(bin, "date"),
-    `#!/bin/sh\n[ "$2" = -s ] || exit 2\nprintf '%s\\n' "$3" >> ${dir}/set-times\n`,
+    `#!/bin/sh\n[ "$2" = -s ] || exit 2\n[ -e ${dir}/slow ] && sleep 4\nprintf '%s\\n' "$3" >> ${dir}/set-times\n`,
   );
   for (const name of ["sudo", "date"]) await Deno.chmod(join(bin, name), 0o755);
   const clockDir = join(dir, "clock");
@@ -51,7 +52,7 @@ async function _login(
       said.push(line);
       if (line === "ready") await writer.write(new TextEncoder().encode(`${queue.shift() ?? ""}\n`));
       // The session is held until its input ends: end it.
-      if (line === "set") await writer.close();
+      if (line === "set" || line === "set-by-sudo") await writer.close();
     }
   }
   await writer.close().catch(() => {});
@@ -92,24 +93,48 @@ Deno.test("armed, a login hands the time to the helper with one ready; twice ove
 Deno.test("unarmed, or with a dead helper, the login takes the sudo path; a refused time asks again", async () => {
   const world = await _world();
   try {
-    assert.deepEqual(await _login(world, ["1700000000.25"]), { said: ["ready", "set"], code: 0 });
+    assert.deepEqual(await _login(world, ["1700000000.25"]), { said: ["ready", "set-by-sudo"], code: 0 });
     assert.equal(await _arm(world), 0);
     // The helper refuses what is not a time; the login then asks again and sets it through sudo.
     assert.deepEqual(await _login(world, ["1700000001; reboot", "1700000002"]), {
-      said: ["ready", "ready", "set"],
+      said: ["ready", "ready", "set-by-sudo"],
       code: 0,
     });
     // A helper that died: its PID names no process (a guest's init reaps it; here it would linger as a zombie).
     const helper = await _helperPid(world);
     Deno.kill(helper, "SIGKILL");
     await Deno.writeTextFile(join(world.dir, "clock", "pid"), "4194305\n");
-    assert.deepEqual(await _login(world, ["1700000003"]), { said: ["ready", "set"], code: 0 });
+    assert.deepEqual(await _login(world, ["1700000003"]), { said: ["ready", "set-by-sudo"], code: 0 });
     assert.deepEqual(await _setTimes(world), ["@1700000000.25", "@1700000002", "@1700000003"]);
     // Re-armed after its death: a new helper answers.
     assert.equal(await _arm(world), 0);
     assert.notEqual(await _helperPid(world), helper);
     assert.deepEqual(await _login(world, ["1700000004"]), { said: ["ready", "set"], code: 0 });
     Deno.kill(await _helperPid(world), "SIGKILL");
+  } finally {
+    await Deno.remove(world.dir, { recursive: true });
+  }
+});
+
+Deno.test("the helper's answer is waited for past the jump the clock makes: 3 s of the guest's old clock", async () => {
+  const world = await _world();
+  try {
+    assert.equal(await _arm(world), 0);
+    await Deno.writeTextFile(join(world.dir, "slow"), "");
+    // The host's time 100 s ahead: the guest's clock jumps that far when it is set, and bash's read -t counts by
+    // that clock. A helper slower than 3 s still counts (a plain 3 s wait expired at the jump, and every resume
+    // fell back to sudo).
+    const ahead = (Date.now() / 1000 + 100).toFixed(3);
+    assert.deepEqual(await _login(world, [ahead]), { said: ["ready", "set"], code: 0 });
+    // Without a jump the wait is still 3 s: a helper that does not answer sends the login to sudo.
+    const now = (Date.now() / 1000).toFixed(3);
+    assert.deepEqual(await _login(world, [now, now]), { said: ["ready", "ready", "set-by-sudo"], code: 0 });
+    // Its late answer met a closed FIFO (SIGPIPE), so the next suspend arms a new one; kill it if it lingers.
+    try {
+      Deno.kill(await _helperPid(world), "SIGKILL");
+    } catch {
+      // Gone.
+    }
   } finally {
     await Deno.remove(world.dir, { recursive: true });
   }

@@ -9,8 +9,9 @@
  * the guest reboots). The resume's login then only hands the time over.
  * Where the helper is missing (a suspend that could not arm it, a warm
  * image taken without it, a helper that died), the login takes the sudo
- * path itself; a helper that does not answer within 3 s sends it there
- * too, with a second `ready`, for which the host sends its time again.
+ * path itself; a helper that does not answer within 3 s (of the guest's
+ * old clock, plus the jump it makes) sends it there too, with a second
+ * `ready`, for which the host sends its time again.
  *
  * The guest is root in itself: nothing here protects the guest from
  * itself, and the host trusts none of it beyond reading `ready` and `set`.
@@ -52,13 +53,22 @@ export const armGuestClockCommand: string = `${_helperAlive} || sudo -n sh -c ${
 } > /dev/null 2>&1`;
 
 /**
- * The resume's login: `ready`, a time read, the clock set, `set`; then the
- * session is held (its input ends it), so that the connection can be
- * shared. The fast path needs bash (`read -t`), the contract's shell.
+ * The resume's login: `ready`, a time read, the clock set, then `set` when
+ * the armed helper set it or `set-by-sudo` when sudo did; then the session
+ * is held (its input ends it), so that the connection can be shared. The
+ * fast path needs bash (`read -t`, `EPOCHSECONDS`), the contract's shell.
+ *
+ * bash's `read -t` measures by the wall clock, which the helper moves on by
+ * however long the suspend lasted: a plain 3 s would expire the moment the
+ * clock is set, with `set` half read. The wait allows for that jump.
  */
 export const setGuestClockCommand: string = `r=
 if [ -n "$BASH_VERSION" ] && ${_helperAlive}; then
-  echo ready; read -r t; echo "$t" 1<> ${_d}/time; read -r -t 3 r 0<> ${_d}/done
+  echo ready; read -r t; echo "$t" 1<> ${_d}/time
+  w=$(( \${t%.*} - \${EPOCHSECONDS:-\${t%.*}} )); [ "$w" -gt 0 ] || w=0
+  read -r -t $((w + 3)) r 0<> ${_d}/done
 fi
-[ "$r" = set ] || sudo -n sh -c 'echo ready; read t; exec date -u -s "@$t" > /dev/null' || exit 1
-echo set; exec cat > /dev/null`;
+if [ "$r" = set ]; then echo set; else
+  sudo -n sh -c 'echo ready; read t; exec date -u -s "@$t" > /dev/null' || exit 1; echo set-by-sudo
+fi
+exec cat > /dev/null`;

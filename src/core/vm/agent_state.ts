@@ -34,7 +34,7 @@ export interface AgentState {
   /** Why the guest is not running although QEMU lives (QEMU's run state after a STOP). */
   readonly halt?: VmHalt;
   /** After a resume: whether the guest's clock was set from the host's, and if not, why. */
-  readonly clock?: { readonly set: boolean; readonly detail?: string };
+  readonly clock?: { readonly set: boolean; readonly by?: "helper" | "sudo"; readonly detail?: string };
   /**
    * After a cold boot: whether the agent's login at the ready line came up
    * (its connection is then the boot's shared master), and if not, why.

@@ -218,7 +218,9 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
       await appendVmLog(
         paths,
         clock.set
-          ? "host agent: set the resumed guest's clock from the host's"
+          ? `host agent: set the resumed guest's clock from the host's (${
+            clock.by === "helper" ? "by the helper the suspend armed" : "through sudo: no armed helper answered"
+          })`
           : `host agent: could not set the resumed guest's clock: ${clock.detail}`,
       );
       await setState({ clock }, { now: true });

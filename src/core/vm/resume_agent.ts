@@ -133,6 +133,8 @@ export async function finishIncoming(
 /** The outcome of setting a resumed guest's clock. */
 export interface ClockOutcome {
   readonly set: boolean;
+  /** Who set it: the helper the suspend armed (the fast path), or sudo in the login itself. */
+  readonly by?: "helper" | "sudo";
   readonly detail?: string;
 }
 
@@ -147,21 +149,28 @@ export interface ClockOutcome {
 export async function setGuestClock(
   target: SshTarget,
 ): Promise<{ readonly outcome: ClockOutcome; readonly connection?: SharedConnection }> {
-  const login = await openSharedConnection(target, { command: setGuestClockCommand, talk: _clockTalk });
+  let by: ClockOutcome["by"];
+  const talk = async (session: SessionTalk) => (by = await _clockTalk(session)) !== undefined;
+  const login = await openSharedConnection(target, { command: setGuestClockCommand, talk });
   return "connection" in login
-    ? { outcome: { set: true }, connection: login.connection }
+    ? { outcome: { set: true, by }, connection: login.connection }
     : { outcome: { set: false, detail: login.detail } };
 }
 
 /** How often one login may ask for the time: its fast path, then sudo (`guest_clock.ts`). */
 const _maxTimeRequests = 2;
 
-/** Each `ready` gets the time of that moment: the guest asks again where its fast path failed (`guest_clock.ts`). */
-async function _clockTalk(session: SessionTalk): Promise<boolean> {
+/**
+ * Each `ready` gets the time of that moment: the guest asks again where its
+ * fast path failed (`guest_clock.ts`).
+ *
+ * @returns who set the clock, or undefined when it was not set.
+ */
+async function _clockTalk(session: SessionTalk): Promise<ClockOutcome["by"]> {
   let said = await session.waitFor("ready");
   for (let asked = 0; said === "ready" && asked < _maxTimeRequests; asked++) {
     await session.send((Date.now() / 1000).toFixed(3));
-    said = await session.waitFor("set", "ready");
+    said = await session.waitFor("set", "set-by-sudo", "ready");
   }
-  return said === "set";
+  return said === "set" ? "helper" : said === "set-by-sudo" ? "sudo" : undefined;
 }
