@@ -42,6 +42,7 @@ import { directKernelAppend, readKeptBoot } from "../src/core/vm/direct_boot.ts"
 import { exists, makeSandbox, repoRoot, sh, taskArguments, virtdev } from "../tests/_helpers.ts";
 import { sshArguments } from "../src/core/guest/ssh.ts";
 import { lastBootTimeline } from "../src/core/vm/boot_timeline.ts";
+import { readAgentState } from "../src/core/vm/agent_state.ts";
 import { consoleTailLines, MarkerScanner } from "../src/core/vm/console_log.ts";
 import { readinessLine } from "../src/core/guest/guest_contract.ts";
 import { binaryPermissionFlags, virtdevTaskCommand } from "./binary_permissions.ts";
@@ -470,11 +471,9 @@ async function suspendRound(options: { readonly long?: boolean } = {}): Promise<
   const seconds = (await timed(() => must(sandbox, "suspend", "bench")))[0];
   if (options.long) {
     await new Promise((resolve) => setTimeout(resolve, _longSuspendMs));
-    resumeAfterLongSuspend.push(
-      (await timed(() => must(sandbox, "start", "bench").then(() => must(sandbox, "wait", "bench"))))[0],
-    );
-    const agent = JSON.parse(await Deno.readTextFile(join(store.project("bench").runDir, "agent.json")));
-    clockSetters.push(`${agent.clock?.by ?? "nobody"} (after ${_longSuspendMs / 1000} s)`);
+    const resumed = await resumeTimed();
+    resumeAfterLongSuspend.push(resumed.ms);
+    clockSetters.push(`${resumed.clockBy} (after ${_longSuspendMs / 1000} s)`);
     return;
   }
   suspendSeconds.push(seconds);
@@ -482,17 +481,21 @@ async function suspendRound(options: { readonly long?: boolean } = {}): Promise<
   stateBytes.push(saved.memoryBytes);
   if (typeof saved.guestUsedBytes === "number") guestUsedBytes.push(saved.guestUsedBytes);
   if (typeof saved.guestHeldBytes === "number") guestHeldBytes.push(saved.guestHeldBytes);
-  resumeReady.push(
-    (await timed(async () => {
-      await must(sandbox, "start", "bench");
-      await must(sandbox, "wait", "bench");
-    }))[0],
-  );
-  const agent = JSON.parse(await Deno.readTextFile(join(store.project("bench").runDir, "agent.json")));
-  clockSetters.push(agent.clock?.by ?? "nobody");
+  const resumed = await resumeTimed();
+  resumeReady.push(resumed.ms);
+  clockSetters.push(resumed.clockBy);
   const before = Date.now();
   const guestNow = await virtdev(sandbox, ["ssh", "bench", "--", "date +%s.%N"]);
   clockSkews.push(Math.abs(Number(guestNow.stdout.trim()) - (before + Date.now()) / 2000));
+}
+
+/** Resumes the suspended 'bench': start→wait in ms, and who set its clock (the host agent's record). */
+async function resumeTimed(): Promise<{ readonly ms: number; readonly clockBy: string }> {
+  const [ms] = await timed(async () => {
+    await must(sandbox, "start", "bench");
+    await must(sandbox, "wait", "bench");
+  });
+  return { ms, clockBy: (await readAgentState(store.project("bench")))?.clock?.by ?? "nobody" };
 }
 
 /** CPU ticks used so far by each process on the host, with its command line: what else ran during the boots. */

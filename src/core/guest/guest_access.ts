@@ -14,7 +14,7 @@ import {
   isKeyRefused,
   projectSshTarget,
   sshArguments,
-  sshControlArguments,
+  sshControlRequest,
   type SshTarget,
 } from "./ssh.ts";
 import { requireKey } from "./ssh_key.ts";
@@ -190,7 +190,7 @@ export async function waitForGuest(
         }
         // After a cold boot the agent logged in at the ready line and holds that connection: while it
         // lives, it is the proof (a reboot inside the guest ends it, and this logs in itself).
-        if (agent?.login?.ok && await _sharedConnectionLives(guest.target)) {
+        if (agent?.login?.ok && await sshControlRequest(guest.target, "check")) {
           await _logLogin(guest.paths);
           break;
         }
@@ -239,14 +239,6 @@ export async function waitForGuest(
   }
   const clock = (await readAgentState(guest.paths))?.clock;
   return { port: guest.target.port, seconds: (performance.now() - started) / 1000, ...(clock ? { clock } : {}) };
-}
-
-/** Whether the agent's shared SSH connection to the guest is up (`ssh -O check`: a host process, no login). */
-async function _sharedConnectionLives(target: SshTarget): Promise<boolean> {
-  const args = sshControlArguments(target, "check");
-  if (args === undefined) return false;
-  const result = await runTool("ssh", args, { allowFailure: true, timeoutMs: 5_000 }).catch(() => undefined);
-  return result?.code === 0;
 }
 
 /** How often `wait` looks at a booting VM when nothing in run/ changed. */

@@ -5,6 +5,7 @@
  * @module
  */
 import { VirtdevError } from "../store/errors.ts";
+import { runTool } from "../store/process.ts";
 import { hostKeyAlias } from "./host_key.ts";
 import type { ProjectPaths } from "../store/store.ts";
 
@@ -176,11 +177,15 @@ export function isKeyRefused(stderr: string): boolean {
 }
 
 /**
- * The argv for `ssh -O <request>` to the master at `target`'s control
- * socket (a host process: no login), or undefined where ssh could not use
- * that socket.
+ * Sends `ssh -O <request>` to the master at `target`'s control socket (a
+ * host process: no login).
+ *
+ * @returns whether ssh says it was done: false also where there is no
+ * master, or where ssh could not use that socket.
  */
-export function sshControlArguments(target: SshTarget, request: "check" | "exit"): string[] | undefined {
-  if (target.controlPath === undefined || usableControlPath(target.controlPath) === undefined) return undefined;
-  return [...sshOptions(target, { batch: true }), "-O", request, sshDestination];
+export async function sshControlRequest(target: SshTarget, request: "check" | "exit"): Promise<boolean> {
+  if (target.controlPath === undefined || usableControlPath(target.controlPath) === undefined) return false;
+  const args = [...sshOptions(target, { batch: true }), "-O", request, sshDestination];
+  const result = await runTool("ssh", args, { allowFailure: true, timeoutMs: 5_000 }).catch(() => undefined);
+  return result?.code === 0;
 }

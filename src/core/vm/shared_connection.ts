@@ -15,15 +15,8 @@
  *
  * @module
  */
-import { exitCodeOf, runTool, spawnTool } from "../store/process.ts";
-import {
-  isHostKeyFailure,
-  isKeyRefused,
-  sshArguments,
-  sshControlArguments,
-  type SshTarget,
-  usableControlPath,
-} from "../guest/ssh.ts";
+import { exitCodeOf, spawnTool } from "../store/process.ts";
+import { isHostKeyFailure, isKeyRefused, sshArguments, type SshTarget, usableControlPath } from "../guest/ssh.ts";
 import { stripTerminalControls } from "../guest/terminal_text.ts";
 
 /** A held login (see the module's documentation). */
@@ -135,18 +128,6 @@ export async function openSharedConnection(
     await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 1000)));
   }
   return { detail: last || "ssh failed" };
-}
-
-/**
- * Asks the shared connection at `target`'s control socket to end (`ssh -O
- * exit`), whoever holds it; nothing where there is none. The guest's side
- * of it (its sshd session and the held `cat`) then ends as the connection
- * closes.
- */
-export async function endSharedConnection(target: SshTarget): Promise<void> {
-  const args = sshControlArguments(target, "exit");
-  if (args === undefined) return;
-  await runTool("ssh", args, { allowFailure: true, timeoutMs: 5_000 }).catch(() => {});
 }
 
 /** The guest's words, shown to people: no control sequences, one short line. */

@@ -24,7 +24,7 @@ import { shellQuote } from "../store/shell_quote.ts";
 import { pathExists, type ProjectPaths, type Store } from "../store/store.ts";
 import { crashPoint } from "../store/crash_point.ts";
 import { requireProject } from "../projects/project_lookup.ts";
-import { projectSshTarget, sshArguments, type SshTarget } from "../guest/ssh.ts";
+import { projectSshTarget, sshArguments, sshControlRequest, type SshTarget } from "../guest/ssh.ts";
 import { armGuestClockCommand } from "../guest/guest_clock.ts";
 import { readAgentState } from "./agent_state.ts";
 import { QmpClient } from "./qmp.ts";
@@ -44,7 +44,6 @@ import { copyReflinked } from "../store/reflink_copy.ts";
 import { settleEndedVm, waitForQemuExit } from "./vm_lifecycle.ts";
 import { qemuVersionLine } from "./supervisor.ts";
 import { appendVmLog } from "./vm_log.ts";
-import { endSharedConnection } from "./shared_connection.ts";
 
 /** Exit codes of `suspend`. */
 export const SuspendExit = {
@@ -101,9 +100,10 @@ export async function suspendProject(
   const guestHeldBytes = configuredBytes === undefined || guestMemory === undefined
     ? undefined
     : Math.max(0, configuredBytes - guestMemory.free);
-  // The VM ends with the save: its held login goes first, so that the resumed guest does not keep a session whose
-  // connection died with this passt (its sshd would drop it only 30 s on). The resume makes a new one.
-  await endSharedConnection(target);
+  // The VM ends with the save: its held login goes first (`ssh -O exit`, whoever holds it), so that the resumed guest
+  // does not keep a session whose connection died with this passt (its sshd would drop it only 30 s on). The resume
+  // makes a new one.
+  await sshControlRequest(target, "exit");
 
   const memoryBytes = await _saveState(paths, {
     kind: "suspended",
