@@ -143,23 +143,40 @@ Deno.test({
         await ok("wait", "a");
         assert.equal((await ok("ssh", "a", "hostname")).stdout.trim(), "a");
         // A kernel panic, from root in the guest: pvpanic pauses QEMU, the host agent ends it and says why.
-        const panicked = performance.now();
-        await run("ssh", "a", "--", "sudo sh -c 'echo c > /proc/sysrq-trigger'");
+        // The guest says when it is a second from the panic: what is timed is the agent's notice, not how
+        // long this test's CLI processes take to start on a loaded host (a cold Deno start each).
+        const panicking = spawnVirtdev(sandbox, [
+          "ssh",
+          "a",
+          "--",
+          "sudo sh -c 'echo armed; sleep 1; echo c > /proc/sysrq-trigger'",
+        ]);
+        const armed = await _firstLine(panicking.stdout);
+        const panicAt = Date.now() + 1000;
+        assert.equal(armed, "armed");
+        await panicking.stdin.close();
+        await panicking.status;
         const waited = await run("wait", "a");
         for (let i = 0; i < 50 && !(await ok("status", "a")).stdout.startsWith("stopped"); i++) {
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
-        const seconds = (performance.now() - panicked) / 1000;
+        const endToEnd = (Date.now() - panicAt) / 1000;
         assert.equal(waited.code, 12, waited.stderr);
         assert.match(waited.stderr, /the guest kernel panicked/);
         assert.match((await ok("status", "a")).stdout, /^stopped \(the guest kernel panicked, /);
-        assert.ok(seconds < 5, `the panic was told after ${seconds} s`);
+        const halt = JSON.parse((await ok("status", "--json", "a")).stdout).halt;
+        const seconds = (Date.parse(halt.at) - panicAt) / 1000;
+        assert.ok(seconds < 5, `the agent noticed the panic ${seconds} s after it (${JSON.stringify(halt)})`);
         assert.match(
           await Deno.readTextFile(join(projectDir("a"), "vm.log")),
-          /console: .*(Kernel panic|sysrq: Trigger a crash)/,
+          // The panic's first line: the tail reaches back past the whole call trace.
+          /console: .*Kernel panic - not syncing/,
         );
         // deno-lint-ignore no-console -- the figure the issue asks to see, beside the test.
-        console.log(`    a kernel panic: QEMU ended and status told it ${seconds.toFixed(1)} s after the panic`);
+        console.log(
+          `    a kernel panic: the agent noticed it ${seconds.toFixed(1)} s after, and QEMU was gone and status ` +
+            `told it ${endToEnd.toFixed(1)} s after (this test's CLI starts included)`,
+        );
       },
     );
 
@@ -198,3 +215,22 @@ Deno.test({
     await killVms(sandbox, ["a", "b"]);
   }
 });
+
+/** The first line a stream gives (without its newline); the rest is drained, so that the writer never blocks. */
+async function _firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+    if (text.includes("\n")) break;
+  }
+  (async () => {
+    while (!(await reader.read().catch(() => ({ done: true }))).done) {
+      // Drained.
+    }
+  })();
+  return text.split("\n")[0];
+}

@@ -406,8 +406,9 @@ async function _watchEvents(
         await options.onHalt(halt);
         await appendVmLog(paths, [
           `host agent: the guest stopped running: ${halt.reason} (${halt.state})${halt.ends ? "; ending QEMU" : ""}`,
-          // A panic's first line comes some 30 lines before its end.
-          ...(await consoleTailLines(paths.consoleLog, { lines: 40, maxBytes: 8192 })).map((line) =>
+          // A panic's first line comes 30 to 80 lines before its end: the call trace lists stale frames
+          // too (`? …`), as many as the stack held: a tail of 40 lines has lost the first line.
+          ...(await consoleTailLines(paths.consoleLog, { lines: 150, maxBytes: 16384 })).map((line) =>
             `console: ${line}`
           ),
         ]);
