@@ -50,7 +50,7 @@ import {
   suspendedStateLoadFailure,
   suspendInProgress,
 } from "./resume_agent.ts";
-import { openSharedConnection, type SharedConnection } from "./shared_connection.ts";
+import { openSharedConnection, plainLogin, type SharedConnection } from "./shared_connection.ts";
 
 export { hostAgentArgument } from "./host_agent_argument.ts";
 export { type AgentState, readAgentState, type Readiness } from "./agent_state.ts";
@@ -231,6 +231,7 @@ export async function runHostAgent(dir: string, listening: string): Promise<numb
       loginPending = false;
       const login = await openSharedConnection(
         projectSshTarget(paths, { port: record.port, identity: record.ssh.identity }),
+        plainLogin,
       );
       if ("connection" in login) sharedConnection = login.connection;
       else await appendVmLog(paths, `host agent: the first login failed: ${login.detail}`);

@@ -149,11 +149,9 @@ export interface ClockOutcome {
 export async function setGuestClock(
   target: SshTarget,
 ): Promise<{ readonly outcome: ClockOutcome; readonly connection?: SharedConnection }> {
-  let by: ClockOutcome["by"];
-  const talk = async (session: SessionTalk) => (by = await _clockTalk(session)) !== undefined;
-  const login = await openSharedConnection(target, { command: setGuestClockCommand, talk });
+  const login = await openSharedConnection(target, { command: setGuestClockCommand, talk: _clockTalk });
   return "connection" in login
-    ? { outcome: { set: true, by }, connection: login.connection }
+    ? { outcome: { set: true, by: login.said }, connection: login.connection }
     : { outcome: { set: false, detail: login.detail } };
 }
 

@@ -51,12 +51,22 @@ const _connectionEndGraceMs = 2_000;
 /** How long a login is tried again while ssh itself fails (sshd not answering yet, the network coming back). */
 const _loginRetryMs = 20_000;
 
-/** One login with `command`, conversed with by `talk`; held when `talk` says so (true), ended otherwise. */
-async function _holdSession(
+/**
+ * What a held login runs, and how it is talked with: `talk` gives what the
+ * guest's words came to once the session is up (then it is held), or
+ * undefined where they did not (then it is ended).
+ */
+export interface SessionScript<T> {
+  readonly command: string;
+  readonly talk: (session: SessionTalk) => Promise<T | undefined>;
+}
+
+/** One login that runs `script`; held when its talk comes to something. */
+async function _holdSession<T>(
   target: SshTarget,
-  options: { readonly command: string; readonly talk: (session: SessionTalk) => Promise<boolean> },
-): Promise<SessionFailure | { readonly connection: SharedConnection }> {
-  const child = spawnTool("ssh", sshArguments(target, [options.command], { batch: true, controlMaster: true }), {
+  script: SessionScript<T>,
+): Promise<SessionFailure | { readonly connection: SharedConnection; readonly said: T }> {
+  const child = spawnTool("ssh", sshArguments(target, [script.command], { batch: true, controlMaster: true }), {
     stdin: true,
   });
   const kill = (): void => {
@@ -71,11 +81,11 @@ async function _holdSession(
   const writer = child.stdin.getWriter();
   const lines = new _GuestLines(child.stdout);
   try {
-    const up = await options.talk({
+    const said = await script.talk({
       waitFor: (...words) => lines.waitFor(...words),
       send: (line) => writer.write(new TextEncoder().encode(`${line}\n`)),
     });
-    if (up) {
+    if (said !== undefined) {
       // Read on in the background, so that ssh never blocks on a full pipe.
       lines.drain();
       const connection = _keptConnection(child, writer);
@@ -83,7 +93,7 @@ async function _holdSession(
       if (target.controlPath === undefined || usableControlPath(target.controlPath) === undefined) {
         await connection.end();
       }
-      return { connection };
+      return { connection, said };
     }
     await writer.close().catch(() => {});
     const status = await child.status;
@@ -93,36 +103,31 @@ async function _holdSession(
   }
 }
 
-/** The remote command of a cold boot's held login: a word, then the session waits for its input to end. */
-const _plainCommand = "echo ready; exec cat > /dev/null";
-
-/** The talk of a cold boot's held login: its word. */
-async function _plainTalk(session: SessionTalk): Promise<boolean> {
-  return (await session.waitFor("ready")) === "ready";
-}
+/** A cold boot's held login: a word, then the session waits for its input to end. */
+export const plainLogin: SessionScript<"ready"> = {
+  command: "echo ready; exec cat > /dev/null",
+  talk: async (session) => (await session.waitFor("ready")) === "ready" ? "ready" : undefined,
+};
 
 /**
- * Opens the boot's held login: with `command` and `talk` (the resume's
- * clock, `resume_agent.ts`), or else a plain one, which a cold boot makes
- * at the guest's ready line as the proof that SSH takes the pinned key.
- * Tried again while ssh itself fails; a refused key, a host key other than
- * the pinned one, or a failure of the remote command (a refusal by sudo)
- * is final.
+ * Opens the boot's held login: the resume's clock (`resume_agent.ts`), or
+ * the {@link plainLogin} that a cold boot makes at the guest's ready line as
+ * the proof that SSH takes the pinned key. Tried again while ssh itself
+ * fails; a refused key, a host key other than the pinned one, or a failure
+ * of the remote command (a refusal by sudo) is final.
  *
- * @returns the connection, or the last line ssh or the guest said (safe to print).
+ * @returns the connection and what its talk came to, or the last line ssh
+ * or the guest said (safe to print).
  */
-export async function openSharedConnection(
+export async function openSharedConnection<T>(
   target: SshTarget,
-  options: { readonly command: string; readonly talk: (session: SessionTalk) => Promise<boolean> } = {
-    command: _plainCommand,
-    talk: _plainTalk,
-  },
-): Promise<{ readonly connection: SharedConnection } | { readonly detail: string }> {
+  script: SessionScript<T>,
+): Promise<{ readonly connection: SharedConnection; readonly said: T } | { readonly detail: string }> {
   let last = "";
   const deadline = Date.now() + _loginRetryMs;
   for (let attempt = 1; Date.now() < deadline; attempt++) {
-    const result = await _holdSession(target, options).catch((error) => ({ code: 255, stderr: String(error) }));
-    if ("connection" in result) return { connection: result.connection };
+    const result = await _holdSession(target, script).catch((error) => ({ code: 255, stderr: String(error) }));
+    if ("connection" in result) return result;
     last = _lastLineOf(result.stderr);
     if (result.code !== 255 || isHostKeyFailure(result.stderr) || isKeyRefused(result.stderr)) break;
     await new Promise((resolve) => setTimeout(resolve, Math.min(200 * attempt, 1000)));
