@@ -151,10 +151,17 @@ Deno.test({
           "--",
           "sudo sh -c 'echo armed; sleep 1; echo c > /proc/sysrq-trigger'",
         ]);
-        const armed = await _firstLine(panicking.stdout);
-        const panicAt = Date.now() + 1000;
-        assert.equal(armed, "armed");
         await panicking.stdin.close();
+        const said = panicking.stdout.pipeThrough(new TextDecoderStream()).getReader();
+        let armed = "";
+        while (!armed.includes("\n")) {
+          const { value, done } = await said.read();
+          if (done) break;
+          armed += value;
+        }
+        const panicAt = Date.now() + 1000;
+        assert.equal(armed, "armed\n");
+        await said.cancel();
         await panicking.status;
         const waited = await run("wait", "a");
         for (let i = 0; i < 50 && !(await ok("status", "a")).stdout.startsWith("stopped"); i++) {
@@ -215,22 +222,3 @@ Deno.test({
     await killVms(sandbox, ["a", "b"]);
   }
 });
-
-/** The first line a stream gives (without its newline); the rest is drained, so that the writer never blocks. */
-async function _firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
-  const reader = stream.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-    if (text.includes("\n")) break;
-  }
-  (async () => {
-    while (!(await reader.read().catch(() => ({ done: true }))).done) {
-      // Drained.
-    }
-  })();
-  return text.split("\n")[0];
-}
